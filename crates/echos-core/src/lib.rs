@@ -1,0 +1,8 @@
+//! The echo-os engine: everything that runs per time step (reservoirs, readouts, RWKV, event
+//! encoders, metrics), `no_std` + `alloc` so the kernel and ring-3 tasks can link it.
+//!
+//! Contracts (see docs/architecture.md): step functions take preallocated buffers, allocate
+//! nothing, take no lock, run in time that depends only on dimensions, and are deterministic.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;

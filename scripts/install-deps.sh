@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what echo-os needs on a fresh Debian 12 machine (run as root). Idempotent and quiet
+# when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v curl >/dev/null || need_apt+=(curl ca-certificates)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v rustup >/dev/null; then
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+# rust-toolchain.toml pins the toolchain; make sure it and its kernel target are installed.
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add x86_64-unknown-none >/dev/null
