@@ -556,10 +556,12 @@ impl<T: Scalar> Esn<T> {
             }
             _ => {}
         }
-        if u.iter()
+        // Every value is checked (no early exit) so the step's time does not depend on the data.
+        let finite = u
+            .iter()
             .chain(feedback.unwrap_or(&[]))
-            .any(|v| !v.is_finite())
-        {
+            .fold(true, |ok, v| ok & v.is_finite());
+        if !finite {
             return Err(StepError::NonFiniteInput);
         }
         self.pre.copy_from_slice(&self.bias);
@@ -982,6 +984,58 @@ mod tests {
         }
         assert!(max_diff > 0.0, "f32 path must really round to f32");
         assert!(max_diff < 1e-4, "f32 drifted {max_diff}");
+    }
+
+    #[test]
+    fn tiny_and_random_configs_never_panic() {
+        for units in 1..=4 {
+            for topology in [Topology::Random, Topology::Cycle, Topology::DelayLine] {
+                let config = EsnConfig {
+                    units,
+                    topology,
+                    ..EsnConfig::default()
+                };
+                let mut esn = Esn::<f32>::new(&config).unwrap();
+                assert!(esn
+                    .step(&[1.0], None)
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.is_finite()));
+            }
+        }
+        // Random (also invalid) configurations: either a typed error or a working reservoir.
+        let mut rng = Rng::new(2024);
+        let pick = |rng: &mut Rng, xs: &[f64]| xs[rng.below(xs.len() as u64) as usize];
+        for _ in 0..300 {
+            let config = EsnConfig {
+                units: rng.below(40) as usize,
+                inputs: rng.below(4) as usize,
+                outputs: rng.below(3) as usize,
+                spectral_radius: pick(&mut rng, &[-1.0, 0.0, 0.5, 1.5, f64::NAN, 1e300]),
+                leak_rate: pick(&mut rng, &[0.0, 0.1, 1.0, 2.0, f64::NAN]),
+                connectivity: pick(&mut rng, &[0.0, 0.01, 0.3, 1.0, 1.1]),
+                input_connectivity: pick(&mut rng, &[0.0, 0.5, 1.0]),
+                input_scaling: pick(&mut rng, &[0.0, 1.0, f64::INFINITY]),
+                topology: match rng.below(4) {
+                    0 => Topology::Random,
+                    1 => Topology::Cycle,
+                    2 => Topology::DelayLine,
+                    _ => Topology::CycleJumps {
+                        jump: rng.below(10) as usize,
+                    },
+                },
+                seed: rng.next_u64(),
+                ..EsnConfig::default()
+            };
+            if let Ok(mut esn) = Esn::<f64>::new(&config) {
+                let u = vec![0.5; config.inputs];
+                let fb = vec![0.1; config.outputs];
+                let fb = (config.outputs > 0).then_some(&fb[..]);
+                for _ in 0..5 {
+                    esn.step(&u, fb).unwrap();
+                }
+            }
+        }
     }
 
     #[test]
