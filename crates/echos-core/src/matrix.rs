@@ -140,23 +140,32 @@ impl<T: Scalar> Dense<T> {
 
     /// Wraps row-major `data`, checking its length and that every value is finite.
     pub fn new(rows: usize, cols: usize, data: Vec<T>) -> Result<Self, MatrixError> {
+        let d = Self { rows, cols, data };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Checks the invariants `new` establishes (for a matrix whose public fields were set
+    /// directly, e.g. by a loader).
+    pub fn validate(&self) -> Result<(), MatrixError> {
+        let (rows, cols) = (self.rows, self.cols);
         let len = rows
             .checked_mul(cols)
             .ok_or(MatrixError::DimensionOverflow { rows, cols })?;
-        if data.len() != len {
+        if self.data.len() != len {
             return Err(MatrixError::DataLength {
                 rows,
                 cols,
-                len: data.len(),
+                len: self.data.len(),
             });
         }
-        if let Some(k) = data.iter().position(|v| !v.is_finite()) {
+        if let Some(k) = self.data.iter().position(|v| !v.is_finite()) {
             return Err(MatrixError::NonFinite {
                 row: k / cols.max(1),
                 col: k % cols.max(1),
             });
         }
-        Ok(Self { rows, cols, data })
+        Ok(())
     }
 
     #[inline]
@@ -240,6 +249,22 @@ impl<T: Scalar> Csr<T> {
         indices: Vec<u32>,
         values: Vec<T>,
     ) -> Result<Self, MatrixError> {
+        let c = Self {
+            rows,
+            cols,
+            indptr,
+            indices,
+            values,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the invariants `new` establishes (for a matrix whose public fields were set
+    /// directly).
+    pub fn validate(&self) -> Result<(), MatrixError> {
+        let (rows, cols) = (self.rows, self.cols);
+        let (indptr, indices, values) = (&self.indptr, &self.indices, &self.values);
         if rows >= u32::MAX as usize || cols >= u32::MAX as usize {
             return Err(MatrixError::DimensionOverflow { rows, cols });
         }
@@ -275,13 +300,7 @@ impl<T: Scalar> Csr<T> {
         if indptr[rows] as usize != indices.len() {
             return Err(MatrixError::BadIndptr { row: rows });
         }
-        Ok(Self {
-            rows,
-            cols,
-            indptr,
-            indices,
-            values,
-        })
+        Ok(())
     }
 
     /// Keeps the nonzero entries of a dense matrix.
