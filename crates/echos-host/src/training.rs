@@ -33,6 +33,8 @@ pub enum TrainError {
     },
     #[error("washout ({washout}) must be smaller than the number of time steps ({steps})")]
     WashoutTooLong { washout: usize, steps: usize },
+    #[error("the model's output became NaN or infinite (the closed loop or the input drove it out of range)")]
+    NonFiniteOutput,
     #[error("closed-loop generation needs a model trained with --generative (output fed back as input) or with output feedback")]
     NotGenerative,
     #[error(
@@ -457,7 +459,7 @@ impl EsnModel {
                 prev.copy_from_slice(y);
             }
         }
-        Array2::new(input.rows(), no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// `steps` closed-loop steps from the current state and last output.
@@ -487,7 +489,7 @@ impl EsnModel {
             }
             prev.copy_from_slice(y);
         }
-        Array2::new(steps, no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(steps, no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// Predicts `input` and scores it against `target`, skipping the first `washout` steps.
