@@ -102,6 +102,11 @@ pub struct TrainOptions {
     pub washout: usize,
     pub input_features: bool,
     pub generative: Generative,
+    /// W_fb ~ U[−feedback_scaling, feedback_scaling] when `generative` is `Feedback`.
+    pub feedback_scaling: f64,
+    /// State noise U[−noise, noise] added during training (regularises feedback models).
+    pub noise: f64,
+    pub solver: Solver,
     pub seed: u64,
 }
 
@@ -167,6 +172,7 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         bias_scaling: opts.bias_scaling,
         connectivity: opts.connectivity,
         topology: opts.topology,
+        feedback_scaling: opts.feedback_scaling,
         seed: opts.seed,
         ..EsnConfig::default()
     };
@@ -176,9 +182,9 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         washout: opts.washout,
         input_features: opts.input_features,
         generative: opts.generative,
-        solver: Solver::NormalEquations,
+        solver: opts.solver,
     };
-    fit(esn, setup, input, target, 0.0, 0)
+    fit(esn, setup, input, target, opts.noise, opts.seed)
 }
 
 /// Teacher-forced training of `esn` (from its current state) with optional state noise
