@@ -1,6 +1,54 @@
-//! `echos`: the command line front end of echo-os. Thin: numerics live in the engine.
+//! `echos`: the command line front end of echo-os. Thin: numerics live in the engine and the
+//! host crate; this file only parses arguments and dispatches.
 #![forbid(unsafe_code)]
 
-fn main() {
-    println!("echos {}", env!("CARGO_PKG_VERSION"));
+mod esn;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "echos",
+    version,
+    about = "Echo state networks, RWKV and event streams in real time"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Echo state networks: benchmark tasks, training, running, generation, evaluation.
+    #[command(subcommand)]
+    Esn(esn::EsnCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Esn(cmd) => esn::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, without a backtrace. Our error types already write
+/// their cause into their own message, so a cause whose text is already shown is skipped.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
 }
