@@ -214,3 +214,154 @@ impl<'a> FrameAllocator<'a> {
         self.allocated[(bit / 64) as usize] & (1 << (bit % 64)) != 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::memmap::{MemoryMap, OverlapPolicy, Region, RegionKind};
+    use crate::stress::SplitMix64;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn ranges() -> Vec<PhysRange> {
+        vec![
+            PhysRange {
+                start: 0x1000,
+                end: 0x4000,
+            },
+            PhysRange {
+                start: 0x10_0000,
+                end: 0x10_2000,
+            },
+        ]
+    }
+
+    #[test]
+    fn allocates_lowest_first_until_empty() {
+        let r = ranges();
+        let (s, w) = buffer_requirements(&r);
+        // Span 0x1000..0x10_2000 is 257 frames: 5 bitmap words.
+        assert_eq!((s, w), (5, 5));
+        let (mut stack, mut bitmap) = (vec![0u32; s], vec![0u64; w]);
+        let mut fa = FrameAllocator::new(&r, &mut stack, &mut bitmap).unwrap();
+        let got: Vec<u64> = (0..5).map(|_| fa.alloc().unwrap()).collect();
+        assert_eq!(got, [0x1000, 0x2000, 0x3000, 0x10_0000, 0x10_1000]);
+        assert_eq!(fa.alloc(), Err(FrameError::OutOfFrames));
+        fa.free(0x2000).unwrap();
+        assert_eq!(fa.alloc(), Ok(0x2000));
+    }
+
+    #[test]
+    fn detects_double_free_foreign_and_misaligned() {
+        let r = ranges();
+        let (s, w) = buffer_requirements(&r);
+        let (mut stack, mut bitmap) = (vec![0u32; s], vec![0u64; w]);
+        let mut fa = FrameAllocator::new(&r, &mut stack, &mut bitmap).unwrap();
+        let a = fa.alloc().unwrap();
+        assert!(fa.is_allocated(a));
+        fa.free(a).unwrap();
+        assert_eq!(fa.free(a), Err(FrameError::DoubleFree { addr: a }));
+        // Never-allocated usable frame: also a double free.
+        assert_eq!(
+            fa.free(0x3000),
+            Err(FrameError::DoubleFree { addr: 0x3000 })
+        );
+        for addr in [0, 0x4000, 0x8_0000, 0x10_2000, 0xffff_f000] {
+            assert_eq!(fa.free(addr), Err(FrameError::Foreign { addr }));
+        }
+        assert_eq!(
+            fa.free(0x1001),
+            Err(FrameError::Misaligned { addr: 0x1001 })
+        );
+        assert_eq!(fa.free_frames(), 5);
+    }
+
+    #[test]
+    fn rejects_bad_buffers_and_ranges() {
+        let r = ranges();
+        let (mut stack, mut bitmap) = (vec![0u32; 4], vec![0u64; 5]);
+        assert_eq!(
+            FrameAllocator::new(&r, &mut stack, &mut bitmap).err(),
+            Some(FrameError::StackTooSmall {
+                needed: 5,
+                given: 4
+            })
+        );
+        let (mut stack, mut bitmap) = (vec![0u32; 5], vec![0u64; 4]);
+        assert_eq!(
+            FrameAllocator::new(&r, &mut stack, &mut bitmap).err(),
+            Some(FrameError::BitmapTooSmall {
+                needed: 5,
+                given: 4
+            })
+        );
+        let unsorted = [r[1], r[0]];
+        let (mut stack, mut bitmap) = (vec![0u32; 5], vec![0u64; 300]);
+        assert!(matches!(
+            FrameAllocator::new(&unsorted, &mut stack, &mut bitmap),
+            Err(FrameError::BadRange { index: 1, .. })
+        ));
+        let unaligned = [PhysRange {
+            start: 0x1000,
+            end: 0x1800,
+        }];
+        assert!(matches!(
+            FrameAllocator::new(&unaligned, &mut stack, &mut bitmap),
+            Err(FrameError::BadRange { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn works_from_a_memory_map() {
+        let m = MemoryMap::<8>::from_regions(
+            &[
+                Region::new(0, 0x9_fc00, RegionKind::Usable),
+                Region::new(0x10_0000, 0x700_0000, RegionKind::Usable),
+                Region::new(0x10_0000, 0x20_0000, RegionKind::Kernel),
+            ],
+            OverlapPolicy::ReservedWins,
+        )
+        .unwrap();
+        let r: Vec<_> = m.usable_ranges().unwrap().collect();
+        let (s, w) = buffer_requirements(&r);
+        let (mut stack, mut bitmap) = (vec![0u32; s], vec![0u64; w]);
+        let mut fa = FrameAllocator::new(&r, &mut stack, &mut bitmap).unwrap();
+        assert_eq!(fa.total_frames(), 0x9f + (0x700_0000 - 0x20_0000) / 4096);
+        while let Ok(a) = fa.alloc() {
+            assert!(
+                !(0x10_0000..0x30_0000).contains(&a),
+                "kernel frame {a:#x} handed out"
+            );
+        }
+    }
+
+    /// Random alloc/free against a set model.
+    #[test]
+    fn random_operations_match_model() {
+        let r = ranges();
+        let (s, w) = buffer_requirements(&r);
+        let (mut stack, mut bitmap) = (vec![0u32; s], vec![0u64; w]);
+        let mut fa = FrameAllocator::new(&r, &mut stack, &mut bitmap).unwrap();
+        let mut held: Vec<u64> = Vec::new();
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..5000 {
+            if rng.below(2) == 0 {
+                match fa.alloc() {
+                    Ok(a) => {
+                        assert!(!held.contains(&a));
+                        held.push(a);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, FrameError::OutOfFrames);
+                        assert_eq!(held.len(), 5);
+                    }
+                }
+            } else if !held.is_empty() {
+                let a = held.swap_remove(rng.below(held.len() as u64) as usize);
+                fa.free(a).unwrap();
+            }
+            assert_eq!(fa.free_frames(), 5 - held.len());
+        }
+    }
+}

@@ -321,3 +321,220 @@ impl<const N: usize> BoundaryBuf<N> {
         self.v[i / N][i % N] = x;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stress::SplitMix64;
+    use RegionKind::*;
+
+    fn collect<const N: usize>(m: &MemoryMap<N>) -> std::vec::Vec<Region> {
+        m.regions().unwrap().collect()
+    }
+    extern crate std;
+
+    #[test]
+    fn sorts_merges_and_keeps_holes() {
+        let m = MemoryMap::<8>::from_regions(
+            &[
+                Region::new(0x10_0000, 0x10_0000, Usable),
+                Region::new(0, 0x9_f000, Usable),
+                Region::new(0x20_0000, 0x10_0000, Usable),
+                Region::new(0xf_0000, 0x1_0000, Reserved),
+            ],
+            OverlapPolicy::Reject,
+        )
+        .unwrap();
+        assert_eq!(
+            collect(&m),
+            [
+                Region::new(0, 0x9_f000, Usable),
+                Region::new(0xf_0000, 0x1_0000, Reserved),
+                Region::new(0x10_0000, 0x20_0000, Usable),
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_wins_inside_usable() {
+        let m = MemoryMap::<4>::from_regions(
+            &[
+                Region::new(0, 0x10000, Usable),
+                Region::new(0x5000, 0x1000, Kernel),
+            ],
+            OverlapPolicy::ReservedWins,
+        )
+        .unwrap();
+        assert_eq!(
+            collect(&m),
+            [
+                Region::new(0, 0x5000, Usable),
+                Region::new(0x5000, 0x1000, Kernel),
+                Region::new(0x6000, 0xa000, Usable),
+            ]
+        );
+    }
+
+    #[test]
+    fn most_restrictive_kind_wins_among_non_usable() {
+        let m = MemoryMap::<4>::from_regions(
+            &[
+                Region::new(0, 0x3000, AcpiReclaimable),
+                Region::new(0x1000, 0x1000, Bad),
+                Region::new(0x2000, 0x2000, Reserved),
+            ],
+            OverlapPolicy::ReservedWins,
+        )
+        .unwrap();
+        assert_eq!(
+            collect(&m),
+            [
+                Region::new(0, 0x1000, AcpiReclaimable),
+                Region::new(0x1000, 0x1000, Bad),
+                Region::new(0x2000, 0x2000, Reserved),
+            ]
+        );
+    }
+
+    #[test]
+    fn reject_policy_names_both_regions() {
+        let err = MemoryMap::<4>::from_regions(
+            &[
+                Region::new(0, 0x1000, Usable),
+                Region::new(0x8000, 0x1000, Usable),
+                Region::new(0x8800, 0x1000, Reserved),
+            ],
+            OverlapPolicy::Reject,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err,
+            MemMapError::Overlap {
+                first: 1,
+                second: 2,
+                first_kind: Usable,
+                second_kind: Reserved
+            }
+        );
+        // Same-kind overlap is merged, not refused.
+        let m = MemoryMap::<4>::from_regions(
+            &[
+                Region::new(0, 0x2000, Usable),
+                Region::new(0x1000, 0x2000, Usable),
+            ],
+            OverlapPolicy::Reject,
+        )
+        .unwrap();
+        assert_eq!(collect(&m), [Region::new(0, 0x3000, Usable)]);
+    }
+
+    #[test]
+    fn bad_regions_are_named() {
+        let mut m = MemoryMap::<2>::new();
+        m.add(Region::new(0, 0x1000, Usable)).unwrap();
+        assert_eq!(
+            m.add(Region::new(0x5000, 0, Usable)),
+            Err(MemMapError::ZeroLength {
+                index: 1,
+                base: 0x5000
+            })
+        );
+        assert_eq!(
+            m.add(Region::new(u64::MAX - 10, 11, Reserved)),
+            Err(MemMapError::Overflow {
+                index: 1,
+                base: u64::MAX - 10,
+                len: 11
+            })
+        );
+        m.add(Region::new(u64::MAX - 10, 10, Reserved)).unwrap();
+        assert_eq!(
+            m.add(Region::new(0x9000, 1, Usable)),
+            Err(MemMapError::TooManyRegions { capacity: 2 })
+        );
+        assert!(matches!(m.regions(), Err(MemMapError::NotNormalised)));
+        m.normalise(OverlapPolicy::ReservedWins).unwrap();
+        assert_eq!(m.regions().unwrap().count(), 2);
+        assert!(std::format!("{}", MemMapError::ZeroLength { index: 3, base: 16 }).contains("#3"));
+    }
+
+    #[test]
+    fn usable_ranges_are_page_aligned_inwards() {
+        let m = MemoryMap::<4>::from_regions(
+            &[
+                Region::new(0x1234, 0x3000, Usable),
+                Region::new(0x10_0000, 0x800, Usable),
+                Region::new(0x20_0000, 0x2000, Usable),
+            ],
+            OverlapPolicy::Reject,
+        )
+        .unwrap();
+        let r: std::vec::Vec<_> = m.usable_ranges().unwrap().collect();
+        assert_eq!(
+            r,
+            [
+                PhysRange {
+                    start: 0x2000,
+                    end: 0x4000
+                },
+                PhysRange {
+                    start: 0x20_0000,
+                    end: 0x20_2000
+                }
+            ]
+        );
+        assert_eq!(m.usable_bytes().unwrap(), 0x4000);
+    }
+
+    #[test]
+    fn e820_types() {
+        assert_eq!(RegionKind::from_e820(1), Usable);
+        assert_eq!(RegionKind::from_e820(2), Reserved);
+        assert_eq!(RegionKind::from_e820(3), AcpiReclaimable);
+        assert_eq!(RegionKind::from_e820(4), AcpiNvs);
+        assert_eq!(RegionKind::from_e820(5), Bad);
+        assert_eq!(RegionKind::from_e820(0xdead), Reserved);
+    }
+
+    /// Random maps against a brute-force model: at sampled addresses the normalised kind must be
+    /// the highest kind among covering inputs (or a hole), and the output must be sorted,
+    /// disjoint and maximally merged.
+    #[test]
+    fn random_maps_match_model() {
+        const KINDS: [RegionKind; 6] = [Usable, AcpiReclaimable, Reserved, AcpiNvs, Kernel, Bad];
+        let mut rng = SplitMix64::new(7);
+        for _ in 0..300 {
+            let n = 1 + rng.below(40) as usize;
+            let mut input = std::vec::Vec::new();
+            for _ in 0..n {
+                let base = rng.below(1 << 20) * 16;
+                let len = 1 + rng.below(1 << 18);
+                let kind = KINDS[rng.below(6) as usize];
+                input.push(Region::new(base, len, kind));
+            }
+            let m = MemoryMap::<40>::from_regions(&input, OverlapPolicy::ReservedWins).unwrap();
+            let out = collect(&m);
+            for w in out.windows(2) {
+                assert!(w[0].end() <= w[1].base, "unsorted or overlapping: {w:?}");
+                assert!(
+                    !(w[0].end() == w[1].base && w[0].kind == w[1].kind),
+                    "unmerged: {w:?}"
+                );
+            }
+            for _ in 0..200 {
+                let a = rng.below((1 << 24) + (1 << 18));
+                let want = input
+                    .iter()
+                    .filter(|r| r.base <= a && a < r.end())
+                    .map(|r| r.kind)
+                    .max();
+                let got = out
+                    .iter()
+                    .find(|r| r.base <= a && a < r.end())
+                    .map(|r| r.kind);
+                assert_eq!(got, want, "address {a:#x}");
+            }
+        }
+    }
+}

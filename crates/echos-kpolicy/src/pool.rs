@@ -297,3 +297,155 @@ impl<'p> Pool<'p> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn region(len: usize) -> Vec<MaybeUninit<u8>> {
+        vec![MaybeUninit::uninit(); len]
+    }
+
+    #[test]
+    fn alloc_free_and_statistics() {
+        let mut mem = region(64 * 1024);
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let a = pool.alloc(1000, 8).unwrap();
+        let b = pool.alloc(3000, 64).unwrap();
+        assert_eq!(b.addr() % 64, 0);
+        let s = pool.stats();
+        assert_eq!((s.used, s.live_blocks, s.high_water), (4000, 2, 4000));
+        assert_eq!(s.free, 64 * 1024 - 4000);
+        pool.free(a).unwrap();
+        let s = pool.stats();
+        assert_eq!((s.used, s.live_blocks, s.high_water), (3000, 1, 4000));
+        pool.free(b).unwrap();
+        assert_eq!(pool.stats().used, 0);
+        assert_eq!((pool.stats().allocations, pool.stats().frees), (2, 2));
+    }
+
+    #[test]
+    fn exhaustion_is_an_error_and_recovers() {
+        let mut mem = region(16 * 1024);
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let mut held = Vec::new();
+        let err = loop {
+            match pool.alloc(1024, 16) {
+                Ok(b) => held.push(b),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(
+            err,
+            PoolError::Exhausted {
+                requested: 1024,
+                ..
+            }
+        ));
+        assert!(
+            held.len() >= 12,
+            "only {} KiB blocks fit 16 KiB",
+            held.len()
+        );
+        assert_eq!(pool.stats().failed_allocations, 1);
+        for b in held.drain(..) {
+            pool.free(b).unwrap();
+        }
+        // Coalescing gives back one block of nearly the whole region.
+        let big = pool.alloc(15 * 1024, 16).unwrap();
+        pool.free(big).unwrap();
+    }
+
+    #[test]
+    fn bad_requests_are_named() {
+        let mut mem = region(4096);
+        let mut pool = Pool::new(&mut mem).unwrap();
+        assert_eq!(pool.alloc(0, 8).err(), Some(PoolError::ZeroSize));
+        assert_eq!(
+            pool.alloc(8, 3).err(),
+            Some(PoolError::BadAlign { align: 3 })
+        );
+        assert_eq!(
+            pool.alloc(8, 8192).err(),
+            Some(PoolError::BadAlign { align: 8192 })
+        );
+        assert_eq!(
+            pool.alloc(MAX_BLOCK + 1, 8).err(),
+            Some(PoolError::TooLarge {
+                requested: MAX_BLOCK + 1
+            })
+        );
+        let mut tiny = region(16);
+        assert_eq!(
+            Pool::new(&mut tiny).err(),
+            Some(PoolError::RegionTooSmall { len: 16 })
+        );
+    }
+
+    #[test]
+    fn foreign_block_is_refused() {
+        let (mut m1, mut m2) = (region(4096), region(4096));
+        let mut p1 = Pool::new(&mut m1).unwrap();
+        let mut p2 = Pool::new(&mut m2).unwrap();
+        let b = p2.alloc(100, 8).unwrap();
+        let addr = b.addr();
+        assert!(!p1.owns(&b) && p2.owns(&b));
+        assert_eq!(p1.free(b), Err(PoolError::Foreign { addr }));
+        assert_eq!(p1.stats().used, 0);
+        assert_eq!(p2.stats().used, 100);
+    }
+
+    #[test]
+    fn typed_views() {
+        let mut mem = region(4096);
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let mut b = pool.alloc(400, 4).unwrap();
+        let v = b.zeroed_as::<i32>().unwrap();
+        assert_eq!(v.len(), 100);
+        assert!(v.iter().all(|&x| x == 0));
+        v[99] = -5;
+        assert_eq!(b.zeroed_as::<i16>().unwrap().len(), 200);
+        let mut odd = pool.alloc(6, 2).unwrap();
+        assert!(matches!(
+            odd.zeroed_as::<u32>(),
+            Err(PoolError::BadView { elem_size: 4, .. })
+        ));
+        pool.free(b).unwrap();
+        pool.free(odd).unwrap();
+    }
+
+    #[test]
+    fn footprint_table_matches_the_docs() {
+        assert_eq!(reservoir_footprint(100, 100, 1), 5_204);
+        assert_eq!(reservoir_footprint(500, 100, 1), 106_004);
+        assert_eq!(reservoir_footprint(1000, 100, 1), 412_004);
+        assert_eq!(reservoir_footprint(1000, 100, 8), 426_004);
+    }
+
+    /// The documented pool size (1.1 × footprint + 64 B per block) holds a 1000-unit reservoir's
+    /// seven arrays, allocated in the order that fragments most (small first).
+    #[test]
+    fn documented_pool_size_fits_a_1000_unit_reservoir() {
+        let (units, inputs, per_row) = (1000usize, 8usize, 100usize);
+        let blocks = [
+            (units + 1) * 4,
+            units * 2,
+            units * 2,
+            units * 2,
+            units * inputs * 2,
+            units * per_row * 2,
+            units * per_row * 2,
+        ];
+        let size = reservoir_footprint(units, 100, inputs) * 11 / 10 + 64 * blocks.len();
+        let mut mem = region(size);
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let held: Vec<_> = blocks.iter().map(|&b| pool.alloc(b, 4).unwrap()).collect();
+        assert_eq!(pool.stats().used, reservoir_footprint(units, 100, inputs));
+        for b in held {
+            pool.free(b).unwrap();
+        }
+    }
+}

@@ -255,3 +255,97 @@ pub fn run<'p>(
     }
     result.map(|()| report)
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::MaybeUninit;
+    use std::vec;
+
+    fn config() -> StressConfig {
+        StressConfig {
+            ops_per_bucket: 2000,
+            min_size: 64,
+            max_size: 4096,
+            align: 8,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn buckets_sit_at_their_targets_and_pool_ends_empty() {
+        let mut mem = vec![MaybeUninit::<u8>::uninit(); 1 << 20];
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let cfg = config();
+        let mut slots: std::vec::Vec<Option<PoolBlock<'_>>> =
+            (0..slots_needed(1 << 20, &cfg)).map(|_| None).collect();
+        let mut ticks = 0u64;
+        let report = run(&mut pool, &mut slots, &cfg, || {
+            ticks += 1;
+            ticks
+        })
+        .unwrap();
+        for b in &report.buckets {
+            let ops = b.alloc.count + b.free.count + b.failed.count;
+            assert_eq!(ops, 2000);
+            assert!(b.alloc.count > 500 && b.free.count > 500, "{b:?}");
+            // The counter clock advances once per reading: each operation costs exactly 1.
+            assert_eq!((b.alloc.min, b.alloc.max), (1, 1));
+            assert!(
+                b.min_occupancy_percent + 5 >= b.target_percent
+                    && b.max_occupancy_percent <= b.target_percent + 5,
+                "{b:?}"
+            );
+        }
+        assert!(report.high_water >= (1 << 20) * 85 / 100);
+        assert_eq!(pool.stats().used, 0);
+        assert_eq!(pool.stats().live_blocks, 0);
+        assert!(slots.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn same_seed_same_operations() {
+        let run_once = || {
+            let mut mem = vec![MaybeUninit::<u8>::uninit(); 256 * 1024];
+            let mut pool = Pool::new(&mut mem).unwrap();
+            let cfg = config();
+            let mut slots: std::vec::Vec<Option<PoolBlock<'_>>> =
+                (0..slots_needed(256 * 1024, &cfg)).map(|_| None).collect();
+            let r = run(&mut pool, &mut slots, &cfg, || 0).unwrap();
+            (
+                r.buckets.map(|b| (b.alloc.count, b.free.count)),
+                r.high_water,
+            )
+        };
+        assert_eq!(run_once(), run_once());
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        let mut mem = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let mut pool = Pool::new(&mut mem).unwrap();
+        let mut slots: [Option<PoolBlock<'_>>; 4] = Default::default();
+        let mut cfg = config();
+        assert!(matches!(
+            run(&mut pool, &mut slots, &cfg, || 0),
+            Err(StressError::TooFewSlots { given: 4, .. })
+        ));
+        cfg.min_size = 0;
+        assert!(matches!(
+            run(&mut pool, &mut slots, &cfg, || 0),
+            Err(StressError::BadSizes { .. })
+        ));
+    }
+
+    #[test]
+    fn quantile_bound_from_histogram() {
+        let mut c = CostStats::default();
+        for x in 1..=100u64 {
+            c.record(x);
+        }
+        assert_eq!(c.quantile_upper_bound(500), 63);
+        assert_eq!(c.quantile_upper_bound(1000), 127);
+        assert_eq!((c.min, c.max, c.mean()), (1, 100, 50));
+    }
+}

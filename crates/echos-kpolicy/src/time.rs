@@ -2,8 +2,9 @@
 //! never runs backwards, and one-shot / periodic timer bookkeeping in a fixed-capacity queue.
 //!
 //! Conversion is `ns = (ticks · mult) >> shift` with a 128-bit product, so it cannot overflow for
-//! any tick count whose result fits in 64 bits of nanoseconds (584 years); `mult` keeps at least
-//! 60 significant bits, so the conversion error is below 1 ns per 2⁶⁰ ns (≈ 36 years).
+//! any tick count whose result fits in 64 bits of nanoseconds (584 years; beyond, it saturates).
+//! `mult` keeps 63 significant bits, so a result is the exact floor or 1 ns above it up to
+//! 2⁶² ns (146 years), and at most 4 ns above it up to 2⁶⁴ ns.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -61,8 +62,9 @@ impl fmt::Display for TimeError {
     }
 }
 
-/// A fixed-point linear map `y = (x · mult) >> shift` with the largest `shift` (≤ 64) that keeps
-/// `mult` below 2⁶³, i.e. the most precision a 128-bit product allows.
+/// A fixed-point linear map `y = (x · mult) >> shift` with `2⁶² ≤ mult < 2⁶³`: the product of a
+/// 64-bit `x` stays below 2¹²⁷ and `mult` overestimates the ratio by less than 2⁻⁶² relative,
+/// so `y` is the exact floor or at most `1 + y / 2⁶²` above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Scale {
     mult: u64,
@@ -70,11 +72,13 @@ struct Scale {
 }
 
 impl Scale {
-    /// Scale for `y = x · num / den`.
+    /// Scale for `y = x · num / den`, `num` and `den` nonzero.
     fn new(num: u64, den: u64) -> Self {
-        let mut shift = 64u32;
+        // Start where `num << shift` still fits 127 bits, then step down until mult < 2⁶³.
+        let mut shift = num.leading_zeros() + 63;
         loop {
-            let mult = ((num as u128) << shift) / den as u128;
+            // Rounded up, so ratios that are whole numbers (hz ticks → 1 s) convert exactly.
+            let mult = ((num as u128) << shift).div_ceil(den as u128);
             if mult < (1u128 << 63) || shift == 0 {
                 return Self {
                     mult: mult as u64,
@@ -422,5 +426,227 @@ impl<const N: usize> TimerQueue<N> {
             missed,
             next: Some(Instant(next)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::stress::SplitMix64;
+
+    const YEAR_NS: u64 = 365 * 24 * 3600 * NANOS_PER_SEC;
+
+    fn exact_ns(ticks: u64, hz: u64) -> u128 {
+        ticks as u128 * NANOS_PER_SEC as u128 / hz as u128
+    }
+
+    #[test]
+    fn conversion_is_exact_to_a_nanosecond_at_extremes() {
+        for hz in [
+            MIN_TSC_HZ,
+            3_000_000_000,
+            2_345_678_901,
+            4_999_999_999,
+            MAX_TSC_HZ,
+        ] {
+            let c = TscClock::from_hz(hz).unwrap();
+            assert_eq!(c.ticks_to_ns(hz), NANOS_PER_SEC, "{hz} Hz: one second");
+            // 100 years of uptime, or as much as 64-bit ticks hold at this rate.
+            let ticks = (100 * YEAR_NS) as u128 * hz as u128 / NANOS_PER_SEC as u128;
+            let ticks = u64::try_from(ticks).unwrap_or(u64::MAX);
+            let want = exact_ns(ticks, hz);
+            let got = c.ticks_to_ns(ticks) as u128;
+            assert!(got - want <= 1, "{hz} Hz, {ticks} ticks: {got} vs {want}");
+            if hz <= 5_000_000_000 {
+                assert!(got >= 100 * YEAR_NS as u128, "{hz} Hz must cover 100 years");
+            }
+            let mut rng = SplitMix64::new(hz);
+            for _ in 0..10_000 {
+                let t = rng.next_u64() >> rng.below(64);
+                let want = exact_ns(t, hz).min(u64::MAX as u128);
+                let got = c.ticks_to_ns(t) as u128;
+                let tolerance = 1 + (want >> 62);
+                assert!(
+                    got >= want && got - want <= tolerance,
+                    "{hz} Hz, {t} ticks: {got} vs {want}"
+                );
+                let ns = rng.next_u64() >> rng.below(64);
+                let ticks = c.ns_to_ticks(ns);
+                let exact_ticks = ns as u128 * hz as u128 / NANOS_PER_SEC as u128;
+                let ticks = ticks as u128;
+                assert!(ticks >= exact_ticks.min(u64::MAX as u128));
+                assert!(ticks - exact_ticks.min(u64::MAX as u128) <= 1 + (exact_ticks >> 62));
+                if ticks < u64::MAX as u128 {
+                    let back = c.ticks_to_ns(ticks as u64) as i128;
+                    // Flooring to whole ticks loses under one tick; rounding up adds a few ns.
+                    let tick_ns = NANOS_PER_SEC.div_ceil(hz) as i128;
+                    let diff = back - ns as i128;
+                    assert!(-tick_ns <= diff && diff <= tick_ns + 8, "{ns} -> {back}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saturates_instead_of_overflowing() {
+        let c = TscClock::from_hz(MIN_TSC_HZ).unwrap();
+        assert_eq!(c.ticks_to_ns(u64::MAX), u64::MAX);
+        let c = TscClock::from_hz(MAX_TSC_HZ).unwrap();
+        assert_eq!(c.ns_to_ticks(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn calibration_and_its_errors() {
+        let c = TscClock::calibrate(29_999_999, 10_000_000).unwrap();
+        assert_eq!(c.hz(), 2_999_999_900);
+        assert_eq!(
+            TscClock::calibrate(0, 5),
+            Err(TimeError::EmptyCalibration { ticks: 0, nanos: 5 })
+        );
+        assert_eq!(
+            TscClock::from_hz(999_999),
+            Err(TimeError::FrequencyOutOfRange { hz: 999_999 })
+        );
+        assert!(matches!(
+            TscClock::calibrate(u64::MAX, 1),
+            Err(TimeError::FrequencyOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn monotonic_clock_never_goes_back() {
+        let mut m = MonotonicClock::new(TscClock::from_hz(2_000_000_000).unwrap(), 1000);
+        assert_eq!(m.observe(1000), Instant(0));
+        assert_eq!(m.observe(3000), Instant(1000));
+        assert_eq!(m.observe(2000), Instant(1000), "backwards TSC clamped");
+        assert_eq!(m.observe(0), Instant(1000), "TSC below boot clamped");
+        assert_eq!(m.observe(5000), Instant(2000));
+        let d = m.tsc_deadline(Instant(2000));
+        assert!(d > 5000 && m.tsc().ticks_to_ns(d - 1000) >= 2000);
+    }
+
+    #[test]
+    fn oneshot_order_ties_and_cancel() {
+        let mut q = TimerQueue::<4>::new();
+        let a = q.arm_oneshot(Instant(300), 1).unwrap();
+        let _b = q.arm_oneshot(Instant(100), 2).unwrap();
+        let _c = q.arm_oneshot(Instant(300), 3).unwrap();
+        let d = q.arm_oneshot(Instant(200), 4).unwrap();
+        assert_eq!(
+            q.arm_oneshot(Instant(1), 5),
+            Err(TimeError::QueueFull { capacity: 4 })
+        );
+        assert_eq!(q.next_deadline(), Some(Instant(100)));
+        q.cancel(d).unwrap();
+        assert_eq!(
+            q.cancel(d),
+            Err(TimeError::StaleHandle {
+                slot: 3,
+                generation: 1
+            })
+        );
+        let mut tags = std::vec::Vec::new();
+        while let Some(e) = q.pop_expired(Instant(1000)).unwrap() {
+            assert_eq!(e.next, None);
+            tags.push(e.tag);
+        }
+        // Equal deadlines fire in arming order.
+        assert_eq!(tags, [2, 1, 3]);
+        assert!(q.is_empty());
+        assert!(!q.is_armed(a));
+        // A reused slot does not revive the old handle.
+        let e = q.arm_oneshot(Instant(5), 9).unwrap();
+        assert!(q.is_armed(e) && !q.is_armed(a));
+    }
+
+    #[test]
+    fn nothing_expires_early() {
+        let mut q = TimerQueue::<2>::new();
+        q.arm_oneshot(Instant(100), 0).unwrap();
+        assert_eq!(q.pop_expired(Instant(99)), Ok(None));
+        assert!(q.pop_expired(Instant(100)).unwrap().is_some());
+    }
+
+    #[test]
+    fn periodic_rearms_without_drift_and_counts_misses() {
+        let mut q = TimerQueue::<2>::new();
+        let h = q.arm_periodic(Instant(1000), 250, 7).unwrap();
+        // Served late by 30 ns: next stays on the grid, not now + period.
+        let e = q.pop_expired(Instant(1030)).unwrap().unwrap();
+        assert_eq!(
+            (e.deadline, e.missed, e.next),
+            (Instant(1000), 0, Some(Instant(1250)))
+        );
+        assert_eq!(q.pop_expired(Instant(1030)), Ok(None), "fires once per now");
+        // Served at 1980: deadlines 1250 fires, 1500 and 1750 were missed, next 2000.
+        let e = q.pop_expired(Instant(1980)).unwrap().unwrap();
+        assert_eq!(
+            (e.deadline, e.missed, e.next),
+            (Instant(1250), 2, Some(Instant(2000)))
+        );
+        assert_eq!(q.next_deadline(), Some(Instant(2000)));
+        assert!(q.is_armed(h));
+        // Exactly on a later deadline: that deadline counts as missed, next is one period on.
+        let e = q.pop_expired(Instant(2500)).unwrap().unwrap();
+        assert_eq!((e.missed, e.next), (2, Some(Instant(2750))));
+        // After 10^6 periods the schedule is still exactly on the grid.
+        let mut now = 2750;
+        for _ in 0..1_000_000 {
+            let e = q.pop_expired(Instant(now)).unwrap().unwrap();
+            assert_eq!(e.missed, 0);
+            now = e.next.unwrap().0;
+        }
+        assert_eq!(now, 2750 + 1_000_000 * 250);
+        q.cancel(h).unwrap();
+        assert_eq!(q.arm_periodic(Instant(0), 0, 0), Err(TimeError::ZeroPeriod));
+    }
+
+    #[test]
+    fn periodic_overflow_disarms_with_an_error() {
+        let mut q = TimerQueue::<1>::new();
+        let h = q.arm_periodic(Instant(u64::MAX - 10), 100, 0).unwrap();
+        assert_eq!(
+            q.pop_expired(Instant(u64::MAX)),
+            Err(TimeError::DeadlineOverflow {
+                deadline_ns: u64::MAX - 10,
+                period_ns: 100
+            })
+        );
+        assert!(!q.is_armed(h) && q.is_empty());
+    }
+
+    /// Random arm/cancel/expire against a brute-force model of (deadline, seq) order.
+    #[test]
+    fn random_queue_matches_model() {
+        let mut rng = SplitMix64::new(11);
+        let mut q = TimerQueue::<16>::new();
+        let mut model: std::vec::Vec<(u64, u64, TimerHandle)> = std::vec::Vec::new();
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        for _ in 0..20_000 {
+            match rng.below(3) {
+                0 if model.len() < 16 => {
+                    let d = now + rng.below(1000);
+                    let h = q.arm_oneshot(Instant(d), 0).unwrap();
+                    model.push((d, seq, h));
+                    seq += 1;
+                }
+                1 if !model.is_empty() => {
+                    let (_, _, h) = model.swap_remove(rng.below(model.len() as u64) as usize);
+                    q.cancel(h).unwrap();
+                }
+                _ => {
+                    now += rng.below(100);
+                    model.sort_by_key(|m| (m.0, m.1));
+                    while let Some(e) = q.pop_expired(Instant(now)).unwrap() {
+                        let (d, _, h) = model.remove(0);
+                        assert_eq!((e.deadline.0, e.handle), (d, h));
+                    }
+                    assert!(model.first().is_none_or(|m| m.0 > now));
+                }
+            }
+            assert_eq!(q.len(), model.len());
+        }
     }
 }
