@@ -1,0 +1,76 @@
+//! The in-kernel test suite: every `kernel_test!` in these modules runs in one boot, prints one
+//! line per test and closes with `N passed, M failed`; measured figures print as
+//! `metric <name> <value> <unit>`. `cargo xtask test` boots it under `-icount` and reads them.
+
+use alloc::string::String;
+
+use crate::{kprintln, Kernel};
+
+mod bootinfo;
+mod cpu;
+mod memory;
+mod time;
+
+/// Fails the current test with a formatted message unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!("{} (line {})", alloc::format!($($fmt)*), line!()));
+        }
+    };
+}
+
+fn short_name(name: &str) -> &str {
+    name.strip_prefix("echos_kernel::ktests::").unwrap_or(name)
+}
+
+/// Runs every registered test; true if all passed.
+pub fn run_all(kernel: &mut Kernel) -> bool {
+    let tests = crate::arch::ktest::registered::<Kernel>();
+    let filter = String::from(kernel.boot.arg("test").unwrap_or(""));
+    kprintln!("running {} kernel tests", tests.len());
+    let (mut passed, mut failed) = (0u32, 0u32);
+    for t in tests {
+        let name = short_name(t.name);
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        let result: Result<(), String> = (t.run)(kernel);
+        // A test must leave interrupts on and the timer queue empty for the next one.
+        x86_64::instructions::interrupts::enable();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                kprintln!("test {name} ... ok");
+            }
+            Err(msg) => {
+                failed += 1;
+                kprintln!("test {name} ... FAILED: {msg}");
+            }
+        }
+    }
+    kprintln!("{passed} passed, {failed} failed");
+    failed == 0
+}
+
+/// The default boot: the figures only (no pass/fail lines).
+pub fn report(kernel: &mut Kernel) -> bool {
+    let mut brand = [0u8; 64];
+    kprintln!("cpu: {}", crate::arch::cpu::vendor_and_brand(&mut brand));
+    let mut ok = true;
+    for r in [
+        memory::pool_stress_report(kernel),
+        time::timer_latency_report(kernel),
+    ] {
+        if let Err(e) = r {
+            kprintln!("error: {e}");
+            ok = false;
+        }
+    }
+    kprintln!(
+        "timer interrupts since boot: {}",
+        crate::time::timer_interrupts()
+    );
+    ok
+}
