@@ -355,4 +355,69 @@ mod tests {
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
     }
+
+    /// Accuracy of reading u(t − d) back from x(t) for each delay: drive one channel with random
+    /// ±1 symbols, un-shift the state by d places and take the sign of its correlation with the
+    /// projection (no trained readout).
+    fn recall_accuracy(kappa: i8, delays: &[usize]) -> std::vec::Vec<f64> {
+        let c = IntEsnConfig {
+            units: 1000,
+            inputs: 1,
+            kappa,
+            seed: 21,
+        };
+        let (mut state, mut w) = (vec![0i8; 1000], vec![0u64; c.w_in_words()]);
+        let mut esn = IntEsn::new(c, &mut state, &mut w).unwrap();
+        let proj: std::vec::Vec<i64> = (0..1000)
+            .map(|i| {
+                if (esn.w_in[i / 64] >> (i % 64)) & 1 == 1 {
+                    1
+                } else {
+                    -1
+                }
+            })
+            .collect();
+        let mut rng = Xoshiro256::from_seed(77);
+        let mut hits = vec![0u32; delays.len()];
+        let mut history = std::vec::Vec::new();
+        let (warmup, steps) = (300, 1300);
+        for t in 0..steps {
+            let u = if rng.next_u64() >> 63 == 1 { 1 } else { -1 };
+            history.push(u);
+            esn.step(&[u]).unwrap();
+            if t < warmup {
+                continue;
+            }
+            for (h, &d) in hits.iter_mut().zip(delays) {
+                // Sh^{-d}: unit i + d of x(t) holds what entered at unit i, d steps ago.
+                let dot: i64 = (0..1000)
+                    .map(|i| esn.state()[(i + d) % 1000] as i64 * proj[i])
+                    .sum();
+                if (dot >= 0) == (history[t - d] == 1) {
+                    *h += 1;
+                }
+            }
+        }
+        let n = (steps - warmup) as f64;
+        hits.iter().map(|&h| h as f64 / n).collect()
+    }
+
+    /// The paper's premise: the shift keeps a decodable history, clipping makes it fade, and a
+    /// larger κ (more bits per neuron) remembers longer.
+    #[test]
+    fn recent_inputs_are_decodable_and_old_ones_fade() {
+        let delays = [0usize, 1, 4, 16, 24, 32, 48, 64, 256];
+        let k3 = recall_accuracy(3, &delays);
+        let k7 = recall_accuracy(7, &delays);
+        std::eprintln!("intESN recall accuracy by delay {delays:?}");
+        std::eprintln!("  kappa = 3: {k3:.3?}");
+        std::eprintln!("  kappa = 7: {k7:.3?}");
+        assert!(k3[..4].iter().all(|&a| a > 0.95), "{k3:?}");
+        assert!(k3[8] < 0.6 && k7[8] < 0.6, "no memory at d = 256 expected");
+        let area = |a: &[f64]| a.iter().sum::<f64>();
+        assert!(
+            area(&k7) > area(&k3) + 0.5,
+            "kappa 7 should remember longer"
+        );
+    }
 }
