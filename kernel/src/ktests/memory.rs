@@ -378,7 +378,11 @@ fn pool_alloc_and_free_are_bounded_at_any_occupancy(k: &mut Kernel) -> Result<()
             b.max_occupancy_percent
         );
     }
-    // Bounded: the worst case at 90 % full is no more than twice the worst case at 10 %.
+    if !crate::ktests::virtual_time(k) {
+        return Ok(());
+    }
+    // Bounded: the worst case at 90 % full is no more than twice the worst case at 10 %. Only
+    // checked in virtual time: under wall time a host stall lands in some bucket's maximum.
     let worst = |f: fn(&stress::Bucket) -> u64| report.buckets.map(|b| f(&b));
     let alloc = worst(|b| b.alloc.max);
     let free = worst(|b| b.free.max);

@@ -8,6 +8,7 @@ use crate::{kprintln, Kernel};
 
 mod bootinfo;
 mod cpu;
+mod engine;
 mod memory;
 mod time;
 
@@ -19,6 +20,16 @@ macro_rules! ensure {
             return Err(alloc::format!("{} (line {})", alloc::format!($($fmt)*), line!()));
         }
     };
+}
+
+/// Whether the clock is QEMU's deterministic virtual time (`-icount`, which `cargo xtask`
+/// announces with `icount` on the command line): only then do timing bounds mean anything.
+pub fn virtual_time(k: &Kernel) -> bool {
+    let on = k.boot.arg("icount").is_some();
+    if !on {
+        kprintln!("note: not under -icount: timing bounds reported, not checked");
+    }
+    on
 }
 
 fn short_name(name: &str) -> &str {
