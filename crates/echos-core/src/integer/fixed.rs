@@ -46,6 +46,59 @@ pub const fn sat_i32(x: i64) -> i32 {
     }
 }
 
+/// Why a float value has no fixed-point form.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QuantizeError {
+    /// NaN or infinite.
+    NotFinite { index: usize },
+    /// Outside the format's range (Q1.15: [−1, 1); Q16.16: [−32768, 32768)).
+    OutOfRange { index: usize, value: f64 },
+}
+
+impl core::fmt::Display for QuantizeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::NotFinite { index } => write!(f, "value #{index} is not a finite number"),
+            Self::OutOfRange { index, value } => {
+                write!(
+                    f,
+                    "value #{index} = {value} is outside the fixed-point range"
+                )
+            }
+        }
+    }
+}
+
+fn quantize(x: f64, one: f64, min: i64, max: i64, index: usize) -> Result<i64, QuantizeError> {
+    if !x.is_finite() {
+        return Err(QuantizeError::NotFinite { index });
+    }
+    let scaled = x * one;
+    if scaled < min as f64 || scaled >= (max + 1) as f64 {
+        return Err(QuantizeError::OutOfRange { index, value: x });
+    }
+    // libm's round (half away from zero) is the same on every platform; values in the last half
+    // LSB below the top round up past it and saturate.
+    Ok((libm::round(scaled) as i64).min(max))
+}
+
+/// Converts a float weight matrix (e.g. CSR values of a float ESN trained or generated on the
+/// host) to Q1.15 for ring 0, rounding to nearest; names the first value that does not fit.
+pub fn quantize_q15(src: &[f64], dst: &mut [i16]) -> Result<(), QuantizeError> {
+    for (index, (&x, d)) in src.iter().zip(dst.iter_mut()).enumerate() {
+        *d = quantize(x, 32768.0, -32768, 32767, index)? as i16;
+    }
+    Ok(())
+}
+
+/// Converts float inputs or parameters to Q16.16, rounding to nearest.
+pub fn quantize_q16(src: &[f64], dst: &mut [i32]) -> Result<(), QuantizeError> {
+    for (index, (&x, d)) in src.iter().zip(dst.iter_mut()).enumerate() {
+        *d = quantize(x, 65536.0, i32::MIN as i64, i32::MAX as i64, index)? as i32;
+    }
+    Ok(())
+}
+
 /// Table step is 2^-TANH_STEP_LOG2.
 const TANH_STEP_LOG2: u32 = 6;
 /// Interpolation bits below the table step in a Q16.16 input.
@@ -152,6 +205,30 @@ mod tests {
             worst_at as f64 / 65536.0
         );
         assert!(worst <= 1.77 * LSB, "max error {} LSB", worst / LSB);
+    }
+
+    #[test]
+    fn quantizers_round_and_refuse_what_does_not_fit() {
+        let mut q = [0i16; 4];
+        quantize_q15(&[0.5, -1.0, 0.999_99, -0.000_015], &mut q).unwrap();
+        assert_eq!(q, [16384, -32768, 32767, 0]);
+        assert_eq!(
+            quantize_q15(&[0.0, 1.0], &mut q),
+            Err(QuantizeError::OutOfRange {
+                index: 1,
+                value: 1.0
+            })
+        );
+        assert_eq!(
+            quantize_q15(&[f64::NAN], &mut q),
+            Err(QuantizeError::NotFinite { index: 0 })
+        );
+        let mut q = [0i32; 3];
+        quantize_q16(&[1.5, -0.25, 32767.9], &mut q).unwrap();
+        assert_eq!(q, [98304, -16384, 2147477094]);
+        quantize_q16(&[32767.999_999], &mut q[..1]).unwrap();
+        assert_eq!(q[0], i32::MAX);
+        assert!(quantize_q16(&[32768.0], &mut q[..1]).is_err());
     }
 
     #[test]

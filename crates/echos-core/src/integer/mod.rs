@@ -4,6 +4,11 @@
 //! allocating, in time that depends only on their dimensions, and produce bit-identical states
 //! on the host and in the kernel.
 //!
+//! Weights are either generated in place from a seed by integer code (`FixedEsn::new`,
+//! `IntEsn::new`: the kernel and the host build the same reservoir with no data moved), or made
+//! by a float ESN on the host, converted with [`quantize_q15`] / [`quantize_q16`] and handed to
+//! `FixedEsn::from_parts` / `IntEsn::from_parts`.
+//!
 //! Cross-checking kernel against host: each reservoir's `digest` runs a canonical configuration
 //! on generated inputs and hashes the whole state trajectory with FNV-1a (64-bit; Fowler, Noll &
 //! Vo: offset basis 0xcbf29ce484222325, prime 0x100000001b3, per byte `h = (h ^ b) · prime`).
@@ -18,7 +23,7 @@ pub mod sparse;
 
 use core::fmt;
 
-pub use fixed::{q16_ratio, tanh_q15, Q16_ONE};
+pub use fixed::{q16_ratio, quantize_q15, quantize_q16, tanh_q15, QuantizeError, Q16_ONE};
 pub use intesn::{IntEsn, IntEsnConfig, IntEsnStorage};
 pub use sparse::{FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, FixedEsnStorage};
 
