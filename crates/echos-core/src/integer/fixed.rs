@@ -226,7 +226,7 @@ mod tests {
         let mut q = [0i32; 3];
         quantize_q16(&[1.5, -0.25, 32767.9], &mut q).unwrap();
         assert_eq!(q, [98304, -16384, 2147477094]);
-        quantize_q16(&[32767.999_999], &mut q[..1]).unwrap();
+        quantize_q16(&[32_767.999_999], &mut q[..1]).unwrap();
         assert_eq!(q[0], i32::MAX);
         assert!(quantize_q16(&[32768.0], &mut q[..1]).is_err());
     }
