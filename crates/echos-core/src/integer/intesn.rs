@@ -14,6 +14,10 @@
 //! The state needs ⌈log₂(2κ + 1)⌉ bits per neuron (κ = 3 → 3 bits, κ = 7 → 4 bits); this
 //! implementation stores it in `i8`, so 1 ≤ κ ≤ 127.
 //!
+//! The co-author's reference implementation (github.com/mansourkheffache/intESN, `intESN.py`)
+//! computes the same rule as `clip(np.roll(states, 1) + q_in(x))` with `clip = 7` by default;
+//! `np.roll(x, 1)[i] = x[i − 1]` is the shift used here.
+//!
 //! Inputs here are integer vectors `u ∈ ℤ^K` (the paper quantises each real input to a few
 //! levels before encoding); `u_HD = W_in u` with `W_in ∈ {−1, +1}^{N×K}` packed one bit per
 //! entry (set = +1), so the step is additions and subtractions only.
@@ -265,6 +269,50 @@ mod tests {
         assert_eq!(esn.state(), [2, -1, 1, 2]);
         esn.step(&[-1]).unwrap();
         assert_eq!(esn.state(), [1, 2, -2, 0]);
+    }
+
+    /// Against a literal model of the reference code: `clip(roll(x, 1) + W_in u)` on copies.
+    #[test]
+    fn matches_a_literal_roll_add_clip_model() {
+        let c = IntEsnConfig {
+            units: 37,
+            inputs: 3,
+            kappa: 5,
+            seed: 12,
+        };
+        let (mut state, mut w) = (vec![0i8; 37], vec![0u64; c.w_in_words()]);
+        let mut esn = IntEsn::new(c, &mut state, &mut w).unwrap();
+        let sign = |i: usize, k: usize| {
+            let bit = i * 3 + k;
+            if (esn.w_in[bit / 64] >> (bit % 64)) & 1 == 1 {
+                1i64
+            } else {
+                -1
+            }
+        };
+        let signs: std::vec::Vec<[i64; 3]> = (0..37)
+            .map(|i| [sign(i, 0), sign(i, 1), sign(i, 2)])
+            .collect();
+        let mut model = vec![0i64; 37];
+        let mut rng = Xoshiro256::from_seed(3);
+        for _ in 0..500 {
+            let u = [
+                rng.below(11) as i32 - 5,
+                rng.below(3) as i32 - 1,
+                rng.below(21) as i32 - 10,
+            ];
+            let mut rolled = vec![0i64; 37];
+            for i in 0..37 {
+                rolled[(i + 1) % 37] = model[i];
+            }
+            for i in 0..37 {
+                let proj: i64 = (0..3).map(|k| signs[i][k] * u[k] as i64).sum();
+                model[i] = (rolled[i] + proj).clamp(-5, 5);
+            }
+            esn.step(&u).unwrap();
+            let got: std::vec::Vec<i64> = esn.state().iter().map(|&x| x as i64).collect();
+            assert_eq!(got, model);
+        }
     }
 
     /// With zero input the state only rotates: after N steps it is back where it started.
