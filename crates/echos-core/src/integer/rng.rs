@@ -1,6 +1,8 @@
 //! The integer ESN's deterministic generator: xoshiro256** (Blackman & Vigna, 2018) seeded by
 //! SplitMix64, integer-only so ring 0 (no FPU) draws exactly the numbers the host draws.
-//! Kept local to `integer` until the engine has a crate-wide RNG to unify with.
+//! Kept local to `integer` until the engine's crate-wide RNG reaches main; `next_u64`, the
+//! seeding and `below` follow the same definitions as that generator (the `esn` branch's
+//! `rng::Rng`), so swapping this module for it changes no digest.
 
 /// SplitMix64 (Steele, Lea & Flood, 2014); used to expand a 64-bit seed into xoshiro state.
 #[derive(Clone, Copy, Debug)]
@@ -47,10 +49,21 @@ impl Xoshiro256 {
         result
     }
 
-    /// Uniform in `0..n` by Lemire's multiply-shift (bias below n / 2⁶⁴, and deterministic);
-    /// `n = 0` gives 0.
+    /// Uniform in `0..n`, unbiased: Lemire's multiply-shift, redrawing while the low half of the
+    /// product falls below `2⁶⁴ mod n` (probability below n / 2⁶⁴ per draw, so the loop almost
+    /// never repeats; this is construction-time code, never on a step path). `n = 0` gives 0.
     pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+        if n == 0 {
+            return 0;
+        }
+        let mut product = self.next_u64() as u128 * n as u128;
+        if (product as u64) < n {
+            let threshold = n.wrapping_neg() % n;
+            while (product as u64) < threshold {
+                product = self.next_u64() as u128 * n as u128;
+            }
+        }
+        (product >> 64) as u64
     }
 
     /// Uniform Q1.15 value in [−1, 1): the top 16 bits as a signed integer.
@@ -84,6 +97,27 @@ mod tests {
         assert_eq!(x.next_u64(), 0);
         assert_eq!(x.next_u64(), 1509978240);
         assert_eq!(x.next_u64(), 1215971899390074240);
+    }
+
+    /// `below` rejects exactly the draws whose low product half is under 2⁶⁴ mod n: with
+    /// n = 2⁶³ + 1, 2⁶⁴ mod n = 2⁶³ − 1, so about half of all draws are redrawn.
+    #[test]
+    fn below_rejects_the_biased_draws() {
+        let n = (1u64 << 63) + 1;
+        let threshold = n.wrapping_neg() % n;
+        assert_eq!(threshold, (1 << 63) - 1);
+        let mut a = Xoshiro256::from_seed(5);
+        let mut b = a.clone();
+        for _ in 0..1000 {
+            let got = a.below(n);
+            let want = loop {
+                let p = b.next_u64() as u128 * n as u128;
+                if (p as u64) >= threshold {
+                    break (p >> 64) as u64;
+                }
+            };
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
