@@ -66,14 +66,21 @@ impl fmt::Display for FrameError {
     }
 }
 
-/// Buffer sizes a set of usable ranges needs: `(stack_entries, bitmap_words)`.
+/// Buffer sizes a set of usable ranges needs: `(stack_entries, bitmap_words)`. Meaningful for
+/// sorted ranges (as `FrameAllocator::new` requires); never panics on others.
 pub fn buffer_requirements(ranges: &[PhysRange]) -> (usize, usize) {
-    let frames: u64 = ranges.iter().map(PhysRange::frames).sum();
+    let frames = ranges
+        .iter()
+        .map(PhysRange::frames)
+        .fold(0u64, u64::saturating_add);
     let span = match (ranges.first(), ranges.last()) {
-        (Some(f), Some(l)) => (l.end - f.start) / PAGE_SIZE,
+        (Some(f), Some(l)) => l.end.saturating_sub(f.start) / PAGE_SIZE,
         _ => 0,
     };
-    (frames as usize, span.div_ceil(64) as usize)
+    (
+        usize::try_from(frames).unwrap_or(usize::MAX),
+        usize::try_from(span.div_ceil(64)).unwrap_or(usize::MAX),
+    )
 }
 
 /// The allocator. Frames are handed out lowest address first on a fresh allocator.

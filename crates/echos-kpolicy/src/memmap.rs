@@ -72,8 +72,9 @@ pub struct PhysRange {
 }
 
 impl PhysRange {
+    /// Whole frames in the range (zero for an inverted range).
     pub const fn frames(&self) -> u64 {
-        (self.end - self.start) / PAGE_SIZE
+        self.end.saturating_sub(self.start) / PAGE_SIZE
     }
 }
 

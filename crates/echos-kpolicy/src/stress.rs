@@ -69,7 +69,11 @@ impl CostStats {
     /// Upper bound of the histogram bucket holding the `q`-quantile (`q` in per mille), i.e. the
     /// quantile to within a factor of two.
     pub fn quantile_upper_bound(&self, q_permille: u64) -> u64 {
-        let want = (self.count * q_permille).div_ceil(1000).max(1);
+        let want = self
+            .count
+            .saturating_mul(q_permille.min(1000))
+            .div_ceil(1000)
+            .max(1);
         let mut seen = 0u64;
         for (i, &n) in self.log2_hist.iter().enumerate() {
             seen += n as u64;
@@ -150,8 +154,8 @@ impl core::fmt::Display for StressError {
 
 /// Slots needed to hold 95 % of the pool in blocks of the configured mean size.
 pub fn slots_needed(pool_capacity: usize, cfg: &StressConfig) -> usize {
-    let mean = (cfg.min_size + cfg.max_size) / 2;
-    (pool_capacity * 95 / 100).div_ceil(mean.max(1))
+    let mean = cfg.min_size / 2 + cfg.max_size / 2;
+    (pool_capacity / 100 * 95).div_ceil(mean.max(1))
 }
 
 /// Runs the three buckets in order (10 %, 50 %, 90 %). For each: allocate untimed up to the
@@ -175,7 +179,8 @@ pub fn run<'p>(
             used: pool.stats().used,
         });
     }
-    let needed = slots_needed(pool.stats().capacity, cfg);
+    // At least one slot, so an allocation always has somewhere to go.
+    let needed = slots_needed(pool.stats().capacity, cfg).max(1);
     if slots.len() < needed {
         return Err(StressError::TooFewSlots {
             needed,
@@ -325,6 +330,19 @@ mod tests {
     fn bad_configuration_is_refused() {
         let mut mem = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         let mut pool = Pool::new(&mut mem).unwrap();
+        let mut none: [Option<PoolBlock<'_>>; 0] = [];
+        let tiny = StressConfig {
+            min_size: 1 << 20,
+            max_size: 1 << 20,
+            ..config()
+        };
+        assert!(matches!(
+            run(&mut pool, &mut none, &tiny, || 0),
+            Err(StressError::TooFewSlots {
+                needed: 1,
+                given: 0
+            })
+        ));
         let mut slots: [Option<PoolBlock<'_>>; 4] = Default::default();
         let mut cfg = config();
         assert!(matches!(

@@ -41,9 +41,10 @@ pub struct IntEsnConfig {
 }
 
 impl IntEsnConfig {
-    /// `u64` words of the packed ±1 input projection.
+    /// `u64` words of the packed ±1 input projection (saturating for configurations that
+    /// validation refuses anyway).
     pub const fn w_in_words(&self) -> usize {
-        (self.units * self.inputs).div_ceil(64)
+        self.units.saturating_mul(self.inputs).div_ceil(64)
     }
 
     /// Bits per neuron the state needs: ⌈log₂(2κ + 1)⌉.
@@ -61,6 +62,19 @@ impl IntEsnConfig {
         }
         if self.kappa < 1 {
             return Err(IntegerError::KappaOutOfRange { kappa: self.kappa });
+        }
+        // Bounds keep `units · inputs` (the projection's bit count) far from overflow.
+        if self.units > super::MAX_UNITS {
+            return Err(IntegerError::TooManyUnits {
+                units: self.units,
+                max: super::MAX_UNITS,
+            });
+        }
+        if self.inputs > super::MAX_INPUTS {
+            return Err(IntegerError::TooManyInputs {
+                inputs: self.inputs,
+                max: super::MAX_INPUTS,
+            });
         }
         Ok(())
     }
@@ -377,6 +391,25 @@ mod tests {
             Err(IntegerError::InputLength {
                 expected: 2,
                 given: 1
+            })
+        );
+    }
+
+    #[test]
+    fn oversized_configurations_are_refused_without_overflow() {
+        let (mut state, mut w) = (vec![0i8; 4], vec![0u64; 1]);
+        assert_eq!(
+            IntEsn::new(cfg(4, usize::MAX, 3), &mut state, &mut w).err(),
+            Some(IntegerError::TooManyInputs {
+                inputs: usize::MAX,
+                max: 65535
+            })
+        );
+        assert_eq!(
+            IntEsn::new(cfg(usize::MAX, 1, 3), &mut state, &mut w).err(),
+            Some(IntegerError::TooManyUnits {
+                units: usize::MAX,
+                max: 65535
             })
         );
     }

@@ -45,6 +45,8 @@ pub enum IntegerError {
     InputLength { expected: usize, given: usize },
     /// Column indices are `u16`.
     TooManyUnits { units: usize, max: usize },
+    /// More input channels than supported.
+    TooManyInputs { inputs: usize, max: usize },
     /// Connectivity must be 1..=1000 per mille.
     ConnectivityOutOfRange { permille: u32 },
     /// Leak rate must be in (0, 1] (Q16.16: 1..=65536).
@@ -82,6 +84,9 @@ impl fmt::Display for IntegerError {
             ),
             Self::TooManyUnits { units, max } => {
                 write!(f, "{units} units exceed the limit of {max}")
+            }
+            Self::TooManyInputs { inputs, max } => {
+                write!(f, "{inputs} input channels exceed the limit of {max}")
             }
             Self::ConnectivityOutOfRange { permille } => {
                 write!(f, "connectivity {permille}‰ is outside 1..=1000‰")
@@ -133,6 +138,11 @@ impl Default for Fnv1a {
         Self::new()
     }
 }
+
+/// Largest reservoir either integer reservoir accepts (sparse column indices are `u16`).
+pub const MAX_UNITS: usize = u16::MAX as usize;
+/// Largest number of input channels either integer reservoir accepts.
+pub const MAX_INPUTS: usize = u16::MAX as usize;
 
 /// Steps in a canonical digest run.
 pub const DIGEST_STEPS: u32 = 1000;

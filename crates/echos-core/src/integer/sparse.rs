@@ -50,20 +50,30 @@ pub struct FixedEsnLayout {
 }
 
 impl FixedEsnLayout {
+    /// Saturates instead of overflowing for configurations that validation refuses anyway.
     pub const fn of(cfg: &FixedEsnConfig) -> Self {
-        let per_row = (cfg.units * cfg.connectivity_permille as usize + 500) / 1000;
+        let per_row = cfg
+            .units
+            .saturating_mul(cfg.connectivity_permille as usize)
+            .saturating_add(500)
+            / 1000;
         let per_row = if per_row == 0 { 1 } else { per_row };
         Self {
             units: cfg.units,
             inputs: cfg.inputs,
             per_row,
-            nnz: cfg.units * per_row,
+            nnz: cfg.units.saturating_mul(per_row),
         }
     }
 
     /// Total bytes of all arrays (matches `echos_kpolicy::pool::reservoir_footprint`).
     pub const fn bytes(&self) -> usize {
-        self.nnz * 4 + (self.units + 1) * 4 + self.units * self.inputs * 2 + self.units * 6
+        let w_in = self.units.saturating_mul(self.inputs).saturating_mul(2);
+        self.nnz
+            .saturating_mul(4)
+            .saturating_add(self.units.saturating_add(1).saturating_mul(4))
+            .saturating_add(w_in)
+            .saturating_add(self.units.saturating_mul(6))
     }
 }
 
@@ -128,10 +138,16 @@ impl<'a> FixedEsn<'a> {
         if cfg.inputs == 0 {
             return Err(IntegerError::ZeroInputs);
         }
-        if cfg.units > u16::MAX as usize {
+        if cfg.units > super::MAX_UNITS {
             return Err(IntegerError::TooManyUnits {
                 units: cfg.units,
-                max: u16::MAX as usize,
+                max: super::MAX_UNITS,
+            });
+        }
+        if cfg.inputs > super::MAX_INPUTS {
+            return Err(IntegerError::TooManyInputs {
+                inputs: cfg.inputs,
+                max: super::MAX_INPUTS,
             });
         }
         if cfg.connectivity_permille == 0 || cfg.connectivity_permille > 1000 {
@@ -235,6 +251,9 @@ impl<'a> FixedEsn<'a> {
         b: FixedEsnBuffers<'a>,
     ) -> Result<Self, IntegerError> {
         Self::validate_scalars(&cfg)?;
+        if nnz > u32::MAX as usize {
+            return Err(IntegerError::BadCsr { row: cfg.units });
+        }
         let layout = FixedEsnLayout {
             units: cfg.units,
             inputs: cfg.inputs,
@@ -748,6 +767,19 @@ mod tests {
                 buffer: "row_offsets",
                 needed: 102,
                 given: 101
+            })
+        );
+        assert_eq!(
+            bad(
+                FixedEsnConfig {
+                    inputs: usize::MAX,
+                    ..c
+                },
+                &mut o
+            ),
+            Some(IntegerError::TooManyInputs {
+                inputs: usize::MAX,
+                max: 65535
             })
         );
         assert_eq!(
