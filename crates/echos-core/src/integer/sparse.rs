@@ -7,8 +7,9 @@
 //! Formats: `W`, `W_in`, `b` and the state `x` in Q1.15 (`i16`); input `u`, leak rate `a` and the
 //! configuration scalars in Q16.16 (`i32`). Each unit's pre-activation accumulates the exact
 //! products (Q2.30 / Q17.31) in `i64` in column order, is rounded once to Q16.16 (saturating) and
-//! goes through [`tanh_q15`]; the leak mix is rounded half up. Nothing overflows: a row sum is
-//! below 2¹⁵ · 2³¹ for any N ≤ 65535.
+//! goes through [`tanh_q15`]; the leak mix is rounded half up. Nothing overflows: with N and K
+//! at most 65535, the recurrent sum stays below 2¹⁶ · 2³⁰ = 2⁴⁶ and the input sum below
+//! 2¹⁶ · 2⁴⁶ = 2⁶², both within `i64`.
 //!
 //! Weights come from an integer generator (xoshiro256**, see `FixedEsn::new` for the order).
 //! The spectral radius is set by the circular law rather than an eigenvalue solver (there is no
