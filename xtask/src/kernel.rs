@@ -58,6 +58,17 @@ pub fn build() -> Result<PathBuf, String> {
 #[derive(Clone, Copy, Debug)]
 pub struct Machine {
     pub kvm: bool,
+    /// Guest RAM in MiB.
+    pub memory_mib: u32,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self {
+            kvm: false,
+            memory_mib: 128,
+        }
+    }
 }
 
 impl Machine {
@@ -93,11 +104,10 @@ impl Machine {
             "none",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-m",
-            "128M",
         ]
         .map(String::from)
         .to_vec();
+        a.extend(["-m".to_string(), format!("{}M", self.memory_mib)]);
         a.extend(self.accel_args());
         a.push("-kernel".into());
         a.push(elf.display().to_string());
@@ -119,11 +129,10 @@ impl Machine {
             "none",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-m",
-            "128M",
         ]
         .map(String::from)
         .to_vec();
+        a.extend(["-m".to_string(), format!("{}M", self.memory_mib)]);
         a.extend(self.accel_args());
         a.push("-cdrom".into());
         a.push(iso.display().to_string());
@@ -166,7 +175,7 @@ fn host_digests() -> Result<String, String> {
 /// `cargo xtask run [--kvm] [--iso] [-- extra kernel command line]`: boots the kernel with its
 /// console on this terminal.
 pub fn run(rest: &[String]) -> Result<bool, String> {
-    let mut machine = Machine { kvm: false };
+    let mut machine = Machine::default();
     let mut iso = false;
     let mut extra = Vec::new();
     for a in rest {
@@ -412,7 +421,7 @@ fn kernel_suite() -> Result<Tally, String> {
     println!("xtask: suite kernel: in-kernel tests under QEMU TCG -icount shift=0,sleep=off");
     check_qemu()?;
     let elf = build()?;
-    let machine = Machine { kvm: false };
+    let machine = Machine::default();
     let cmdline = format!("test {}", host_digests()?);
     let args = machine.pvh_args(&elf, &cmdline);
     println!("xtask: {QEMU} {}", args.join(" "));
@@ -455,6 +464,27 @@ fn kernel_suite() -> Result<Tally, String> {
         &format!("exit {code:?}, location printed {located}, message printed {message}"),
     );
 
+    // Too little RAM for the boot-time carve-outs: a clear message and a controlled stop.
+    let small = Machine {
+        memory_mib: 16,
+        ..machine
+    };
+    let starved = boot(&small.pvh_args(&elf, "test"), SHORT_TIMEOUT, false)?;
+    let code = starved.status.and_then(|s| s.code());
+    let said = starved
+        .lines
+        .iter()
+        .any(|l| l.starts_with("FATAL: memory: not enough RAM"));
+    check(
+        &mut t,
+        "too_little_ram_stops_the_boot_with_a_message",
+        code == Some(QEMU_FAIL) && said && !starved.timed_out,
+        &format!(
+            "exit {code:?}, message printed {said}, timed out {}",
+            starved.timed_out
+        ),
+    );
+
     for m in metrics(&first.lines) {
         println!("{m}");
     }
@@ -476,7 +506,7 @@ fn iso_suite() -> Result<Tally, String> {
     println!("xtask: suite iso: GRUB multiboot2 boot from an ISO (q35, TCG -icount)");
     check_qemu()?;
     let elf = build()?;
-    let machine = Machine { kvm: false };
+    let machine = Machine::default();
     let cmdline = machine.cmdline(&format!("test {}", host_digests()?));
     let iso = make_iso(&elf, &cmdline)?;
     let args = machine.iso_args(&iso);
@@ -591,12 +621,16 @@ mod tests {
 
     #[test]
     fn qemu_arguments_select_acceleration_and_virtual_time() {
-        let tcg = Machine { kvm: false }.pvh_args(Path::new("k"), "test");
+        let tcg = Machine::default().pvh_args(Path::new("k"), "test");
         assert!(tcg
             .windows(2)
             .any(|w| w[0] == "-icount" && w[1] == "shift=0,sleep=off"));
         assert_eq!(tcg.last().map(String::as_str), Some("test icount"));
-        let kvm = Machine { kvm: true }.pvh_args(Path::new("k"), "test");
+        let kvm = Machine {
+            kvm: true,
+            ..Machine::default()
+        }
+        .pvh_args(Path::new("k"), "test");
         assert!(kvm.iter().any(|a| a == "-enable-kvm"));
         assert!(!kvm.iter().any(|a| a == "-icount"));
         assert_eq!(kvm.last().map(String::as_str), Some("test"));

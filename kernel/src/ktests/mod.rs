@@ -22,6 +22,10 @@ macro_rules! ensure {
     };
 }
 
+/// How long a test waits for an event before calling it lost. Generous: ring 0 under the nested
+/// KVM runs about 1.5 M instructions/s; in passing runs the wait ends long before.
+pub const FAIL_AFTER_NS: u64 = 2_000_000_000;
+
 /// Whether the clock is QEMU's deterministic virtual time (`-icount`, which `cargo xtask`
 /// announces with `icount` on the command line): only then do timing bounds mean anything.
 pub fn virtual_time(k: &Kernel) -> bool {
