@@ -38,7 +38,7 @@ fn expected_digest(k: &Kernel, key: &str, recorded: u64) -> Result<u64, String> 
     }
 }
 
-fn integer_esn_digest_matches_host(k: &mut Kernel) -> Result<(), String> {
+pub fn integer_esn_digest_matches_host(k: &mut Kernel) -> Result<(), String> {
     let expected = expected_digest(k, "int_esn_digest", integer::CANONICAL_INT_ESN_DIGEST)?;
     let mut storage = Box::new(CanonicalIntEsnStorage::new());
     let t0 = arch::tsc::read();
@@ -57,7 +57,7 @@ fn integer_esn_digest_matches_host(k: &mut Kernel) -> Result<(), String> {
 }
 kernel_test!(integer_esn_digest_matches_host);
 
-fn fixed_esn_digest_matches_host(k: &mut Kernel) -> Result<(), String> {
+pub fn fixed_esn_digest_matches_host(k: &mut Kernel) -> Result<(), String> {
     let expected = expected_digest(k, "fixed_esn_digest", integer::CANONICAL_FIXED_ESN_DIGEST)?;
     let mut storage = Box::new(CanonicalFixedEsnStorage::new());
     let t0 = arch::tsc::read();

@@ -75,6 +75,8 @@ pub fn report(kernel: &mut Kernel) -> bool {
     kprintln!("cpu: {}", crate::arch::cpu::vendor_and_brand(&mut brand));
     let mut ok = true;
     for r in [
+        engine::integer_esn_digest_matches_host(kernel),
+        engine::fixed_esn_digest_matches_host(kernel),
         memory::pool_stress_report(kernel),
         time::timer_latency_report(kernel),
     ] {
