@@ -1,9 +1,9 @@
 //! echo-os kernel: boots on x86_64 (PVH or multiboot2), sets up interrupts, memory and time, and
 //! runs integer/fixed-point reservoirs in ring 0. `unsafe` lives only in `arch`.
 //!
-//! The command line picks what the boot does: `test` runs the kernel test suite, `panic` panics on
-//! purpose (to check the panic path), anything else prints the boot report and the measured
-//! figures and stops.
+//! The command line picks what the boot does: `test` runs the kernel test suite, `panic` panics and
+//! `hang` hangs on purpose (to check that the runner catches both), anything else prints the boot
+//! report and the measured figures and stops.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -122,6 +122,12 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
     };
     if kernel.boot.arg("panic").is_some() {
         panic!("deliberate panic requested on the command line");
+    }
+    if kernel.boot.arg("hang").is_some() {
+        // For the runner's hang detection: say so, then never finish.
+        kprintln!("running 1 kernel tests");
+        kprintln!("echo-os: hanging on purpose (hang on the command line)");
+        arch::qemu::halt_forever();
     }
     let ok = if kernel.boot.arg("test").is_some() {
         ktests::run_all(&mut kernel)

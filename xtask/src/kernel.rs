@@ -395,6 +395,8 @@ fn check(t: &mut Tally, name: &str, ok: bool, detail: &str) {
 /// Seconds a kernel boot may take before it counts as a hang (the suite needs about 5 s).
 const SUITE_TIMEOUT: Duration = Duration::from_secs(180);
 const SHORT_TIMEOUT: Duration = Duration::from_secs(60);
+/// For the deliberate hang: long enough to boot (≈ 0.1 s), short enough to keep CI fast.
+const HANG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The "kernel" suite: the in-kernel tests (twice, to check the run is deterministic under
 /// -icount), the panic path, and the boot-time figure.
@@ -462,6 +464,19 @@ fn kernel_suite() -> Result<Tally, String> {
         "panic_prints_location_and_message_and_fails_qemu",
         code == Some(QEMU_FAIL) && located && message,
         &format!("exit {code:?}, location printed {located}, message printed {message}"),
+    );
+
+    // A kernel that stops printing is killed at the timeout and its tests count as failed.
+    let hung = boot(&machine.pvh_args(&elf, "hang"), HANG_TIMEOUT, false)?;
+    let hung_tally = tally_boot("hang check", &hung);
+    check(
+        &mut t,
+        "a_hanging_kernel_is_killed_and_counted_as_failed",
+        hung.timed_out && hung_tally.failed == 1 && hung_tally.passed == 0,
+        &format!(
+            "timed out {}, counted {} failed, status {:?}",
+            hung.timed_out, hung_tally.failed, hung.status
+        ),
     );
 
     // Too little RAM for the boot-time carve-outs: a clear message and a controlled stop.
