@@ -21,9 +21,12 @@
 #![deny(unsafe_code)]
 
 pub mod caps;
+pub mod elf;
 pub mod frames;
 pub mod memmap;
 pub mod mutex;
+pub mod partition;
+pub mod periodic;
 pub mod pool;
 pub mod sched;
 pub mod stress;
