@@ -304,6 +304,7 @@ pub struct SuiteResult {
     pub announced: Option<u64>,
     pub passed: u64,
     pub failed: u64,
+    pub skipped: u64,
     pub summary: Option<(u64, u64)>,
 }
 
@@ -321,11 +322,12 @@ pub fn parse_suite(lines: &[String]) -> SuiteResult {
             r.passed += 1;
         } else if l.starts_with("test ") && l.contains(" ... FAILED") {
             r.failed += 1;
+        } else if l.starts_with("test ") && l.contains(" ... skipped: ") {
+            r.skipped += 1;
         } else if let Some((p, f)) = l.split_once(" passed, ") {
-            if let (Ok(p), Some(Ok(f))) = (
-                p.parse::<u64>(),
-                f.strip_suffix(" failed").map(str::parse::<u64>),
-            ) {
+            // `N passed, M failed` or `N passed, M failed, K skipped`
+            let f = f.split_once(" failed").map(|(n, _)| n);
+            if let (Ok(p), Some(Ok(f))) = (p.parse::<u64>(), f.map(str::parse::<u64>)) {
                 r.summary = Some((p, f));
             }
         }
@@ -340,6 +342,7 @@ pub fn tally_boot(name: &str, b: &Boot) -> Tally {
     let mut t = started_tally();
     t.passed = r.passed;
     t.failed = r.failed;
+    t.skipped = r.skipped;
     let clean_exit = b.status.and_then(|s| s.code()) == Some(QEMU_PASS);
     match r.summary {
         Some((p, f)) if p == r.passed && f == r.failed => {
@@ -354,7 +357,7 @@ pub fn tally_boot(name: &str, b: &Boot) -> Tally {
         _ => {
             let unreported = r
                 .announced
-                .map_or(0, |n| n.saturating_sub(r.passed + r.failed));
+                .map_or(0, |n| n.saturating_sub(r.passed + r.failed + r.skipped));
             let why = if b.timed_out {
                 "timed out (hang)".to_string()
             } else {
@@ -579,6 +582,7 @@ mod tests {
                 announced: Some(3),
                 passed: 2,
                 failed: 1,
+                skipped: 0,
                 summary: Some((2, 1))
             }
         );
@@ -593,6 +597,17 @@ mod tests {
             first_line: None,
             wall: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn counts_skipped_tests_and_the_longer_summary() {
+        let r = parse_suite(&lines(
+            "running 2 kernel tests\ntest a ... ok\ntest b ... skipped: no KVM here\n1 passed, 0 failed, 1 skipped\n",
+        ));
+        assert_eq!(
+            (r.passed, r.failed, r.skipped, r.summary),
+            (1, 0, 1, Some((1, 0)))
+        );
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub fn features() -> Features {
     }
 }
 
+/// Whether CPUID names KVM as the hypervisor (leaf 0x40000000, "KVMKVMKVM").
+pub fn hypervisor_is_kvm() -> bool {
+    CpuId::new()
+        .get_hypervisor_info()
+        .is_some_and(|h| h.identify() == raw_cpuid::Hypervisor::KVM)
+}
+
 pub fn vendor_and_brand(buf: &mut [u8; 64]) -> &str {
     let cpuid = CpuId::new();
     let brand = cpuid.get_processor_brand_string();
