@@ -344,12 +344,18 @@ fn run_pool_stress(k: &mut Kernel) -> Result<stress::StressReport, String> {
         kprintln!("metric pool_alloc_mean_ns_{t}pct {} ns", ns(b.alloc.mean()));
         kprintln!("metric pool_free_mean_ns_{t}pct {} ns", ns(b.free.mean()));
         kprintln!(
-            "metric pool_ops_{t}pct {} ops (alloc {}, free {}, refused {}, occupancy {}-{}%)",
-            b.alloc.count + b.free.count + b.failed.count,
-            b.alloc.count,
-            b.free.count,
-            b.failed.count,
-            b.min_occupancy_percent,
+            "metric pool_ops_{t}pct {} ops",
+            b.alloc.count + b.free.count + b.failed.count
+        );
+        kprintln!("metric pool_allocs_{t}pct {} ops", b.alloc.count);
+        kprintln!("metric pool_frees_{t}pct {} ops", b.free.count);
+        kprintln!("metric pool_refused_{t}pct {} ops", b.failed.count);
+        kprintln!(
+            "metric pool_occupancy_min_{t}pct {} %",
+            b.min_occupancy_percent
+        );
+        kprintln!(
+            "metric pool_occupancy_max_{t}pct {} %",
             b.max_occupancy_percent
         );
     }
