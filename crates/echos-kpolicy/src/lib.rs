@@ -27,6 +27,7 @@ pub mod memmap;
 pub mod mutex;
 pub mod partition;
 pub mod periodic;
+pub mod pipeline;
 pub mod pool;
 pub mod sched;
 pub mod stress;
