@@ -100,6 +100,12 @@ pub fn id() -> u32 {
     }
 }
 
+/// Sets the task priority: interrupts of priority class (vector >> 4) at or below `class` are
+/// held pending until it is lowered. How a critical section masks only the less urgent sources.
+pub fn set_task_priority(class: u8) {
+    write(REG_TPR, u32::from(class & 0xf) << 4);
+}
+
 pub fn eoi() {
     write(REG_EOI, 0);
 }

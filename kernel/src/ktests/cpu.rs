@@ -328,3 +328,43 @@ fn lower_priority_interrupt_waits_for_higher(_: &mut Kernel) -> Result<(), Strin
     Ok(())
 }
 kernel_test!(lower_priority_interrupt_waits_for_higher);
+
+static MASKED_RAN: AtomicU32 = AtomicU32::new(0);
+fn count_masked(_: &mut traps::TrapFrame) {
+    MASKED_RAN.fetch_add(1, Ordering::SeqCst);
+}
+
+fn task_priority_holds_back_lower_classes_until_lowered(_: &mut Kernel) -> Result<(), String> {
+    MASKED_RAN.store(0, Ordering::SeqCst);
+    traps::set_handler(LOW, count_masked);
+    apic::set_task_priority(LOW >> 4);
+    apic::send_self_ipi(LOW);
+    let ran_while_masked = time::spin_until(200_000, || MASKED_RAN.load(Ordering::SeqCst) > 0);
+    // Higher classes still get through while the lower one waits.
+    reset_order();
+    traps::set_handler(HIGH, high_notes);
+    apic::send_self_ipi(HIGH);
+    let high_ran = time::spin_until(FAIL_AFTER_NS, || STEP.load(Ordering::SeqCst) >= 2);
+    apic::set_task_priority(0);
+    let delivered = time::spin_until(FAIL_AFTER_NS, || MASKED_RAN.load(Ordering::SeqCst) > 0);
+    ensure!(
+        !ran_while_masked,
+        "class {} ran with the task priority at its class",
+        LOW >> 4
+    );
+    ensure!(
+        high_ran,
+        "a higher class was held back by the task priority"
+    );
+    ensure!(
+        delivered,
+        "the held-back interrupt was lost after lowering the task priority"
+    );
+    ensure!(
+        MASKED_RAN.load(Ordering::SeqCst) == 1,
+        "delivered {} times",
+        MASKED_RAN.load(Ordering::SeqCst)
+    );
+    Ok(())
+}
+kernel_test!(task_priority_holds_back_lower_classes_until_lowered);
