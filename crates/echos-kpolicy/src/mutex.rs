@@ -386,6 +386,45 @@ mod tests {
         assert_eq!(m.effective_priority(0), Some(1));
     }
 
+    proptest::proptest! {
+        /// Random lock/unlock/stop sequences: after every call each task's effective priority is
+        /// exactly max(base, effective priority of the waiters on the mutexes it owns), every
+        /// blocked task waits on an owned mutex, and no task waits on a mutex it owns.
+        #[test]
+        fn inheritance_invariant_holds(
+            bases in proptest::array::uniform6(0u8..64),
+            ops in proptest::collection::vec((0u8..3, 0u16..6, 0u16..4), 1..120),
+        ) {
+            let mut m = Mutexes::<6, 4>::new(true);
+            for (t, p) in bases.iter().enumerate() {
+                m.set_base_priority(t as TaskId, *p).unwrap();
+            }
+            for (op, task, mutex) in ops {
+                if m.blocked_on(task).is_some() {
+                    continue; // a blocked task cannot run, so it makes no calls
+                }
+                match op {
+                    0 => { let _ = m.lock(task, mutex); }
+                    1 => { let _ = m.unlock(task, mutex); }
+                    _ => { m.stop_task(task, |_| {}, |_| {}).unwrap(); }
+                }
+                for t in 0..6u16 {
+                    let mut expect = bases[t as usize];
+                    for w in 0..6u16 {
+                        if let Some(wm) = m.blocked_on(w) {
+                            proptest::prop_assert!(m.owner(wm).is_some());
+                            proptest::prop_assert_ne!(m.owner(wm), Some(w));
+                            if m.owner(wm) == Some(t) {
+                                expect = expect.max(m.effective_priority(w).unwrap());
+                            }
+                        }
+                    }
+                    proptest::prop_assert_eq!(m.effective_priority(t), Some(expect));
+                }
+            }
+        }
+    }
+
     // ---- Discrete-time simulation of the classic priority inversion ----
 
     #[derive(Clone, Copy)]
