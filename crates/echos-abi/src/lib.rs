@@ -28,11 +28,13 @@ pub mod args;
 pub mod cap;
 pub mod errno;
 pub mod introspect;
+pub mod request;
 
 pub use args::*;
 pub use cap::{CapHandle, Rights};
 pub use errno::Errno;
 pub use introspect::{EchoContext, ReservoirDebugInfo, Topology};
+pub use request::Request;
 
 /// First address above the user half: user pointers and ELF segments must end at or below it.
 /// On x86_64 with 4-level paging the lower canonical half ends here; everything above is kernel.
