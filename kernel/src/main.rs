@@ -1,9 +1,9 @@
 //! echo-os kernel: boots on x86_64 (PVH or multiboot2), sets up interrupts, memory and time, and
 //! runs integer/fixed-point reservoirs in ring 0. `unsafe` lives only in `arch`.
 //!
-//! The command line picks what the boot does: `test` runs the kernel test suite, `panic` panics and
-//! `hang` hangs on purpose (to check that the runner catches both), anything else prints the boot
-//! report and the measured figures and stops.
+//! The command line picks what the boot does: `test` runs the kernel test suite; `panic`, `fault`
+//! and `hang` panic, take an unhandled page fault and hang on purpose (to check that each is
+//! reported and caught); anything else prints the boot report and the measured figures and stops.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -122,6 +122,13 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
     };
     if kernel.boot.arg("panic").is_some() {
         panic!("deliberate panic requested on the command line");
+    }
+    if kernel.boot.arg("fault").is_some() {
+        // For the runner: an unhandled page fault must print the faulting state and fail.
+        kprintln!("echo-os: reading unmapped address 0x10 on purpose (fault on the command line)");
+        let v = arch::traps::read_without_fixup(0x10);
+        kprintln!("echo-os: the read of 0x10 returned {v:#x} instead of faulting");
+        arch::qemu::exit(arch::qemu::EXIT_FAILURE);
     }
     if kernel.boot.arg("hang").is_some() {
         // For the runner's hang detection: say so, then never finish.

@@ -469,6 +469,20 @@ fn kernel_suite() -> Result<Tally, String> {
         &format!("exit {code:?}, location printed {located}, message printed {message}"),
     );
 
+    let fault = boot(&machine.pvh_args(&elf, "fault"), SHORT_TIMEOUT, false)?;
+    let code = fault.status.and_then(|s| s.code());
+    let has = |s: &str| fault.lines.iter().any(|l| l.contains(s));
+    let reported = has("FATAL EXCEPTION: page fault (#PF), vector 14, error code 0x0")
+        && has("cr2 (fault address) 0x0000000000000010")
+        && has("  rip 0x")
+        && has("page fault: not-present page, read, supervisor mode");
+    check(
+        &mut t,
+        "unhandled_page_fault_prints_address_error_code_and_rip",
+        code == Some(QEMU_FAIL) && reported,
+        &format!("exit {code:?}, report complete {reported}"),
+    );
+
     // A kernel that stops printing is killed at the timeout and its tests count as failed.
     let hung = boot(&machine.pvh_args(&elf, "hang"), HANG_TIMEOUT, false)?;
     let hung_tally = tally_boot("hang check", &hung);

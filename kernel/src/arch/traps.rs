@@ -397,6 +397,24 @@ fn fatal_exception(frame: &TrapFrame) -> ! {
         r14 = frame.r14,
         r15 = frame.r15,
     ));
+    if frame.vector == 14 {
+        let ec = frame.error_code;
+        super::serial::write_panic(format_args!(
+            "  page fault: {} page, {}, {} mode{}\n",
+            if ec & 1 != 0 {
+                "protection violation on a present"
+            } else {
+                "not-present"
+            },
+            if ec & 2 != 0 { "write" } else { "read" },
+            if ec & 4 != 0 { "user" } else { "supervisor" },
+            if ec & 16 != 0 {
+                ", instruction fetch"
+            } else {
+                ""
+            },
+        ));
+    }
     if frame.vector == 8 || frame.vector == 14 {
         if let Some(stack) = super::stacks::all()
             .iter()
@@ -512,6 +530,14 @@ pub fn probe_divide_error() -> Result<(), u8> {
     } else {
         Err((status - 1) as u8)
     }
+}
+
+/// Reads `addr` with no fixup, so a fault there is fatal: the boot's `fault` mode uses it to show
+/// the fatal-exception report end to end.
+pub fn read_without_fixup(addr: u64) -> u64 {
+    // SAFETY: a plain read; on an unmapped address the #PF handler finds no fixup, prints the
+    // faulting state and stops the machine, so execution never continues with a bad value.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
 }
 
 /// Executes `int3`; the handler counts it and resumes after the instruction.
