@@ -1,4 +1,4 @@
-//! Per-task capability tables: a handle is only as good as the slot it names, so every use
+//! Capability tables (per task, and `CapSpace` across tasks with grants): a handle is only as good as the slot it names, so every use
 //! checks index, generation and rights against the table, and revocation bumps the generation so
 //! stale copies of a handle fail from then on.
 //!
@@ -13,14 +13,21 @@ use echos_abi::{CapHandle, Errno, Rights};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectId(pub u32);
 
+/// Where a capability was derived from: task, slot, and the slot's generation at the time, so a
+/// recycled parent slot is never mistaken for the original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Origin {
+    task: u16,
+    index: u16,
+    generation: u32,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     object: Option<ObjectId>,
     rights: Rights,
     generation: u32,
-    /// The slot this capability was derived from and that slot's generation at the time, so a
-    /// recycled parent slot is never mistaken for the original.
-    parent: Option<(u16, u32)>,
+    parent: Option<Origin>,
 }
 
 const EMPTY: Slot = Slot {
@@ -30,60 +37,83 @@ const EMPTY: Slot = Slot {
     parent: None,
 };
 
-pub struct CapTable<const N: usize> {
-    slots: [Slot; N],
+/// The capability tables of `T` tasks with `N` slots each. A capability lives only as long as
+/// the one it was derived or granted from: clearing a slot (revoke, or its task stopping)
+/// revokes its descendants in every task's table.
+pub struct CapSpace<const T: usize, const N: usize> {
+    tables: [[Slot; N]; T],
 }
 
-impl<const N: usize> Default for CapTable<N> {
+impl<const T: usize, const N: usize> Default for CapSpace<T, N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> CapTable<N> {
-    const _FITS_INDEX: () = assert!(N <= u16::MAX as usize + 1, "slot index is 16 bits");
+impl<const T: usize, const N: usize> CapSpace<T, N> {
+    const _FITS: () = assert!(
+        N <= u16::MAX as usize + 1 && T <= u16::MAX as usize + 1,
+        "slot and task indices are 16 bits"
+    );
 
     pub const fn new() -> Self {
         #[allow(clippy::let_unit_value)]
-        let () = Self::_FITS_INDEX;
-        Self { slots: [EMPTY; N] }
+        let () = Self::_FITS;
+        Self {
+            tables: [[EMPTY; N]; T],
+        }
     }
 
-    /// Installs a capability with `rights` to `object`; [`Errno::NoMemory`] when full.
-    pub fn insert(&mut self, object: ObjectId, rights: Rights) -> Result<CapHandle, Errno> {
-        self.insert_with_parent(object, rights, None)
+    fn table(&self, task: u16) -> Result<&[Slot; N], Errno> {
+        self.tables.get(task as usize).ok_or(Errno::InvalidArgument)
+    }
+
+    /// Installs a capability with `rights` to `object` in `task`'s table (the kernel does this
+    /// when it creates an object); [`Errno::NoMemory`] when the table is full.
+    pub fn insert(
+        &mut self,
+        task: u16,
+        object: ObjectId,
+        rights: Rights,
+    ) -> Result<CapHandle, Errno> {
+        self.insert_with_parent(task, object, rights, None)
     }
 
     fn insert_with_parent(
         &mut self,
+        task: u16,
         object: ObjectId,
         rights: Rights,
-        parent: Option<(u16, u32)>,
+        parent: Option<Origin>,
     ) -> Result<CapHandle, Errno> {
+        let table = self
+            .tables
+            .get_mut(task as usize)
+            .ok_or(Errno::InvalidArgument)?;
         // A slot whose generation reached u32::MAX is retired: reusing it would wrap the
         // generation and let a handle from 2³² revocations ago match again.
-        let index = self
-            .slots
+        let index = table
             .iter()
             .position(|s| s.object.is_none() && s.generation != u32::MAX)
             .ok_or(Errno::NoMemory)?;
-        let slot = &mut self.slots[index];
+        let slot = &mut table[index];
         slot.object = Some(object);
         slot.rights = rights;
         slot.parent = parent;
         Ok(CapHandle::new(index as u16, slot.generation, rights))
     }
 
-    /// The object a handle designates, if the handle is live and both claims and holds `needed`.
+    /// The object a handle designates in `task`'s table, if the handle is live and both claims
+    /// and holds `needed`.
     ///
     /// - index beyond the table, an empty never-issued slot, or a generation from the future:
     ///   [`Errno::BadHandle`] (forged);
     /// - generation older than the slot's: [`Errno::Revoked`];
     /// - claimed rights the slot does not hold, or `needed` not claimed:
     ///   [`Errno::PermissionDenied`].
-    pub fn lookup(&self, handle: CapHandle, needed: Rights) -> Result<ObjectId, Errno> {
+    pub fn lookup(&self, task: u16, handle: CapHandle, needed: Rights) -> Result<ObjectId, Errno> {
         let slot = self
-            .slots
+            .table(task)?
             .get(handle.index as usize)
             .ok_or(Errno::BadHandle)?;
         if handle.generation < slot.generation {
@@ -99,56 +129,130 @@ impl<const N: usize> CapTable<N> {
         Ok(object)
     }
 
-    /// A new capability to the same object with `rights`, which must be a subset of what the
-    /// parent holds (derive can only narrow).
-    pub fn derive(&mut self, parent: CapHandle, rights: Rights) -> Result<CapHandle, Errno> {
-        let object = self.lookup(parent, Rights::NONE)?;
-        if !parent.rights.contains(rights) {
+    /// A new capability in `to`'s table to the same object, with `rights` a subset of what the
+    /// handle holds (granting can only narrow). `to == from` is a plain derive.
+    pub fn grant(
+        &mut self,
+        from: u16,
+        handle: CapHandle,
+        to: u16,
+        rights: Rights,
+    ) -> Result<CapHandle, Errno> {
+        let object = self.lookup(from, handle, Rights::NONE)?;
+        if !handle.rights.contains(rights) {
             return Err(Errno::PermissionDenied);
         }
-        self.insert_with_parent(object, rights, Some((parent.index, parent.generation)))
+        let origin = Origin {
+            task: from,
+            index: handle.index,
+            generation: handle.generation,
+        };
+        self.insert_with_parent(to, object, rights, Some(origin))
     }
 
-    /// Revokes the capability and everything derived from it; every handle to those slots
-    /// fails with [`Errno::Revoked`] afterwards. Returns how many slots were revoked.
-    pub fn revoke(&mut self, handle: CapHandle) -> Result<usize, Errno> {
-        self.lookup(handle, Rights::NONE)?;
-        self.clear(handle.index as usize);
-        let mut revoked = 1;
-        // Each pass revokes at least one more generation of descendants or stops.
+    /// Revokes the capability and everything derived or granted from it, in every table; every
+    /// handle to those slots fails with [`Errno::Revoked`] afterwards. Returns how many slots
+    /// were revoked.
+    pub fn revoke(&mut self, task: u16, handle: CapHandle) -> Result<usize, Errno> {
+        self.lookup(task, handle, Rights::NONE)?;
+        self.clear(task as usize, handle.index as usize);
+        Ok(1 + self.sweep_orphans())
+    }
+
+    /// A task stopped: all its capabilities go, and with them everything derived from them.
+    /// Returns how many slots were cleared in all.
+    pub fn stop_task(&mut self, task: u16) -> Result<usize, Errno> {
+        self.table(task)?;
+        let mut cleared = 0;
+        for i in 0..N {
+            if self.tables[task as usize][i].object.is_some() {
+                self.clear(task as usize, i);
+                cleared += 1;
+            }
+        }
+        Ok(cleared + self.sweep_orphans())
+    }
+
+    /// Clears every live slot whose origin slot has moved on; repeats until nothing changes
+    /// (each pass removes at least one generation of descendants, so at most T·N passes).
+    fn sweep_orphans(&mut self) -> usize {
+        let mut revoked = 0;
         loop {
             let mut changed = false;
-            for i in 0..N {
-                let Some((p, generation)) = self.slots[i].parent else {
-                    continue;
-                };
-                if self.slots[i].object.is_none() {
-                    continue;
-                }
-                let parent = &self.slots[p as usize];
-                if parent.generation != generation {
-                    self.clear(i);
-                    revoked += 1;
-                    changed = true;
+            for t in 0..T {
+                for i in 0..N {
+                    let slot = self.tables[t][i];
+                    let (Some(_), Some(o)) = (slot.object, slot.parent) else {
+                        continue;
+                    };
+                    if self.tables[o.task as usize][o.index as usize].generation != o.generation {
+                        self.clear(t, i);
+                        revoked += 1;
+                        changed = true;
+                    }
                 }
             }
             if !changed {
-                return Ok(revoked);
+                return revoked;
             }
         }
     }
 
-    fn clear(&mut self, index: usize) {
-        let slot = &mut self.slots[index];
+    fn clear(&mut self, task: usize, index: usize) {
+        let slot = &mut self.tables[task][index];
         slot.object = None;
         slot.rights = Rights::NONE;
         slot.parent = None;
         slot.generation = slot.generation.saturating_add(1);
     }
 
-    /// Live capabilities in the table.
+    /// Live capabilities in `task`'s table.
+    pub fn live(&self, task: u16) -> usize {
+        self.table(task)
+            .map_or(0, |t| t.iter().filter(|s| s.object.is_some()).count())
+    }
+}
+
+/// One task's capability table on its own (a [`CapSpace`] of one task).
+pub struct CapTable<const N: usize> {
+    space: CapSpace<1, N>,
+}
+
+impl<const N: usize> Default for CapTable<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> CapTable<N> {
+    pub const fn new() -> Self {
+        Self {
+            space: CapSpace::new(),
+        }
+    }
+
+    /// See [`CapSpace::insert`].
+    pub fn insert(&mut self, object: ObjectId, rights: Rights) -> Result<CapHandle, Errno> {
+        self.space.insert(0, object, rights)
+    }
+
+    /// See [`CapSpace::lookup`].
+    pub fn lookup(&self, handle: CapHandle, needed: Rights) -> Result<ObjectId, Errno> {
+        self.space.lookup(0, handle, needed)
+    }
+
+    /// A new capability to the same object with a subset of the parent's rights.
+    pub fn derive(&mut self, parent: CapHandle, rights: Rights) -> Result<CapHandle, Errno> {
+        self.space.grant(0, parent, 0, rights)
+    }
+
+    /// See [`CapSpace::revoke`].
+    pub fn revoke(&mut self, handle: CapHandle) -> Result<usize, Errno> {
+        self.space.revoke(0, handle)
+    }
+
     pub fn live(&self) -> usize {
-        self.slots.iter().filter(|s| s.object.is_some()).count()
+        self.space.live(0)
     }
 }
 
@@ -228,5 +332,49 @@ mod tests {
         t.insert(RES, Rights::READ).unwrap();
         t.insert(RES, Rights::READ).unwrap();
         assert_eq!(t.insert(RES, Rights::READ), Err(Errno::NoMemory));
+    }
+
+    #[test]
+    fn grants_across_tasks_follow_their_origin() {
+        // Task 0 creates a reservoir and grants stage tasks 1 and 2 read+map (zero-copy weights)
+        // and step; task 1 passes a read-only view on to task 2.
+        let mut space = CapSpace::<3, 4>::new();
+        let owner = space.insert(0, RES, Rights::ALL).unwrap();
+        let stage = space
+            .grant(0, owner, 1, Rights::READ | Rights::MAP | Rights::STEP)
+            .unwrap();
+        let view = space.grant(1, stage, 2, Rights::READ).unwrap();
+        assert_eq!(space.lookup(2, view, Rights::READ), Ok(RES));
+        assert_eq!(
+            space.lookup(2, view, Rights::WRITE),
+            Err(Errno::PermissionDenied)
+        );
+        assert_eq!(
+            space.lookup(1, stage, Rights::WRITE),
+            Err(Errno::PermissionDenied)
+        );
+        // A handle names a slot in the caller's own table: task 1's handle used by task 2 can
+        // reach only what task 2 itself holds there (slot 0, READ), not task 1's STEP.
+        assert_eq!(
+            space.lookup(2, stage, Rights::STEP),
+            Err(Errno::PermissionDenied)
+        );
+        assert_eq!(
+            space.grant(1, stage, 2, Rights::WRITE),
+            Err(Errno::PermissionDenied)
+        );
+        assert_eq!(
+            space.grant(0, owner, 9, Rights::READ),
+            Err(Errno::InvalidArgument)
+        );
+        // Revoking task 1's capability takes task 2's derived view with it.
+        assert_eq!(space.revoke(1, stage), Ok(2));
+        assert_eq!(space.lookup(2, view, Rights::READ), Err(Errno::Revoked));
+        assert_eq!(space.lookup(0, owner, Rights::WRITE), Ok(RES));
+        // When the owner stops, every capability granted from its slots goes too.
+        let again = space.grant(0, owner, 2, Rights::READ).unwrap();
+        assert_eq!(space.stop_task(0), Ok(2));
+        assert_eq!(space.lookup(2, again, Rights::READ), Err(Errno::Revoked));
+        assert_eq!((space.live(0), space.live(1), space.live(2)), (0, 0, 0));
     }
 }
