@@ -1,10 +1,10 @@
-//! Capability tables (per task, and `CapSpace` across tasks with grants): a handle is only as good as the slot it names, so every use
-//! checks index, generation and rights against the table, and revocation bumps the generation so
-//! stale copies of a handle fail from then on.
+//! Capability tables, per task and across tasks (`CapSpace`, with grants): a handle is only as
+//! good as the slot it names, so every use checks index, generation and rights against the
+//! table, and revocation bumps the generation so stale copies of a handle fail from then on.
 //!
-//! Lookup, insert and derive are O(1) (insert scans for a free slot: O(N) with N fixed). Revoke
-//! also revokes every capability derived from the revoked one, transitively, in at most N passes
-//! over the table (O(N²), N fixed; revoke is not on a real-time path).
+//! Lookup is O(1); insert, derive and grant scan one table for a free slot (O(N), N fixed).
+//! Revoke also revokes every capability derived or granted from the revoked one, transitively,
+//! in at most T·N passes over the fixed tables (revoke is not on a real-time path).
 #![forbid(unsafe_code)]
 
 use echos_abi::{CapHandle, Errno, Rights};
