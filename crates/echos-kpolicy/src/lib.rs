@@ -6,7 +6,8 @@
 //! - [`pool`]: TLSF reservoir pools (O(1) alloc/free, statistics) and [`stress`], their
 //!   occupancy-bucketed cost driver.
 //! - [`time`]: TSC ↔ ns conversion, monotonic clock, one-shot/periodic timer queue.
-//! - [`sched`]: O(1) fixed-priority ready queues (bitmap + index-linked FIFOs).
+//! - [`sched`]: O(1) fixed-priority ready queues (bitmap + index-linked FIFOs); [`dispatch`]
+//!   composes them with periodic budgets and partitions into the scheduler the kernel calls.
 //! - [`mutex`]: mutexes with transitive priority inheritance, bounded chains, deadlock detection.
 //! - [`periodic`]: periodic task releases, deadlines, budgets, miss/overrun counters, jitter.
 //! - [`partition`]: time-partition table (major frame of windows) and its lookup.
@@ -21,6 +22,7 @@
 #![deny(unsafe_code)]
 
 pub mod caps;
+pub mod dispatch;
 pub mod elf;
 pub mod frames;
 pub mod memmap;
