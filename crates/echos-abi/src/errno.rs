@@ -40,10 +40,13 @@ pub enum Errno {
     NotPeriodic = -13,
     /// The log message is not valid UTF-8.
     BadUtf8 = -14,
+    /// A user program image is not a valid static x86_64 ELF executable for user space
+    /// (truncated, wrong class or machine, segments in kernel memory or overlapping, ...).
+    BadElf = -15,
 }
 
 impl Errno {
-    pub const ALL: [Errno; 14] = [
+    pub const ALL: [Errno; 15] = [
         Self::BadSyscall,
         Self::BadPointer,
         Self::BadLength,
@@ -58,6 +61,7 @@ impl Errno {
         Self::DimensionMismatch,
         Self::NotPeriodic,
         Self::BadUtf8,
+        Self::BadElf,
     ];
 
     /// The `rax` value the kernel returns for this error.
@@ -100,6 +104,7 @@ impl fmt::Display for Errno {
             Self::DimensionMismatch => "buffer length does not match the reservoir's dimensions",
             Self::NotPeriodic => "the task has no period",
             Self::BadUtf8 => "log message is not UTF-8",
+            Self::BadElf => "program image is not a valid static x86_64 user executable",
         })
     }
 }

@@ -152,6 +152,14 @@ impl core::fmt::Display for ElfError {
     }
 }
 
+impl From<ElfError> for echos_abi::Errno {
+    /// What a task that asked the kernel to load a program is told; the kernel log gets the
+    /// detailed [`ElfError`].
+    fn from(_: ElfError) -> Self {
+        echos_abi::Errno::BadElf
+    }
+}
+
 /// One segment to map: `mem_size` bytes at `vaddr`, the first `file_size` copied from
 /// `file_offset`, the rest zeroed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -511,6 +519,12 @@ mod tests {
             ..load(PF_R, 0x1000, 0x40_1000, 0x10, 0x10)
         };
         assert_eq!(one(note), ElfError::NoLoadableSegments);
+    }
+
+    #[test]
+    fn elf_errors_reach_user_space_as_bad_elf() {
+        let e = parse::<4>(&good()[..10]).unwrap_err();
+        assert_eq!(echos_abi::Errno::from(e), echos_abi::Errno::BadElf);
     }
 
     #[test]
