@@ -14,8 +14,9 @@
 //! | `r9`     | argument 5                       | preserved                        |
 //! | `rcx`, `r11` | —                            | clobbered (return `rip`, `rflags`) |
 //!
-//! Calls with more than a few scalars pass one user pointer (in `rdi` after the handle, see each
-//! [`Syscall`] variant) to a `#[repr(C)]` argument struct from [`args`]. The kernel copies the
+//! Calls with more than a few scalars pass one user pointer in `rdi` to a `#[repr(C)]` argument
+//! struct from [`args`] (the capability handle is inside the struct); see each [`Syscall`]
+//! variant. [`Request`] decodes the registers into a typed call. The kernel copies the
 //! struct's bytes in after checking the pointer against the task's address space and decodes it
 //! with the struct's `from_bytes`, which validates every field; it never reads user memory in
 //! place, so a second thread cannot change an argument after it was checked.
