@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl ca-certificates)
+# The kernel: QEMU boots it (cargo xtask run/test); GRUB + xorriso + mtools build its boot ISO.
+command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
+{ command -v grub-mkrescue >/dev/null && [ -d /usr/lib/grub/i386-pc ]; } || need_apt+=(grub-pc-bin grub-common)
+command -v xorriso >/dev/null || need_apt+=(xorriso)
+command -v mformat >/dev/null || need_apt+=(mtools)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -1,16 +1,18 @@
 //! `cargo xtask`: one command each to set up, run and test echo-os (the convention of Rust
 //! kernels: Hermit, Hubris). Subcommands:
-//!   run   — build and run the main job (see README)
+//!   run   — build and boot the kernel under QEMU (`--kvm`, `--iso`; see docs/kernel.md)
+//!   run-host — the host main job (train and evaluate a reservoir on a built-in task)
 //!   test  — every test suite (host crates, then the others as they exist), closing with one
 //!           `N passed, M failed` line summed over all suites
 #![forbid(unsafe_code)]
 
+mod kernel;
 mod suite;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run|test> [args]\n  run   build and run the main job\n  test  run every test suite");
+    eprintln!("usage: cargo xtask <run|run-host|test> [args]\n  run   build and boot the kernel (--kvm, --iso)\n  run-host  run the host main job\n  test  run every test suite");
     ExitCode::from(2)
 }
 
@@ -21,7 +23,8 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match cmd.as_str() {
-        "run" => run(rest),
+        "run" => kernel::run(rest),
+        "run-host" => run(rest),
         "test" => test(rest),
         _ => return usage(),
     };
@@ -64,6 +67,8 @@ fn test(_rest: &[String]) -> Result<bool, String> {
             "--show-output",
         ],
     )?);
+    total.add(kernel::suite_kernel()?);
+    total.add(kernel::suite_iso()?);
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)
 }

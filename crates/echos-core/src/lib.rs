@@ -6,9 +6,9 @@
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
 extern crate alloc;
-
 pub mod esn;
 pub mod history;
+pub mod integer;
 pub mod matrix;
 pub mod metrics;
 pub mod model;
