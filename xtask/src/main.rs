@@ -5,6 +5,7 @@
 //!           `N passed, M failed` line summed over all suites
 #![forbid(unsafe_code)]
 
+mod python;
 mod suite;
 
 use std::process::ExitCode;
@@ -56,8 +57,15 @@ fn test(_rest: &[String]) -> Result<bool, String> {
     let mut total = suite::Tally::default();
     total.add(suite::cargo_tests(
         "host",
-        &["test", "--workspace", "--all-targets"],
+        &[
+            "test",
+            "--workspace",
+            "--exclude",
+            "echos-py",
+            "--all-targets",
+        ],
     )?);
+    total.add(python::python_tests()?);
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)
 }
