@@ -1,5 +1,9 @@
-"""echos: echo state networks on the echo-os engine (Rust), with a NumPy interface."""
+"""echos: echo state networks on the echo-os engine (Rust), with a NumPy interface.
 
-from ._echos import __version__
+The reservoir, readouts and metrics run in the engine (crates/echos-core); this package adds
+NumPy plumbing (zero-copy where the layout allows) and a ReservoirPy-like vocabulary.
+"""
 
-__all__ = ["__version__"]
+from ._echos import ESN, __version__, memory_capacity, mse, nrmse, r2, rmse
+
+__all__ = ["ESN", "__version__", "memory_capacity", "mse", "nrmse", "r2", "rmse"]

@@ -2,10 +2,29 @@
 //! engine. Thin by design: validation and NumPy plumbing here, numerics in echos-core/echos-host.
 #![deny(unsafe_code)]
 
+mod arrays;
+mod engine;
+mod esn;
+mod metrics;
+
 use pyo3::prelude::*;
+
+/// Number of input arrays copied (dtype conversion or non-contiguous layout) since import; a
+/// diagnostic for checking that the zero-copy path is taken.
+#[pyfunction]
+fn _input_copies() -> u64 {
+    arrays::input_copies()
+}
 
 #[pymodule]
 fn _echos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(_input_copies, m)?)?;
+    m.add_class::<esn::PyEsn>()?;
+    m.add_function(wrap_pyfunction!(metrics::mse, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::rmse, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::nrmse, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::r2, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::memory_capacity, m)?)?;
     Ok(())
 }

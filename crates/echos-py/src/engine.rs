@@ -1,0 +1,379 @@
+//! The engine side of `echos.ESN`: a reservoir (`echos_core::esn::Esn<T>`) with its readout,
+//! driven over whole series. The per-step work is the engine's (`Esn::step`, `Ridge`, `Rls`,
+//! `Lms`, `Linear::predict`); this module only arranges rows and feature vectors. Runs with the
+//! GIL released, so it holds no Python objects.
+
+use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig};
+use echos_core::readout::{Linear, Lms, ReadoutError, Ridge, Rls};
+use echos_core::scalar::Scalar;
+use echos_core::topology::{Topology, WeightDistribution};
+use pyo3::exceptions::PyValueError;
+use pyo3::PyResult;
+
+use crate::arrays::Float;
+
+/// The Python-facing hyperparameters, kept by name for `repr` and the model file.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub neurons: usize,
+    pub spectral_radius: f64,
+    pub leak_rate: f64,
+    pub input_scaling: f64,
+    pub connectivity: f64,
+    pub bias: f64,
+    pub activation: String,
+    pub seed: u64,
+    pub input_connectivity: f64,
+    pub topology: String,
+    pub jump: usize,
+    pub distribution: String,
+    pub input_to_readout: bool,
+}
+
+fn value_error(e: impl std::fmt::Display) -> pyo3::PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+pub fn activation_of(name: &str) -> PyResult<Activation> {
+    match name {
+        "tanh" => Ok(Activation::Tanh),
+        "sigmoid" => Ok(Activation::Sigmoid),
+        "relu" => Ok(Activation::Relu),
+        "identity" => Ok(Activation::Identity),
+        other => Err(PyValueError::new_err(format!(
+            "activation must be \"tanh\", \"sigmoid\", \"relu\" or \"identity\", got {other:?}"
+        ))),
+    }
+}
+
+fn topology_of(name: &str, jump: usize) -> PyResult<Topology> {
+    match name {
+        "random" => Ok(Topology::Random),
+        "cycle" => Ok(Topology::Cycle),
+        "delay_line" => Ok(Topology::DelayLine),
+        "cycle_jumps" => Ok(Topology::CycleJumps { jump }),
+        other => Err(PyValueError::new_err(format!(
+            "topology must be \"random\", \"cycle\", \"delay_line\" or \"cycle_jumps\", got {other:?}"
+        ))),
+    }
+}
+
+fn distribution_of(name: &str) -> PyResult<WeightDistribution> {
+    match name {
+        "normal" => Ok(WeightDistribution::Normal),
+        "uniform" => Ok(WeightDistribution::Uniform),
+        "bernoulli" => Ok(WeightDistribution::Bernoulli),
+        other => Err(PyValueError::new_err(format!(
+            "distribution must be \"normal\", \"uniform\" or \"bernoulli\", got {other:?}"
+        ))),
+    }
+}
+
+/// The engine configuration for `inputs` input features.
+pub fn config_of(s: &Settings, inputs: usize) -> PyResult<EsnConfig> {
+    Ok(EsnConfig {
+        units: s.neurons,
+        inputs,
+        outputs: 0,
+        spectral_radius: s.spectral_radius,
+        leak_rate: s.leak_rate,
+        input_scaling: s.input_scaling,
+        bias_scaling: s.bias,
+        connectivity: s.connectivity,
+        input_connectivity: s.input_connectivity,
+        distribution: distribution_of(&s.distribution)?,
+        topology: topology_of(&s.topology, s.jump)?,
+        activation: activation_of(&s.activation)?,
+        seed: s.seed,
+        ..EsnConfig::default()
+    })
+}
+
+/// Checks every hyperparameter (with a placeholder input count) so a bad one fails at once.
+pub fn validate(s: &Settings) -> PyResult<()> {
+    config_of(s, 1)?
+        .validate()
+        .map_err(|e: ConfigError| value_error(e))
+}
+
+/// Which online readout `fit_online` trains.
+#[derive(Clone, Copy, Debug)]
+pub enum OnlineKind {
+    Rls { forgetting: f64, delta: f64 },
+    Lms { learning_rate: f64 },
+}
+
+enum Online {
+    Rls(Rls),
+    Lms(Lms),
+}
+
+impl Online {
+    fn readout(&self) -> &Linear {
+        match self {
+            Online::Rls(r) => r.readout(),
+            Online::Lms(l) => l.readout(),
+        }
+    }
+}
+
+/// A reservoir, its readout (once trained) and the last output it produced.
+pub struct Model<T> {
+    esn: Esn<T>,
+    readout: Option<Linear>,
+    input_to_readout: bool,
+    /// ŷ(t−1): the next closed-loop input, and the feedback of reservoirs that have it.
+    last_output: Vec<T>,
+    online: Option<Online>,
+    /// Readout features [u, x] or [x] of the current step, sized once.
+    features: Vec<T>,
+}
+
+fn fill_features<T: Copy>(input_to_readout: bool, u: &[T], x: &[T], z: &mut Vec<T>) {
+    z.clear();
+    if input_to_readout {
+        z.extend_from_slice(u);
+    }
+    z.extend_from_slice(x);
+}
+
+/// Errors of a run, reported to Python as ValueError (the arguments were checked before).
+pub type RunResult<R> = Result<R, String>;
+
+fn msg(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl<T: Scalar + Float> Model<T> {
+    pub fn new(settings: &Settings, inputs: usize) -> PyResult<Self> {
+        let config = config_of(settings, inputs)?;
+        let esn = Esn::new(&config).map_err(value_error)?;
+        Ok(Self::from_parts(
+            esn,
+            None,
+            settings.input_to_readout,
+            Vec::new(),
+        ))
+    }
+
+    pub fn from_parts(
+        esn: Esn<T>,
+        readout: Option<Linear>,
+        input_to_readout: bool,
+        last_output: Vec<T>,
+    ) -> Self {
+        let dim = esn.units() + if input_to_readout { esn.inputs() } else { 0 };
+        Model {
+            esn,
+            readout,
+            input_to_readout,
+            last_output,
+            online: None,
+            features: Vec::with_capacity(dim),
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.esn.inputs()
+    }
+
+    pub fn units(&self) -> usize {
+        self.esn.units()
+    }
+
+    pub fn outputs(&self) -> Option<usize> {
+        self.readout.as_ref().map(Linear::outputs)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.units()
+            + if self.input_to_readout {
+                self.inputs()
+            } else {
+                0
+            }
+    }
+
+    pub fn state(&self) -> &[T] {
+        self.esn.state()
+    }
+
+    pub fn set_state(&mut self, x: &[T]) -> RunResult<()> {
+        self.esn.set_state(x).map_err(msg)
+    }
+
+    pub fn reset(&mut self) {
+        self.esn.reset();
+        self.last_output.fill(T::zero());
+    }
+
+    pub fn readout_weights(&self) -> Option<(Vec<f64>, usize, usize)> {
+        self.readout
+            .as_ref()
+            .map(|r| (r.weights.data.clone(), r.weights.rows, r.weights.cols))
+    }
+
+    /// One step from input `u`; with a readout, ŷ goes to `y` and becomes `last_output`.
+    fn step_once(&mut self, u: &[T], y: Option<&mut [T]>) -> RunResult<()> {
+        let fb = if self.esn.outputs() > 0 {
+            Some(&self.last_output[..])
+        } else {
+            None
+        };
+        let x = self.esn.step(u, fb).map_err(msg)?;
+        if let (Some(r), Some(y)) = (&self.readout, y) {
+            fill_features(self.input_to_readout, u, x, &mut self.features);
+            r.predict(&self.features, y).map_err(msg)?;
+            self.last_output.copy_from_slice(y);
+        }
+        Ok(())
+    }
+
+    /// All states of a run over `x` (rows × inputs), row-major rows × units.
+    pub fn update(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
+        let (ni, n) = (self.inputs(), self.units());
+        let mut out = Vec::with_capacity(rows * n);
+        // Reservoirs with output feedback need ŷ every step, so they run their readout too.
+        let mut y = vec![T::zero(); self.outputs().unwrap_or(0)];
+        if self.esn.outputs() > 0 && self.readout.is_none() {
+            return Err("this reservoir has output feedback, so it needs a trained readout to run: call fit() first".into());
+        }
+        for u in x.chunks_exact(ni) {
+            let feedback_run = self.esn.outputs() > 0;
+            self.step_once(u, if feedback_run { Some(&mut y) } else { None })?;
+            out.extend_from_slice(self.esn.state());
+        }
+        Ok(out)
+    }
+
+    /// Ridge readout on the states of a teacher-forced run (see `PyEsn::fit`).
+    pub fn fit(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        outputs: usize,
+        washout: usize,
+        ridge: f64,
+    ) -> RunResult<()> {
+        let mut solver = Ridge::new(self.feature_dim(), outputs, ridge).map_err(msg)?;
+        self.teacher_forced(x, y, outputs, |t, z, target| {
+            if t >= washout {
+                solver.accumulate(z, target)?;
+            }
+            Ok(())
+        })?;
+        self.readout = Some(solver.fit().map_err(msg)?);
+        self.online = None;
+        Ok(())
+    }
+
+    /// Runs over `x` with the targets `y` as feedback (one step behind) and hands each step's
+    /// readout features and target to `visit`; leaves `last_output` at the last target.
+    fn teacher_forced(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        outputs: usize,
+        mut visit: impl FnMut(usize, &[T], &[T]) -> Result<(), ReadoutError>,
+    ) -> RunResult<()> {
+        let ni = self.inputs();
+        let fb_dim = self.esn.outputs();
+        if fb_dim > 0 && fb_dim != outputs {
+            return Err(format!(
+                "y has {outputs} columns but this reservoir feeds back {fb_dim} outputs"
+            ));
+        }
+        if self.last_output.len() != outputs {
+            self.last_output = vec![T::zero(); outputs];
+        }
+        for (t, (u, target)) in x.chunks_exact(ni).zip(y.chunks_exact(outputs)).enumerate() {
+            let fb = if fb_dim > 0 {
+                Some(&self.last_output[..])
+            } else {
+                None
+            };
+            let state = self.esn.step(u, fb).map_err(msg)?;
+            fill_features(self.input_to_readout, u, state, &mut self.features);
+            visit(t, &self.features, target).map_err(msg)?;
+            self.last_output.copy_from_slice(target);
+        }
+        Ok(())
+    }
+
+    /// Online readout training; returns the a-priori predictions (before each update).
+    pub fn fit_online(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        outputs: usize,
+        kind: OnlineKind,
+        washout: usize,
+    ) -> RunResult<Vec<T>> {
+        let dim = self.feature_dim();
+        let reuse = matches!(
+            (&self.online, kind),
+            (Some(Online::Rls(r)), OnlineKind::Rls { forgetting, .. })
+                if r.forgetting == forgetting && r.readout().outputs() == outputs
+        ) || matches!(
+            (&self.online, kind),
+            (Some(Online::Lms(l)), OnlineKind::Lms { learning_rate })
+                if l.learning_rate == learning_rate && l.readout().outputs() == outputs
+        );
+        if !reuse {
+            self.online = Some(match kind {
+                OnlineKind::Rls { forgetting, delta } => {
+                    Online::Rls(Rls::new(dim, outputs, forgetting, delta).map_err(msg)?)
+                }
+                OnlineKind::Lms { learning_rate } => {
+                    Online::Lms(Lms::new(dim, outputs, learning_rate).map_err(msg)?)
+                }
+            });
+        }
+        let mut online = self.online.take().ok_or("online readout missing")?;
+        let mut pred = vec![T::zero(); x.len() / self.inputs() * outputs];
+        let result = self.teacher_forced(x, y, outputs, |t, z, target| {
+            online
+                .readout()
+                .predict(z, &mut pred[t * outputs..(t + 1) * outputs])?;
+            if t >= washout {
+                match &mut online {
+                    Online::Rls(r) => r.update(z, target)?,
+                    Online::Lms(l) => l.update(z, target)?,
+                }
+            }
+            Ok(())
+        });
+        self.readout = Some(online.readout().clone());
+        self.online = Some(online);
+        result.map(|_| pred)
+    }
+
+    /// Readout outputs of a run driven by `x`, row-major rows × outputs.
+    pub fn predict(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
+        let no = self.outputs().ok_or("no readout: call fit() first")?;
+        let ni = self.inputs();
+        let mut out = vec![T::zero(); rows * no];
+        for (u, y) in x.chunks_exact(ni).zip(out.chunks_exact_mut(no)) {
+            self.step_once(u, Some(y))?;
+        }
+        Ok(out)
+    }
+
+    /// Closed loop: each output is the next input. Starts from `first` or `last_output`.
+    pub fn generate(&mut self, steps: usize, first: Option<&[T]>) -> RunResult<Vec<T>> {
+        let no = self.outputs().ok_or("no readout: call fit() first")?;
+        if let Some(f) = first {
+            self.last_output = f.to_vec();
+        }
+        if self.last_output.len() != no {
+            return Err("no previous output to start the closed loop from: call fit() or predict() first, or pass initial=".into());
+        }
+        let mut out = vec![T::zero(); steps * no];
+        let mut u = self.last_output.clone();
+        for y in out.chunks_exact_mut(no) {
+            self.step_once(&u, Some(y))?;
+            u.copy_from_slice(y);
+        }
+        Ok(out)
+    }
+}
