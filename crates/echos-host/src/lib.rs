@@ -5,8 +5,12 @@
 pub mod array;
 pub mod atomic;
 pub mod csv_table;
+pub mod datasets;
 pub mod error;
+pub mod model_file;
 pub mod npy;
+pub mod tasks;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 
