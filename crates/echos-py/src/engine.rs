@@ -6,8 +6,10 @@
 use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig};
 use echos_core::readout::{Linear, Lms, ReadoutError, Ridge, Rls};
 use echos_core::scalar::Scalar;
-use echos_core::topology::{Topology, WeightDistribution};
-use pyo3::exceptions::PyValueError;
+use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
+use echos_host::model_file;
+use echos_host::training::{EsnModel, Generative, ReadoutSetup};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
 use crate::arrays::Float;
@@ -44,6 +46,109 @@ pub fn activation_of(name: &str) -> PyResult<Activation> {
             "activation must be \"tanh\", \"sigmoid\", \"relu\" or \"identity\", got {other:?}"
         ))),
     }
+}
+
+pub fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Tanh => "tanh",
+        Activation::Sigmoid => "sigmoid",
+        Activation::Relu => "relu",
+        Activation::Identity => "identity",
+    }
+}
+
+fn distribution_name(d: WeightDistribution) -> &'static str {
+    match d {
+        WeightDistribution::Normal => "normal",
+        WeightDistribution::Uniform => "uniform",
+        WeightDistribution::Bernoulli => "bernoulli",
+    }
+}
+
+/// The Python-facing hyperparameters of a loaded reservoir.
+pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
+    let (topology, jump) = match c.topology {
+        Topology::Random => ("random", 2),
+        Topology::Cycle => ("cycle", 2),
+        Topology::DelayLine => ("delay_line", 2),
+        Topology::CycleJumps { jump } => ("cycle_jumps", jump),
+    };
+    Settings {
+        neurons: c.units,
+        spectral_radius: c.spectral_radius,
+        leak_rate: c.leak_rate,
+        input_scaling: c.input_scaling,
+        connectivity: c.connectivity,
+        bias: c.bias_scaling,
+        activation: activation_name(c.activation).to_owned(),
+        seed: c.seed,
+        input_connectivity: c.input_connectivity,
+        topology: topology.to_owned(),
+        jump,
+        distribution: distribution_name(c.distribution).to_owned(),
+        input_to_readout,
+    }
+}
+
+fn cast<T: Scalar, U: Scalar>(v: T) -> U {
+    U::from_f64(v.to_f64())
+}
+
+fn cast_matrix<T: Scalar, U: Scalar>(w: &ReservoirMatrix<T>) -> ReservoirMatrix<U> {
+    match w {
+        ReservoirMatrix::Dense(d) => ReservoirMatrix::Dense(d.cast()),
+        ReservoirMatrix::Csr(c) => ReservoirMatrix::Csr(c.cast()),
+        ReservoirMatrix::Cycle { units, weight } => ReservoirMatrix::Cycle {
+            units: *units,
+            weight: cast(*weight),
+        },
+        ReservoirMatrix::DelayLine { units, weight } => ReservoirMatrix::DelayLine {
+            units: *units,
+            weight: cast(*weight),
+        },
+        ReservoirMatrix::CycleJumps {
+            units,
+            cycle_weight,
+            jump_weight,
+            jump,
+        } => ReservoirMatrix::CycleJumps {
+            units: *units,
+            cycle_weight: cast(*cycle_weight),
+            jump_weight: cast(*jump_weight),
+            jump: *jump,
+        },
+    }
+}
+
+/// The same reservoir (weights and state) in another float type. f32 → f64 → f32 is exact,
+/// which is what lets float32 models travel through the f64 model file unchanged.
+fn cast_esn<T: Scalar, U: Scalar>(esn: &Esn<T>) -> RunResult<Esn<U>> {
+    let mut out = Esn::from_parts(
+        esn.config().clone(),
+        cast_matrix(esn.w()),
+        esn.w_in().cast(),
+        esn.w_fb().map(|d| d.cast()),
+        esn.bias().iter().map(|&b| cast(b)).collect(),
+    )
+    .map_err(msg)?;
+    let state: Vec<U> = esn.state().iter().map(|&x| cast(x)).collect();
+    out.set_state(&state).map_err(msg)?;
+    Ok(out)
+}
+
+/// Parses model-file bytes (written by `Model::to_model_bytes` or the CLI) into a model of
+/// float type `T`. Corrupt or foreign files are ValueErrors naming the problem.
+pub fn model_from_bytes<T: Scalar + Float>(
+    bytes: &[u8],
+    origin: &str,
+) -> PyResult<(Settings, Model<T>)> {
+    let m = model_file::from_bytes(bytes, std::path::Path::new(origin)).map_err(value_error)?;
+    let settings = settings_of(m.esn.config(), m.setup.input_features);
+    let esn = cast_esn::<f64, T>(&m.esn).map_err(PyValueError::new_err)?;
+    let last: Vec<T> = m.last_output.iter().map(|&v| cast(v)).collect();
+    let mut model = Model::from_parts(esn, Some(m.readout), m.setup.input_features, last);
+    model.fit_setup = Some((m.setup.ridge, m.setup.washout));
+    Ok((settings, model))
 }
 
 fn topology_of(name: &str, jump: usize) -> PyResult<Topology> {
@@ -127,6 +232,8 @@ pub struct Model<T> {
     online: Option<Online>,
     /// Readout features [u, x] or [x] of the current step, sized once.
     features: Vec<T>,
+    /// Ridge parameter and washout of the last `fit`, recorded in the model file.
+    fit_setup: Option<(f64, usize)>,
 }
 
 fn fill_features<T: Copy>(input_to_readout: bool, u: &[T], x: &[T], z: &mut Vec<T>) {
@@ -170,11 +277,38 @@ impl<T: Scalar + Float> Model<T> {
             last_output,
             online: None,
             features: Vec::with_capacity(dim),
+            fit_setup: None,
         }
     }
 
     pub fn inputs(&self) -> usize {
         self.esn.inputs()
+    }
+
+    /// The model file's bytes (f64 tensors; see docs/model-format.md). Needs a readout.
+    pub fn to_model_bytes(&self) -> PyResult<Vec<u8>> {
+        let readout = self.readout.clone().ok_or_else(|| {
+            PyRuntimeError::new_err("this ESN has no readout yet: call fit() before saving it")
+        })?;
+        let esn = cast_esn::<T, f64>(&self.esn).map_err(PyValueError::new_err)?;
+        let generative = if esn.outputs() > 0 {
+            Generative::Feedback
+        } else if esn.inputs() == readout.outputs() {
+            Generative::Input
+        } else {
+            Generative::None
+        };
+        let (ridge, washout) = self.fit_setup.unwrap_or((0.0, 0));
+        let setup = ReadoutSetup {
+            ridge,
+            washout,
+            input_features: self.input_to_readout,
+            generative,
+        };
+        let mut last: Vec<f64> = self.last_output.iter().map(|&v| cast(v)).collect();
+        last.resize(readout.outputs(), 0.0);
+        let model = EsnModel::from_parts(esn, readout, setup, last).map_err(value_error)?;
+        model_file::to_bytes(&model).map_err(value_error)
     }
 
     pub fn units(&self) -> usize {
@@ -264,6 +398,7 @@ impl<T: Scalar + Float> Model<T> {
         })?;
         self.readout = Some(solver.fit().map_err(msg)?);
         self.online = None;
+        self.fit_setup = Some((ridge, washout));
         Ok(())
     }
 

@@ -5,9 +5,10 @@
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyType};
 
 use crate::arrays::{to_numpy1, to_numpy2, with_matrix, Float, Matrix};
-use crate::engine::{self, Model, OnlineKind, Settings};
+use crate::engine::{self, model_from_bytes, Model, OnlineKind, Settings};
 
 /// The float type an ESN computes in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -581,6 +582,96 @@ impl PyEsn {
         }
     }
 
+    /// Saves the trained network (reservoir weights and state, readout, hyperparameters) to a
+    /// model file in the engine's documented format (safetensors + JSON metadata,
+    /// docs/model-format.md): the file the `echos` CLI reads. Tensors are float64 in the file;
+    /// a float32 network converts to float64 and back exactly. The write is atomic.
+    fn save(&self, path: std::path::PathBuf) -> PyResult<()> {
+        let bytes = self.to_bytes_inner()?;
+        echos_host::atomic::write(&path, &bytes)
+            .map_err(|e| io_error(&e, format!("cannot write model {}: {e}", path.display())))
+    }
+
+    /// Loads a model file written by `save` or by the `echos` CLI, computing in `dtype`
+    /// (float64 by default). A missing file raises FileNotFoundError (an OSError); a corrupt,
+    /// truncated or foreign file raises ValueError naming the problem.
+    #[classmethod]
+    #[pyo3(signature = (path, dtype = None))]
+    fn load(
+        _cls: &Bound<'_, PyType>,
+        path: std::path::PathBuf,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let dtype = match dtype {
+            None => DType::F64,
+            Some(d) => DType::parse(d)?,
+        };
+        let bytes = std::fs::read(&path)
+            .map_err(|e| io_error(&e, format!("cannot read model {}: {e}", path.display())))?;
+        Self::from_model_bytes(&bytes, &path.display().to_string(), dtype)
+    }
+
+    /// The model file's bytes: what `save` writes.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.to_bytes_inner()?))
+    }
+
+    /// Rebuilds a trained network from `to_bytes()` output (or a model file's contents).
+    #[classmethod]
+    #[pyo3(signature = (data, dtype = None))]
+    fn from_bytes(
+        _cls: &Bound<'_, PyType>,
+        data: &[u8],
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let dtype = match dtype {
+            None => DType::F64,
+            Some(d) => DType::parse(d)?,
+        };
+        Self::from_model_bytes(data, "<bytes>", dtype)
+    }
+
+    /// Pickling: the model-file bytes when trained, else the hyperparameters (weights are a
+    /// function of them and the seed) and the state.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyDict>,))> {
+        let d = PyDict::new(py);
+        d.set_item("format", 1)?;
+        d.set_item("dtype", self.dtype.name())?;
+        let s = &self.settings;
+        let settings = PyDict::new(py);
+        settings.set_item("neurons", s.neurons)?;
+        settings.set_item("spectral_radius", s.spectral_radius)?;
+        settings.set_item("leak_rate", s.leak_rate)?;
+        settings.set_item("input_scaling", s.input_scaling)?;
+        settings.set_item("connectivity", s.connectivity)?;
+        settings.set_item("bias", s.bias)?;
+        settings.set_item("activation", &s.activation)?;
+        settings.set_item("seed", s.seed)?;
+        settings.set_item("input_connectivity", s.input_connectivity)?;
+        settings.set_item("topology", &s.topology)?;
+        settings.set_item("jump", s.jump)?;
+        settings.set_item("distribution", &s.distribution)?;
+        settings.set_item("input_to_readout", s.input_to_readout)?;
+        d.set_item("settings", settings)?;
+        match &self.inner {
+            None => d.set_item("inputs", py.None())?,
+            Some(inner) => {
+                d.set_item("inputs", dispatch!(inner, m => m.inputs()))?;
+                if dispatch!(inner, m => m.outputs()).is_some() {
+                    d.set_item("model", PyBytes::new(py, &self.to_bytes_inner()?))?;
+                } else {
+                    let state: Vec<f64> = dispatch!(inner, m => m.state().iter().map(|&v| echos_core::scalar::Scalar::to_f64(v)).collect());
+                    d.set_item("state", state)?;
+                }
+            }
+        }
+        let f = py.import("echos._echos")?.getattr("_esn_from_pickle")?;
+        Ok((f, (d,)))
+    }
+
     fn __repr__(&self) -> String {
         let s = &self.settings;
         format!(
@@ -596,6 +687,105 @@ impl PyEsn {
             self.dtype.name()
         )
     }
+}
+
+impl PyEsn {
+    fn to_bytes_inner(&self) -> PyResult<Vec<u8>> {
+        match &self.inner {
+            None => Err(PyRuntimeError::new_err(
+                "this ESN has no readout yet: call fit() before saving it",
+            )),
+            Some(inner) => dispatch!(inner, m => m.to_model_bytes()),
+        }
+    }
+
+    fn from_model_bytes(bytes: &[u8], origin: &str, dtype: DType) -> PyResult<Self> {
+        let (settings, inner) = match dtype {
+            DType::F32 => {
+                let (s, m) = model_from_bytes::<f32>(bytes, origin)?;
+                (s, Inner::F32(m))
+            }
+            DType::F64 => {
+                let (s, m) = model_from_bytes::<f64>(bytes, origin)?;
+                (s, Inner::F64(m))
+            }
+        };
+        Ok(PyEsn {
+            settings,
+            dtype,
+            inner: Some(inner),
+        })
+    }
+}
+
+/// Rebuilds an ESN from the dict `ESN.__reduce__` made.
+#[pyfunction]
+pub fn _esn_from_pickle(state: &Bound<'_, PyDict>) -> PyResult<PyEsn> {
+    let get = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        state
+            .get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("pickled ESN lacks '{key}'")))
+    };
+    let format: i64 = get("format")?.extract()?;
+    if format != 1 {
+        return Err(PyValueError::new_err(format!(
+            "pickled ESN has format {format}; this echos reads format 1"
+        )));
+    }
+    let dtype = DType::parse(&get("dtype")?)?;
+    let s = get("settings")?;
+    let s = s.cast::<PyDict>()?;
+    let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        s.get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("pickled ESN settings lack '{key}'")))
+    };
+    let settings = Settings {
+        neurons: item("neurons")?.extract()?,
+        spectral_radius: item("spectral_radius")?.extract()?,
+        leak_rate: item("leak_rate")?.extract()?,
+        input_scaling: item("input_scaling")?.extract()?,
+        connectivity: item("connectivity")?.extract()?,
+        bias: item("bias")?.extract()?,
+        activation: item("activation")?.extract()?,
+        seed: item("seed")?.extract()?,
+        input_connectivity: item("input_connectivity")?.extract()?,
+        topology: item("topology")?.extract()?,
+        jump: item("jump")?.extract()?,
+        distribution: item("distribution")?.extract()?,
+        input_to_readout: item("input_to_readout")?.extract()?,
+    };
+    engine::validate(&settings)?;
+    if let Some(model) = state.get_item("model")? {
+        let bytes: Vec<u8> = model.extract()?;
+        let mut esn = PyEsn::from_model_bytes(&bytes, "<pickle>", dtype)?;
+        esn.settings = settings;
+        return Ok(esn);
+    }
+    let mut esn = PyEsn {
+        settings,
+        dtype,
+        inner: None,
+    };
+    let inputs: Option<usize> = get("inputs")?.extract()?;
+    if let Some(n) = inputs {
+        let inner = esn.build(n)?;
+        let st: Vec<f64> = match state.get_item("state")? {
+            Some(v) => v.extract()?,
+            None => Vec::new(),
+        };
+        dispatch!(inner, m => {
+            let st: Vec<_> = st.iter().map(|&v| Float::from_f64(v)).collect();
+            m.set_state(&st).map_err(PyValueError::new_err)?
+        });
+    }
+    Ok(esn)
+}
+
+/// An OSError of the subclass Python uses for this error kind (FileNotFoundError,
+/// PermissionError, ...), with a message naming the file.
+fn io_error(e: &std::io::Error, message: String) -> PyErr {
+    let typed = PyErr::from(std::io::Error::new(e.kind(), String::new()));
+    Python::attach(|py| PyErr::from_type(typed.get_type(py), message))
 }
 
 /// Integer arguments: a bool or float is a type error here, not a silent truncation.

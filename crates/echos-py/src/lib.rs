@@ -21,6 +21,7 @@ fn _echos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_input_copies, m)?)?;
     m.add_class::<esn::PyEsn>()?;
+    m.add_function(wrap_pyfunction!(esn::_esn_from_pickle, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::mse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::rmse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::nrmse, m)?)?;
