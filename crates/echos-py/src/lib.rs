@@ -5,6 +5,7 @@
 mod arrays;
 mod engine;
 mod esn;
+mod host;
 mod metrics;
 
 use pyo3::prelude::*;
@@ -22,6 +23,11 @@ fn _echos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_input_copies, m)?)?;
     m.add_class::<esn::PyEsn>()?;
     m.add_function(wrap_pyfunction!(esn::_esn_from_pickle, m)?)?;
+    m.add_function(wrap_pyfunction!(host::_mackey_glass, m)?)?;
+    m.add_function(wrap_pyfunction!(host::_narma10, m)?)?;
+    m.add_function(wrap_pyfunction!(host::_lorenz, m)?)?;
+    m.add_function(wrap_pyfunction!(host::_santafe, m)?)?;
+    m.add_function(wrap_pyfunction!(host::_run_task, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::mse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::rmse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::nrmse, m)?)?;
