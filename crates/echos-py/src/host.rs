@@ -69,12 +69,11 @@ pub fn _mackey_glass<'py>(
     to_numpy2(py, data, n, 1)
 }
 
+/// NARMA10's (input, target) arrays.
+type ArrayPair<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>);
+
 #[pyfunction]
-pub fn _narma10<'py>(
-    py: Python<'py>,
-    n: i64,
-    seed: i64,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+pub fn _narma10<'py>(py: Python<'py>, n: i64, seed: i64) -> PyResult<ArrayPair<'py>> {
     let n = count("n", n)?;
     let seed = seed_of(seed)?;
     let (u, y) = py
