@@ -534,36 +534,43 @@ impl PyEsn {
         self.dtype.name()
     }
 
+    /// Target spectral radius of W (ReservoirPy: `sr`).
     #[getter]
     fn spectral_radius(&self) -> f64 {
         self.settings.spectral_radius
     }
 
+    /// Leak rate a in (0, 1] (ReservoirPy: `lr`).
     #[getter]
     fn leak_rate(&self) -> f64 {
         self.settings.leak_rate
     }
 
+    /// Scale of the input weights W_in.
     #[getter]
     fn input_scaling(&self) -> f64 {
         self.settings.input_scaling
     }
 
+    /// Fraction of nonzero recurrent weights per row (ReservoirPy: `rc_connectivity`).
     #[getter]
     fn connectivity(&self) -> f64 {
         self.settings.connectivity
     }
 
+    /// Scale of the bias b ~ U(-1, 1) · bias.
     #[getter]
     fn bias(&self) -> f64 {
         self.settings.bias
     }
 
+    /// The neurons' nonlinearity.
     #[getter]
     fn activation(&self) -> String {
         self.settings.activation.clone()
     }
 
+    /// Seed of every weight (xoshiro256** seeded through SplitMix64).
     #[getter]
     fn seed(&self) -> u64 {
         self.settings.seed
