@@ -176,3 +176,32 @@ def test_threads_running_separate_esns_get_the_serial_results(two_features):
 def test_repr_names_the_hyperparameters():
     r = repr(make())
     assert "ESN(" in r and "neurons=50" in r and "spectral_radius=0.9" in r
+
+
+def test_one_esn_from_two_threads_is_an_error_not_a_race():
+    esn = make(neurons=300, connectivity=0.2)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(30_000, 1))
+    esn.update(x[:5])
+    errors: list = []
+    started = threading.Event()
+
+    def long_run():
+        started.set()
+        esn.update(x)
+
+    th = threading.Thread(target=long_run)
+    th.start()
+    started.wait()
+    hits = 0
+    while th.is_alive():
+        try:
+            esn.update(x[:1])
+        except RuntimeError as e:  # the borrow held by the running update
+            errors.append(str(e))
+            hits += 1
+            break
+        except Exception as e:  # noqa: BLE001 - anything else is a bug
+            errors.append(repr(e))
+            break
+    th.join()
+    assert hits == 1 and all("borrow" in e.lower() for e in errors), errors
