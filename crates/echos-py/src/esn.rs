@@ -69,14 +69,16 @@ macro_rules! dispatch {
 /// An echo state network: a random recurrent reservoir plus a linear readout.
 ///
 /// ESN(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1,
-///     bias=0.0, activation="tanh", seed=0, dtype="float64", *, inputs=None,
-///     input_connectivity=1.0, topology="random", distribution="normal")
+///     bias=1.0, activation="tanh", seed=42, dtype="float64", *, inputs=None,
+///     input_connectivity=1.0, topology="random", jump=2, distribution="normal",
+///     input_to_readout=False)
 ///
 /// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) + b),
 /// with W scaled to `spectral_radius`, W_in ~ U(-input_scaling, input_scaling) and
 /// b ~ U(-bias, bias). The reservoir is built on the first call that sees data (or at once when
 /// `inputs` is given) and computes in `dtype` (float32 really computes in float32).
-/// Arrays are shaped (timesteps, features), as in ReservoirPy.
+/// Arrays are shaped (timesteps, features), as in ReservoirPy. ReservoirPy names: neurons =
+/// units, spectral_radius = sr, leak_rate = lr, connectivity = rc_connectivity.
 #[pyclass(module = "echos._echos", name = "ESN")]
 pub struct PyEsn {
     settings: Settings,
@@ -682,7 +684,7 @@ impl PyEsn {
     fn __repr__(&self) -> String {
         let s = &self.settings;
         format!(
-            "ESN(neurons={}, spectral_radius={}, leak_rate={}, input_scaling={}, connectivity={}, bias={}, activation={:?}, seed={}, dtype={:?})",
+            "ESN(neurons={}, spectral_radius={:?}, leak_rate={:?}, input_scaling={:?}, connectivity={:?}, bias={:?}, activation={:?}, seed={}, dtype={:?})",
             s.neurons,
             s.spectral_radius,
             s.leak_rate,
