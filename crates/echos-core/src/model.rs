@@ -284,3 +284,75 @@ impl<T: Scalar> Trained<T> {
         Ok(())
     }
 }
+
+/// Jaeger's linear memory capacity of a single-input reservoir without feedback, measured on
+/// `input` (e.g. i.i.d. U(−1, 1)): after `washout` steps, one ridge readout per delay k in
+/// `delays` learns u(t−k) from x(t) on the next `train` steps, and MC = Σₖ r²(u(t−k), ŷₖ(t))
+/// over the remaining steps. Needs washout ≥ the largest delay.
+///
+/// Convention: here x(t) already contains u(t), so delay 0 is "the current input". Jaeger
+/// writes the update one step shifted, so his Σ over k ≥ 1 (bounded by N, and equal to N for a
+/// generic linear reservoir) corresponds to `delays = 0..=K` here; the customary 1..=K
+/// excludes the current input and is bounded by N − r²₀.
+pub fn memory_capacity<T: Scalar>(
+    esn: &mut Esn<T>,
+    input: &[T],
+    washout: usize,
+    train: usize,
+    delays: core::ops::RangeInclusive<usize>,
+    ridge_param: f64,
+) -> Result<f64, ModelError> {
+    shape("memory capacity input dimension", 1, esn.inputs())?;
+    shape("memory capacity feedback dimension", 0, esn.outputs())?;
+    let (min_delay, max_delay) = (*delays.start(), *delays.end());
+    if min_delay > max_delay || washout < max_delay {
+        return Err(ModelError::Shape {
+            what: "washout (must be >= the largest delay, delays non-empty)",
+            expected: max_delay,
+            got: washout,
+        });
+    }
+    let count = max_delay - min_delay + 1;
+    let steps = input.len();
+    if washout + train + 2 > steps {
+        return Err(ModelError::WashoutTooLong {
+            washout: washout + train,
+            steps,
+        });
+    }
+    let n = esn.units();
+    let mut states = vec![T::zero(); steps * n];
+    for t in 0..steps {
+        let x = esn.step(&input[t..t + 1], None)?;
+        states[t * n..(t + 1) * n].copy_from_slice(x);
+    }
+    let mut ridge = Ridge::new(n, count, ridge_param)?;
+    let mut target = vec![T::zero(); count];
+    for t in washout..washout + train {
+        for (j, k) in delays.clone().enumerate() {
+            target[j] = input[t - k];
+        }
+        ridge.accumulate(&states[t * n..(t + 1) * n], &target)?;
+    }
+    let readout = ridge.fit()?;
+    let test = washout + train..steps;
+    let mut recall = vec![T::zero(); count];
+    let mut truth = vec![Vec::with_capacity(test.len()); count];
+    let mut predicted = vec![Vec::with_capacity(test.len()); count];
+    for t in test {
+        readout.predict(&states[t * n..(t + 1) * n], &mut recall)?;
+        for (j, k) in delays.clone().enumerate() {
+            truth[j].push(input[t - k].to_f64());
+            predicted[j].push(recall[j].to_f64());
+        }
+    }
+    let mut total = 0.0;
+    for j in 0..count {
+        total += crate::metrics::squared_correlation(&truth[j], &predicted[j]).map_err(|_| {
+            ModelError::Readout(ReadoutError::NonFinite {
+                what: "memory capacity recall",
+            })
+        })?;
+    }
+    Ok(total)
+}

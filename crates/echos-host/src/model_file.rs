@@ -453,3 +453,194 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
     EsnModel::from_parts(esn, readout, setup, last_output)
         .map_err(|source| ModelFileError::Model { path: p(), source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::Array2;
+    use crate::training::{self, Generative, TrainOptions};
+    use echos_core::topology::Topology;
+
+    fn narma_model(topology: Topology, units: usize, input_features: bool) -> (EsnModel, Array2) {
+        let (u, y) = crate::datasets::narma10(900, 3).unwrap();
+        let input = Array2::column(u[..600].to_vec()).unwrap();
+        let target = Array2::column(y[..600].to_vec()).unwrap();
+        let opts = TrainOptions {
+            units,
+            spectral_radius: 0.9,
+            leak_rate: 1.0,
+            input_scaling: 1.0,
+            bias_scaling: 0.5,
+            connectivity: 0.1,
+            topology,
+            ridge: 1e-6,
+            washout: 100,
+            input_features,
+            generative: Generative::None,
+            seed: 11,
+        };
+        let model = training::train(&opts, &input, &target).unwrap();
+        (model, Array2::column(u[600..].to_vec()).unwrap())
+    }
+
+    fn bits(a: &Array2) -> Vec<u64> {
+        a.data().iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn round_trip_gives_bit_identical_predictions() {
+        let dir = tempfile::tempdir().unwrap();
+        // Sparse (CSR), dense (20 units → auto dense) and structured reservoirs.
+        for (topology, units, inf) in [
+            (Topology::Random, 200, true),
+            (Topology::Random, 20, false),
+            (Topology::Cycle, 50, false),
+        ] {
+            let (model, test) = narma_model(topology, units, inf);
+            let path = dir.path().join("m.safetensors");
+            save(&path, &model).unwrap();
+            let mut loaded = load(&path).unwrap();
+            let mut original = model.clone();
+            let a = original.run(&test).unwrap();
+            let b = loaded.run(&test).unwrap();
+            assert_eq!(bits(&a), bits(&b), "{topology:?}");
+            assert_eq!(loaded.esn.w(), model.esn.w());
+        }
+    }
+
+    #[test]
+    fn feedback_model_round_trips_and_generates_identically() {
+        let mg = crate::datasets::MackeyGlass::default()
+            .generate(700)
+            .unwrap();
+        let s: Vec<f64> = mg.iter().map(|&v| crate::datasets::squash(v)).collect();
+        let cfg = EsnConfig {
+            units: 60,
+            inputs: 1,
+            outputs: 1,
+            spectral_radius: 0.8,
+            leak_rate: 0.4,
+            feedback_scaling: 0.5,
+            bias_scaling: 0.0,
+            seed: 5,
+            ..EsnConfig::default()
+        };
+        let esn = Esn::new(&cfg).unwrap();
+        let setup = ReadoutSetup {
+            ridge: 1e-8,
+            washout: 100,
+            input_features: false,
+            generative: Generative::Feedback,
+            solver: crate::training::Solver::Qr,
+        };
+        let input = Array2::column(vec![0.2; 700]).unwrap();
+        let target = Array2::column(s).unwrap();
+        let model = training::fit(esn, setup, &input, &target, 1e-6, 1).unwrap();
+        let bytes = to_bytes(&model).unwrap();
+        let mut loaded = from_bytes(&bytes, Path::new("mem")).unwrap();
+        let mut original = model.clone();
+        assert_eq!(
+            bits(&original.generate(50).unwrap()),
+            bits(&loaded.generate(50).unwrap())
+        );
+    }
+
+    /// Replaces `from` by `to` (same length) in the JSON header, keeping offsets valid.
+    fn patch_header(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        assert!(header.contains(from), "{from} not in {header}");
+        let mut out = bytes[..8].to_vec();
+        out.extend_from_slice(header.replacen(from, to, 1).as_bytes());
+        out.extend_from_slice(&bytes[8 + n..]);
+        out
+    }
+
+    #[test]
+    fn rejects_corrupted_truncated_and_foreign_files() {
+        let (model, _) = narma_model(Topology::Random, 30, false);
+        let bytes = to_bytes(&model).unwrap();
+        let p = Path::new("m.safetensors");
+        assert!(from_bytes(&bytes, p).is_ok());
+
+        let e = from_bytes(&bytes[..bytes.len() - 9], p).unwrap_err();
+        assert!(matches!(e, ModelFileError::NotSafetensors { .. }), "{e}");
+        assert!(e.to_string().contains("truncated"));
+        let e = from_bytes(&bytes[..5], p).unwrap_err();
+        assert!(matches!(e, ModelFileError::NotSafetensors { .. }), "{e}");
+        let mut garbled = bytes.clone();
+        garbled[10] = b'#';
+        let e = from_bytes(&garbled, p).unwrap_err();
+        assert!(matches!(e, ModelFileError::NotSafetensors { .. }), "{e}");
+
+        let other = patch_header(
+            &bytes,
+            "\"format_version\":\"1\"",
+            "\"format_version\":\"7\"",
+        );
+        let e = from_bytes(&other, p).unwrap_err();
+        assert!(
+            matches!(e, ModelFileError::Version { ref found, .. } if found == "7"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("version 1"));
+        let foreign = patch_header(
+            &bytes,
+            "\"format\":\"echos-esn\"",
+            "\"format\":\"other-esn\"",
+        );
+        assert!(matches!(
+            from_bytes(&foreign, p),
+            Err(ModelFileError::NotEchosModel { .. })
+        ));
+        let f32s = patch_header(&bytes, "\"dtype\":\"f64\"", "\"dtype\":\"f32\"");
+        assert!(matches!(
+            from_bytes(&f32s, p),
+            Err(ModelFileError::Metadata { key: "dtype", .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_wrong_shapes_and_dtypes() {
+        let (model, _) = narma_model(Topology::Random, 30, false);
+        let bytes = to_bytes(&model).unwrap();
+        let p = Path::new("m.safetensors");
+        // Metadata values are JSON strings inside the JSON header, hence the escaped quotes.
+        // The config now claims 2 inputs, but w_in is 30 × 1.
+        let wrong = patch_header(&bytes, r#"\"inputs\":1"#, r#"\"inputs\":2"#);
+        let e = from_bytes(&wrong, p).unwrap_err();
+        assert!(
+            matches!(e, ModelFileError::TensorShape { ref name, .. } if name == "w_in"),
+            "{e}"
+        );
+        // The readout claims input features it does not have.
+        let wrong = patch_header(
+            &bytes,
+            r#"\"input_features\":false"#,
+            r#"\"input_features\":true "#,
+        );
+        let e = from_bytes(&wrong, p).unwrap_err();
+        assert!(
+            matches!(e, ModelFileError::TensorShape { ref name, .. } if name == "readout"),
+            "{e}"
+        );
+        // Bias stored as I64 instead of F64 (same byte size).
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let from = "\"bias\":{\"dtype\":\"F64\"";
+        let at = header.find(from).unwrap();
+        let mut h = header.to_string();
+        h.replace_range(at..at + from.len(), "\"bias\":{\"dtype\":\"I64\"");
+        let mut wrong = bytes[..8].to_vec();
+        wrong.extend_from_slice(h.as_bytes());
+        wrong.extend_from_slice(&bytes[8 + n..]);
+        let e = from_bytes(&wrong, p).unwrap_err();
+        assert!(matches!(e, ModelFileError::TensorDtype { .. }), "{e}");
+        // NaN in the readout.
+        let (mut bad, _) = narma_model(Topology::Random, 30, false);
+        bad.readout.weights.data[3] = f64::NAN;
+        let e = from_bytes(&to_bytes(&bad).unwrap(), p).unwrap_err();
+        assert!(matches!(e, ModelFileError::Readout { .. }), "{e}");
+    }
+}

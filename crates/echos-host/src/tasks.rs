@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::array::Array2;
 use crate::datasets::{self, DatasetError, MackeyGlass};
 use crate::error::DataError;
-use crate::training::{self, Generative, ReadoutSetup, TrainError};
+use crate::training::{self, Generative, ReadoutSetup, Solver, TrainError};
 
 /// The tasks by their CLI names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,11 +313,15 @@ impl Narma10Setup {
             train: 2000,
             test: 3000,
             connectivity: 0.1,
-            spectral_radius: 0.9,
+            // Grid search on validation seeds 1000..1004 (sr 0.8–1.05, input scaling
+            // 0.05–2, bias 0–1, leak 0.7–1, ridge 1e-10–1e-5): a weakly driven, nearly linear
+            // reservoir with a bias (for the u(t−9)·u(t) product) and the raw input in the
+            // readout did best at both 100 and 200 units (NRMSE 0.217 and 0.150 there).
+            spectral_radius: 0.95,
             leak_rate: 1.0,
-            input_scaling: 1.0,
+            input_scaling: 0.05,
             bias_scaling: 0.5,
-            ridge: 1e-7,
+            ridge: 1e-10,
             input_features: true,
         }
     }
@@ -346,6 +350,7 @@ impl Narma10Setup {
             washout: self.washout,
             input_features: self.input_features,
             generative: Generative::None,
+            solver: Solver::Qr,
         };
         let mut model = training::fit(esn, setup, &input, &target, 0.0, 0)?;
         let test_in = Array2::column(u[n_fit..].to_vec())?;
@@ -489,7 +494,9 @@ impl Default for MackeyGlassSetup {
         Self {
             units: 400,
             connectivity: 0.0125,
-            spectral_radius: 0.79 / 0.9,
+            // Chosen on validation seeds 1000..1008 (NRMSE84 2.3e-4 ± 0.6e-4); Jaeger's 0.79
+            // for his W is 0.88 in this form.
+            spectral_radius: 0.9,
             leak_rate: 0.44 * 0.9,
             bias_input: 0.2,
             input_weight: 0.14,
@@ -497,8 +504,10 @@ impl Default for MackeyGlassSetup {
             feedback_scaling: 0.56,
             washout: 1000,
             train: 3000,
-            noise: 1e-6,
-            ridge: 1e-9,
+            // With the QR solver, state noise did not help on validation seeds (1e-10: same,
+            // 1e-9 and more: worse); a tiny ridge plays its role.
+            noise: 0.0,
+            ridge: 1e-15,
             test_runs: 50,
             test_washout: 1000,
             horizon: 84,
@@ -575,6 +584,7 @@ impl MackeyGlassSetup {
             washout: self.washout,
             input_features: false,
             generative: Generative::Feedback,
+            solver: Solver::Qr,
         };
         let mut model = training::fit(esn, setup, &input, &target, self.noise, seed)?;
 
@@ -676,6 +686,7 @@ impl SantaFeSetup {
             washout: self.washout,
             input_features: true,
             generative: Generative::None,
+            solver: Solver::NormalEquations,
         };
         let mut model = training::fit(esn, setup, &input, &target, 0.0, 0)?;
         let test_in = Array2::column(z[n_fit..n_fit + self.test].to_vec())?;

@@ -67,6 +67,23 @@ pub struct ReadoutSetup {
     /// Features are [1, u(t), x(t)] rather than [1, x(t)].
     pub input_features: bool,
     pub generative: Generative,
+    /// How the readout's least-squares problem is solved.
+    #[serde(default)]
+    pub solver: Solver,
+}
+
+/// The least-squares method of the readout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// The engine's ridge regression: normal equations XᵀX + λI by Cholesky, accumulated
+    /// step by step (memory O(features²)). Loses accuracy once λ is below ~1e-12·‖XᵀX‖.
+    #[default]
+    NormalEquations,
+    /// Householder QR of the stacked [X; √λ·I] (memory O(steps·features)): error grows with
+    /// cond(X) instead of cond(X)², so tiny λ (near least squares, as Jaeger's pseudo-inverse)
+    /// stays accurate. For output-feedback models, whose free runs amplify readout error.
+    Qr,
 }
 
 /// How the CLI trains a model: the reservoir hyperparameters that matter most, by name.
@@ -154,6 +171,7 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         washout: opts.washout,
         input_features: opts.input_features,
         generative: opts.generative,
+        solver: Solver::NormalEquations,
     };
     fit(esn, setup, input, target, 0.0, 0)
 }
@@ -245,7 +263,16 @@ pub fn fit(
             all_states.extend_from_slice(&z);
         }
     }
-    let readout = ridge.fit()?;
+    let readout = match setup.solver {
+        Solver::NormalEquations => ridge.fit()?,
+        Solver::Qr => qr_least_squares(
+            &all_states,
+            &target.data()[setup.washout * outputs..],
+            n_features,
+            outputs,
+            setup.ridge,
+        )?,
+    };
     // Training fit from the states seen, so reports can compare train and test error.
     let kept = steps - setup.washout;
     let mut pred = vec![0.0; kept * outputs];
@@ -262,6 +289,54 @@ pub fn fit(
         training_fit,
         features: Vec::with_capacity(n_features),
     })
+}
+
+/// Ridge readout by QR: minimises ‖[1, z]·wᵀ − y‖² + λ‖w without bias‖² for the rows of `z`
+/// (`features` columns) and `y` (`outputs` columns).
+fn qr_least_squares(
+    z: &[f64],
+    y: &[f64],
+    features: usize,
+    outputs: usize,
+    ridge: f64,
+) -> Result<Linear, TrainError> {
+    use nalgebra::DMatrix;
+    let rows = z.len() / features;
+    let d = features + 1;
+    let extra = if ridge > 0.0 { features } else { 0 };
+    let mut a = DMatrix::<f64>::zeros(rows + extra, d);
+    let mut b = DMatrix::<f64>::zeros(rows + extra, outputs);
+    for r in 0..rows {
+        a[(r, 0)] = 1.0;
+        for j in 0..features {
+            a[(r, j + 1)] = z[r * features + j];
+        }
+        for o in 0..outputs {
+            b[(r, o)] = y[r * outputs + o];
+        }
+    }
+    let sqrt_ridge = ridge.sqrt();
+    for j in 0..extra {
+        a[(rows + j, j + 1)] = sqrt_ridge;
+    }
+    let qr = a.qr();
+    let qtb = qr.q().transpose() * b;
+    let w = qr
+        .r()
+        .solve_upper_triangular(&qtb)
+        .ok_or(TrainError::Readout(ReadoutError::NotPositiveDefinite))?;
+    let mut weights = echos_core::matrix::Dense::zeros(outputs, d).map_err(|_| {
+        TrainError::Readout(ReadoutError::BadParameter {
+            what: "readout size",
+            value: d as f64,
+        })
+    })?;
+    for o in 0..outputs {
+        for i in 0..d {
+            weights.data[o * d + i] = w[(i, o)];
+        }
+    }
+    Ok(Linear::from_weights(weights)?)
 }
 
 impl EsnModel {

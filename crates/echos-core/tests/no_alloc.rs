@@ -1,0 +1,143 @@
+//! The step path allocates nothing: a counting global allocator watches many steps of every
+//! reservoir storage kind, with and without feedback, plus the online readouts and the ring.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use echos_core::esn::{Esn, EsnConfig};
+use echos_core::history::StateRing;
+use echos_core::model::Trained;
+use echos_core::readout::{Linear, Lms, Ridge, Rls};
+use echos_core::scalar::Scalar;
+use echos_core::topology::{MatrixFormat, Topology};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Only the measuring thread counts, so the test harness's own threads cannot interfere.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only an
+// atomic and a const-initialised thread-local, neither of which allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count_allocations(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+fn check_kind<T: Scalar>(topology: Topology, format: MatrixFormat, outputs: usize, kind: &str) {
+    let config = EsnConfig {
+        units: 200,
+        inputs: 3,
+        outputs,
+        topology,
+        format,
+        connectivity: 0.05,
+        leak_rate: 0.5,
+        ..EsnConfig::default()
+    };
+    let mut esn = Esn::<T>::new(&config).unwrap();
+    assert_eq!(esn.w().kind(), kind);
+    let mut ring = StateRing::<T>::new(16, 200).unwrap();
+    let mut ridge = Ridge::new(200, 2, 1e-6).unwrap();
+    let mut rls = Rls::new(200, 2, 0.999, 1.0).unwrap();
+    let mut lms = Lms::new(200, 2, 1e-3).unwrap();
+    let readout = Linear::zeros(200, 2).unwrap();
+    let u = [T::from_f64(0.1), T::from_f64(-0.2), T::from_f64(0.3)];
+    let fb_values = [T::from_f64(0.05), T::from_f64(0.02)];
+    let fb = if outputs > 0 {
+        Some(&fb_values[..outputs])
+    } else {
+        None
+    };
+    let target = [T::from_f64(0.5), T::from_f64(-0.5)];
+    let mut y = [T::zero(); 2];
+    let n = count_allocations(|| {
+        for _ in 0..500 {
+            let x = esn.step(&u, fb).unwrap();
+            ring.push(x).unwrap();
+            readout.predict(x, &mut y).unwrap();
+            ridge.accumulate(x, &target).unwrap();
+            rls.update(x, &target).unwrap();
+            lms.update(x, &target).unwrap();
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "{kind} with {outputs} feedback dims allocated {n} times"
+    );
+}
+
+#[test]
+fn step_paths_do_not_allocate() {
+    for outputs in [0, 2] {
+        check_kind::<f32>(Topology::Random, MatrixFormat::Dense, outputs, "dense");
+        check_kind::<f64>(Topology::Random, MatrixFormat::Csr, outputs, "csr");
+        check_kind::<f32>(Topology::Cycle, MatrixFormat::Auto, outputs, "cycle");
+        check_kind::<f64>(
+            Topology::DelayLine,
+            MatrixFormat::Auto,
+            outputs,
+            "delay_line",
+        );
+        check_kind::<f32>(
+            Topology::CycleJumps { jump: 6 },
+            MatrixFormat::Auto,
+            outputs,
+            "cycle_jumps",
+        );
+    }
+    // The trained model's step and closed-loop run, after their buffers exist.
+    let config = EsnConfig {
+        units: 100,
+        inputs: 1,
+        outputs: 1,
+        ..EsnConfig::default()
+    };
+    let esn = Esn::<f64>::new(&config).unwrap();
+    let mut model = Trained::new(esn, Linear::zeros(100, 1).unwrap()).unwrap();
+    let mut out = vec![0.0; 200];
+    let mut y = [0.0];
+    let n = count_allocations(|| {
+        for _ in 0..200 {
+            model.step(&[0.1], Some(&[0.2]), &mut y).unwrap();
+        }
+        model.run_closed_loop(200, None, &mut out).unwrap();
+    });
+    assert_eq!(n, 0, "trained model step allocated {n} times");
+    // The counter itself works: a Vec allocates.
+    let n = count_allocations(|| {
+        let v: Vec<u8> = Vec::with_capacity(10);
+        std::hint::black_box(v);
+    });
+    assert_eq!(n, 1);
+}
