@@ -59,10 +59,18 @@ class ESN:
         states (timesteps, neurons) in the ESN's dtype. The state carries over to the next call.
         ReservoirPy: Reservoir.run(x)."""
     def fit(
-        self, x: _FloatArray, y: _FloatArray, washout: int = 0, ridge: float = 1e-6
+        self,
+        x: _FloatArray,
+        y: _FloatArray,
+        washout: int = 0,
+        ridge: float = 1e-6,
+        *,
+        solver: Literal["normal", "qr"] = "normal",
     ) -> ESN:
         """Ridge-regression readout on the states of a run over x (from the current state),
         dropping the first `washout` steps; the bias column is not regularised. Returns self.
+        solver="normal": the engine's streaming normal equations (Cholesky); "qr": Householder
+        QR on all states (float64 only), accurate for tiny ridge.
         Afterwards the state is where the run ended and the last target of y is the next
         closed-loop input. ReservoirPy: ESN.fit(x, y, warmup=washout) with Ridge(ridge)."""
     def fit_online(

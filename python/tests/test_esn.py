@@ -139,7 +139,7 @@ def test_run_closed_loop_from_an_explicit_initial_input():
 
 def test_gil_is_released_during_long_runs():
     esn = make(neurons=400, connectivity=0.2)
-    x = np.random.default_rng(1).uniform(-1, 1, size=(20_000, 1))
+    x = np.random.default_rng(1).uniform(-1, 1, size=(10_000, 1))
     esn.update(x[:10])
     count = 0
     done = threading.Event()

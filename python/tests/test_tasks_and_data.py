@@ -120,9 +120,22 @@ def test_narma10_through_the_python_api_reproduces_the_task_exactly():
         input_scaling=s["input_scaling"], connectivity=s["connectivity"], bias=s["bias_scaling"],
         seed=3 ^ NARMA_RESERVOIR_SEED_XOR, input_to_readout=s["input_features"],
     )
-    esn.fit(u[:n_fit], y[:n_fit], washout=s["washout"], ridge=s["ridge"])
+    esn.fit(u[:n_fit], y[:n_fit], washout=s["washout"], ridge=s["ridge"], solver="qr")
     nrmse = echos.nrmse(y[n_fit:], esn.predict(u[n_fit:]))
     assert nrmse == report["nrmse"]
+
+
+def test_qr_and_normal_solvers_agree_where_both_are_accurate():
+    u, y = echos.datasets.narma10(1500, seed=1)
+    a = echos.ESN(neurons=50, seed=4).fit(u[:1000], y[:1000], washout=100, ridge=1e-4)
+    b = echos.ESN(neurons=50, seed=4).fit(u[:1000], y[:1000], washout=100, ridge=1e-4,
+                                          solver="qr")
+    np.testing.assert_allclose(a.readout_weights, b.readout_weights, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(a.state, b.state)
+    with pytest.raises(ValueError, match="float64"):
+        echos.ESN(neurons=10, dtype="float32").fit(u, y, solver="qr")
+    with pytest.raises(ValueError, match="solver"):
+        echos.ESN(neurons=10).fit(u, y, solver="svd")
 
 
 def test_task_arguments_are_checked():

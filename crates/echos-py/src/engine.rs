@@ -7,8 +7,9 @@ use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig};
 use echos_core::readout::{Linear, Lms, ReadoutError, Ridge, Rls};
 use echos_core::scalar::Scalar;
 use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
+use echos_host::array::Array2;
 use echos_host::model_file;
-use echos_host::training::{EsnModel, Generative, ReadoutSetup};
+use echos_host::training::{self, EsnModel, Generative, ReadoutSetup, Solver};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
@@ -304,6 +305,8 @@ impl<T: Scalar + Float> Model<T> {
             washout,
             input_features: self.input_to_readout,
             generative,
+            // `fit` uses the engine's Ridge (normal equations by Cholesky).
+            solver: Solver::NormalEquations,
         };
         let mut last: Vec<f64> = self.last_output.iter().map(|&v| cast(v)).collect();
         last.resize(readout.outputs(), 0.0);
@@ -510,5 +513,44 @@ impl<T: Scalar + Float> Model<T> {
             u.copy_from_slice(y);
         }
         Ok(out)
+    }
+}
+
+impl Model<f64> {
+    /// Ridge readout solved by Householder QR (echos-host's `training::fit` with
+    /// `Solver::Qr`): accurate for tiny ridge parameters where the normal equations lose
+    /// digits. It keeps every state of the run in memory and copies the inputs once.
+    pub fn fit_qr(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        outputs: usize,
+        washout: usize,
+        ridge: f64,
+    ) -> RunResult<()> {
+        if self.esn.outputs() > 0 {
+            return Err(
+                "the QR solver does not teacher-force output feedback here; use solver=\"normal\""
+                    .into(),
+            );
+        }
+        let rows = x.len() / self.inputs();
+        let input = Array2::new(rows, self.inputs(), x.to_vec()).map_err(msg)?;
+        let target = Array2::new(rows, outputs, y.to_vec()).map_err(msg)?;
+        let setup = ReadoutSetup {
+            ridge,
+            washout,
+            input_features: self.input_to_readout,
+            generative: Generative::None,
+            solver: Solver::Qr,
+        };
+        let trained =
+            training::fit(self.esn.clone(), setup, &input, &target, 0.0, 0).map_err(msg)?;
+        self.esn = trained.esn;
+        self.readout = Some(trained.readout);
+        self.last_output = trained.last_output;
+        self.online = None;
+        self.fit_setup = Some((ridge, washout));
+        Ok(())
     }
 }

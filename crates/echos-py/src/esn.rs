@@ -173,6 +173,25 @@ fn fit_typed<T: Float + echos_core::scalar::Scalar>(
     })
 }
 
+fn fit_qr(
+    py: Python<'_>,
+    m: &mut Model<f64>,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    washout: usize,
+    ridge: f64,
+) -> PyResult<()> {
+    with_matrix::<f64, _>(x, "x", |x| {
+        check_cols(m.inputs(), x.cols, "x")?;
+        with_matrix::<f64, _>(y, "y", |y| {
+            check_rows(&x, &y)?;
+            check_washout(washout, x.rows)?;
+            py.detach(|| m.fit_qr(x.data, y.data, y.cols, washout, ridge))
+                .map_err(PyValueError::new_err)
+        })
+    })
+}
+
 fn check_rows<T>(x: &Matrix<'_, T>, y: &Matrix<'_, T>) -> PyResult<()> {
     if x.rows == y.rows {
         Ok(())
@@ -403,8 +422,10 @@ impl PyEsn {
 
     /// Trains the ridge-regression readout: runs the reservoir over `x` from its current state
     /// (feeding `y` back when the ESN has output feedback), drops the first `washout` steps and
-    /// solves for W_out on [1, state] with the bias not regularised. Returns self.
-    #[pyo3(signature = (x, y, washout = 0, ridge = 1e-6))]
+    /// solves for W_out on [1, state] with the bias not regularised. `solver="normal"` (the
+    /// engine's streaming normal equations, Cholesky) or `"qr"` (Householder QR on all states,
+    /// float64 only; accurate for tiny `ridge`). Returns self.
+    #[pyo3(signature = (x, y, washout = 0, ridge = 1e-6, *, solver = "normal".to_owned()))]
     fn fit<'py>(
         mut slf: PyRefMut<'py, Self>,
         py: Python<'py>,
@@ -412,6 +433,7 @@ impl PyEsn {
         y: &Bound<'py, PyAny>,
         washout: i64,
         ridge: f64,
+        solver: String,
     ) -> PyResult<PyRefMut<'py, Self>> {
         let washout = non_negative("washout", washout)?;
         if !(ridge.is_finite() && ridge >= 0.0) {
@@ -419,9 +441,26 @@ impl PyEsn {
                 "ridge must be a finite number ≥ 0, got {ridge}"
             )));
         }
+        let qr = match solver.as_str() {
+            "normal" => false,
+            "qr" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "solver must be \"normal\" or \"qr\", got {other:?}"
+                )))
+            }
+        };
         let cols = feature_count(x, "x")?;
         let inner = slf.build(cols)?;
-        dispatch!(inner, m => fit_typed(py, m, x, y, washout, ridge))?;
+        match (inner, qr) {
+            (inner, false) => dispatch!(inner, m => fit_typed(py, m, x, y, washout, ridge))?,
+            (Inner::F64(m), true) => fit_qr(py, m, x, y, washout, ridge)?,
+            (Inner::F32(_), true) => {
+                return Err(PyValueError::new_err(
+                    "solver=\"qr\" is available for float64 networks only; use solver=\"normal\" or dtype=\"float64\"",
+                ))
+            }
+        }
         Ok(slf)
     }
 
