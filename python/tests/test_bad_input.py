@@ -131,3 +131,14 @@ def test_metrics_reject_mismatched_shapes_and_nan():
         echos.nrmse(np.array([[0.0], [np.nan]]), np.zeros((2, 1)))
     with pytest.raises(TypeError):
         echos.mse("a", np.zeros((2, 1)))
+
+
+def test_sizes_the_machine_cannot_hold_are_memory_errors_not_aborts():
+    with pytest.raises(MemoryError, match="GiB"):
+        esn(neurons=150_000, connectivity=0.1).update(np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="units"):
+        esn(neurons=100_000_000).update(np.zeros((1, 1)))
+    e = esn()
+    e.fit(np.zeros((30, 1)) + np.arange(30)[:, None] / 30, np.arange(30.0)[:, None])
+    with pytest.raises(MemoryError, match="output"):
+        e.run(10**11)

@@ -10,7 +10,7 @@ use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
 use echos_host::array::Array2;
 use echos_host::model_file;
 use echos_host::training::{self, EsnModel, Generative, ReadoutSetup, Solver};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
 use crate::arrays::Float;
@@ -202,6 +202,51 @@ pub fn validate(s: &Settings) -> PyResult<()> {
         .map_err(|e: ConfigError| value_error(e))
 }
 
+/// The machine's memory in bytes (MemTotal), or 8 GiB when it cannot be read.
+fn memory_total() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb * 1024.0)
+        .unwrap_or(8.0 * 1024.0 * 1024.0 * 1024.0)
+}
+
+/// An allocation the engine would make but the machine cannot hold would abort the process
+/// (Rust cannot report a failed allocation as an error), so refuse it up front as MemoryError.
+pub fn check_memory(bytes: f64, what: &str) -> PyResult<()> {
+    let limit = memory_total() / 2.0;
+    if bytes <= limit {
+        Ok(())
+    } else {
+        Err(PyMemoryError::new_err(format!(
+            "{what} would need about {:.1} GiB, more than half of this machine's {:.1} GiB",
+            bytes / f64::from(1u32 << 30),
+            2.0 * limit / f64::from(1u32 << 30)
+        )))
+    }
+}
+
+/// Peak bytes of building a reservoir (weights are generated in f64, then converted).
+fn reservoir_bytes(s: &Settings, inputs: usize) -> f64 {
+    let n = s.neurons as f64;
+    let dense = s.topology == "random"
+        && (s.neurons <= echos_core::topology::DENSE_MAX_UNITS
+            || s.connectivity >= echos_core::topology::DENSE_MIN_CONNECTIVITY);
+    let w = if s.topology != "random" {
+        n * 16.0
+    } else if dense {
+        n * n * 8.0
+    } else {
+        let per_row = echos_core::topology::nonzeros_per_row(s.neurons, s.connectivity) as f64;
+        n * per_row * 12.0
+    };
+    2.0 * (w + n * inputs as f64 * 8.0)
+}
+
 /// Which online readout `fit_online` trains.
 #[derive(Clone, Copy, Debug)]
 pub enum OnlineKind {
@@ -255,6 +300,8 @@ fn msg(e: impl std::fmt::Display) -> String {
 impl<T: Scalar + Float> Model<T> {
     pub fn new(settings: &Settings, inputs: usize) -> PyResult<Self> {
         let config = config_of(settings, inputs)?;
+        config.validate().map_err(value_error)?;
+        check_memory(reservoir_bytes(settings, inputs), "this reservoir")?;
         let esn = Esn::new(&config).map_err(value_error)?;
         Ok(Self::from_parts(
             esn,

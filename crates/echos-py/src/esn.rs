@@ -136,12 +136,21 @@ fn update_typed<'py, T: Float + echos_core::scalar::Scalar>(
     let units = m.units();
     let (out, rows) = with_matrix::<T, _>(x, "x", |x: Matrix<'_, T>| {
         check_cols(m.inputs(), x.cols, "x")?;
+        output_fits::<T>(x.rows, units)?;
         let out = py
             .detach(|| m.update(x.data, x.rows))
             .map_err(PyValueError::new_err)?;
         Ok((out, x.rows))
     })?;
     Ok(to_numpy2(py, out, rows, units)?.into_any())
+}
+
+/// The (rows × cols) output array must fit in memory (see `engine::check_memory`).
+fn output_fits<T>(rows: usize, cols: usize) -> PyResult<()> {
+    engine::check_memory(
+        rows as f64 * cols as f64 * std::mem::size_of::<T>() as f64,
+        "the output array",
+    )
 }
 
 fn check_cols(expected: usize, got: usize, name: &str) -> PyResult<()> {
@@ -186,6 +195,11 @@ fn fit_qr(
         with_matrix::<f64, _>(y, "y", |y| {
             check_rows(&x, &y)?;
             check_washout(washout, x.rows)?;
+            // QR keeps every state, and the inputs and targets are copied once.
+            engine::check_memory(
+                (x.rows * (m.units() + x.cols + 2 * y.cols)) as f64 * 16.0,
+                "the QR solve over these states",
+            )?;
             py.detach(|| m.fit_qr(x.data, y.data, y.cols, washout, ridge))
                 .map_err(PyValueError::new_err)
         })
@@ -223,6 +237,7 @@ fn predict_typed<'py, T: Float + echos_core::scalar::Scalar>(
     })?;
     let (out, rows) = with_matrix::<T, _>(x, "x", |x| {
         check_cols(m.inputs(), x.cols, "x")?;
+        output_fits::<T>(x.rows, outputs)?;
         let out = py
             .detach(|| m.predict(x.data, x.rows))
             .map_err(PyValueError::new_err)?;
@@ -260,6 +275,7 @@ fn run_typed<'py, T: Float + echos_core::scalar::Scalar>(
             m.inputs()
         )));
     }
+    output_fits::<T>(steps, outputs)?;
     let first = match initial {
         Some(obj) => Some(initial_vector::<T>(obj, m.inputs())?),
         None => None,
@@ -283,6 +299,7 @@ fn online_typed<'py, T: Float + echos_core::scalar::Scalar>(
         with_matrix::<T, _>(y, "y", |y| {
             check_rows(&x, &y)?;
             check_washout(washout, x.rows)?;
+            output_fits::<T>(x.rows, y.cols)?;
             let out = py
                 .detach(|| m.fit_online(x.data, y.data, y.cols, kind, washout))
                 .map_err(PyValueError::new_err)?;
