@@ -142,3 +142,9 @@ def test_sizes_the_machine_cannot_hold_are_memory_errors_not_aborts():
     e.fit(np.zeros((30, 1)) + np.arange(30)[:, None] / 30, np.arange(30.0)[:, None])
     with pytest.raises(MemoryError, match="output"):
         e.run(10**11)
+    big = esn(neurons=120_000, topology="cycle")  # O(N) to build, but XᵀX would be 107 GiB
+    x = np.random.default_rng(0).normal(size=(3, 1))
+    with pytest.raises(MemoryError, match="ridge"):
+        big.fit(x, x)
+    with pytest.raises(MemoryError, match="online"):
+        big.fit_online(x, x)

@@ -369,6 +369,12 @@ impl<T: Scalar + Float> Model<T> {
         self.readout.as_ref().map(Linear::outputs)
     }
 
+    /// Bytes of a readout solver's (1 + features)² matrix (ridge XᵀX, RLS's P) and XᵀY.
+    pub fn solver_bytes(&self, outputs: usize) -> f64 {
+        let d = self.feature_dim() as f64 + 1.0;
+        8.0 * d * (d + outputs as f64)
+    }
+
     fn feature_dim(&self) -> usize {
         self.units()
             + if self.input_to_readout {

@@ -176,6 +176,7 @@ fn fit_typed<T: Float + echos_core::scalar::Scalar>(
         with_matrix::<T, _>(y, "y", |y| {
             check_rows(&x, &y)?;
             check_washout(washout, x.rows)?;
+            engine::check_memory(m.solver_bytes(y.cols), "the ridge solve")?;
             py.detach(|| m.fit(x.data, y.data, y.cols, washout, ridge))
                 .map_err(PyValueError::new_err)
         })
@@ -300,6 +301,7 @@ fn online_typed<'py, T: Float + echos_core::scalar::Scalar>(
             check_rows(&x, &y)?;
             check_washout(washout, x.rows)?;
             output_fits::<T>(x.rows, y.cols)?;
+            engine::check_memory(m.solver_bytes(y.cols), "the online readout")?;
             let out = py
                 .detach(|| m.fit_online(x.data, y.data, y.cols, kind, washout))
                 .map_err(PyValueError::new_err)?;
