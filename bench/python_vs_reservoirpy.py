@@ -87,9 +87,36 @@ def main() -> None:
                 f"({row['speedup_float32']:.1f}x)",
                 flush=True,
             )
+    # Two independent ESNs, one after the other and then in two Python threads: with the GIL
+    # released during update() the threaded wall time approaches half the serial one.
+    import threading
+
+    n = max(args.units)
+    pair = [echos.ESN(neurons=n, spectral_radius=0.9, leak_rate=0.3, connectivity=0.1, seed=s)
+            for s in (1, 2)]
+
+    def serial():
+        for e in pair:
+            e.update(x)
+            e.reset()
+
+    def threaded():
+        ths = [threading.Thread(target=lambda e=e: (e.update(x), e.reset())) for e in pair]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+
+    t_serial = median_seconds(serial, args.repeats)
+    t_threads = median_seconds(threaded, args.repeats)
+    threads = {"units": n, "serial_s": t_serial, "two_threads_s": t_threads,
+               "speedup": t_serial / t_threads}
+    if not args.json:
+        print(f"two ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
+              f"({t_serial / t_threads:.2f}x)")
     if args.json:
         print(json.dumps({"reservoirpy": reservoirpy.__version__, "echos": echos.__version__,
-                          "numpy": np.__version__, "results": rows}))
+                          "numpy": np.__version__, "results": rows, "threads": threads}))
 
 
 if __name__ == "__main__":
