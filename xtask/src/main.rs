@@ -63,6 +63,8 @@ fn test(_rest: &[String]) -> Result<bool, String> {
             "--exclude",
             "echos-py",
             "--all-targets",
+            "--",
+            "--show-output",
         ],
     )?);
     total.add(python::python_tests()?);

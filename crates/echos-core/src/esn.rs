@@ -16,7 +16,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::matrix::{Csr, Dense, MatrixError};
+use crate::matrix::{Dense, MatrixError};
 use crate::rng::Rng;
 use crate::scalar::Scalar;
 use crate::spectral::{self, ScaleError};
@@ -440,19 +440,13 @@ impl<T: Scalar> Esn<T> {
         match &w {
             ReservoirMatrix::Dense(d) => {
                 shape("W", (n, n), (d.rows, d.cols))?;
-                Dense::new(d.rows, d.cols, d.data.clone())
+                d.validate()
                     .map_err(|error| ConfigError::Matrix { what: "W", error })?;
             }
             ReservoirMatrix::Csr(c) => {
                 shape("W", (n, n), (c.rows, c.cols))?;
-                Csr::new(
-                    c.rows,
-                    c.cols,
-                    c.indptr.clone(),
-                    c.indices.clone(),
-                    c.values.clone(),
-                )
-                .map_err(|error| ConfigError::Matrix { what: "W", error })?;
+                c.validate()
+                    .map_err(|error| ConfigError::Matrix { what: "W", error })?;
             }
             ReservoirMatrix::Cycle { units, weight }
             | ReservoirMatrix::DelayLine { units, weight } => {
@@ -480,16 +474,18 @@ impl<T: Scalar> Esn<T> {
             }
         }
         shape("W_in", (n, config.inputs), (w_in.rows, w_in.cols))?;
-        if w_in.data.len() != n * config.inputs || w_in.data.iter().any(|v| !v.is_finite()) {
-            return Err(ConfigError::NonFinite { what: "W_in" });
-        }
+        w_in.validate().map_err(|error| ConfigError::Matrix {
+            what: "W_in",
+            error,
+        })?;
         match (&w_fb, config.outputs) {
             (None, 0) => {}
             (Some(fb), o) if o > 0 => {
                 shape("W_fb", (n, o), (fb.rows, fb.cols))?;
-                if fb.data.len() != n * o || fb.data.iter().any(|v| !v.is_finite()) {
-                    return Err(ConfigError::NonFinite { what: "W_fb" });
-                }
+                fb.validate().map_err(|error| ConfigError::Matrix {
+                    what: "W_fb",
+                    error,
+                })?;
             }
             (None, o) => {
                 return Err(ConfigError::ShapeMismatch {
@@ -556,10 +552,12 @@ impl<T: Scalar> Esn<T> {
             }
             _ => {}
         }
-        if u.iter()
+        // Every value is checked (no early exit) so the step's time does not depend on the data.
+        let finite = u
+            .iter()
             .chain(feedback.unwrap_or(&[]))
-            .any(|v| !v.is_finite())
-        {
+            .fold(true, |ok, v| ok & v.is_finite());
+        if !finite {
             return Err(StepError::NonFiniteInput);
         }
         self.pre.copy_from_slice(&self.bias);
@@ -696,6 +694,7 @@ fn scale_f64(w: &mut ReservoirMatrix<f64>, target: f64) -> Result<(), ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::Csr;
 
     fn small_config(activation: Activation, leak_rate: f64, outputs: usize) -> EsnConfig {
         EsnConfig {
@@ -982,6 +981,114 @@ mod tests {
         }
         assert!(max_diff > 0.0, "f32 path must really round to f32");
         assert!(max_diff < 1e-4, "f32 drifted {max_diff}");
+    }
+
+    #[test]
+    fn from_parts_rejects_malformed_weights() {
+        let config = small_config(Activation::Tanh, 1.0, 0);
+        let w = || ReservoirMatrix::Dense(Dense::new(2, 2, vec![0.5, 0.0, 0.1, 0.2]).unwrap());
+        let w_in = || Dense::new(2, 1, vec![1.0, -1.0]).unwrap();
+        let ok = Esn::<f64>::from_parts(config.clone(), w(), w_in(), None, vec![0.0; 2]);
+        assert!(ok.is_ok());
+        let bad_len = Dense {
+            rows: 2,
+            cols: 1,
+            data: vec![1.0],
+        };
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), w(), bad_len, None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W_in",
+                error: MatrixError::DataLength { .. }
+            })
+        ));
+        let nan_w = ReservoirMatrix::Dense(Dense {
+            rows: 2,
+            cols: 2,
+            data: vec![0.5, f64::NAN, 0.1, 0.2],
+        });
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), nan_w, w_in(), None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W",
+                error: MatrixError::NonFinite { row: 0, col: 1 }
+            })
+        ));
+        let bad_csr = ReservoirMatrix::Csr(Csr {
+            rows: 2,
+            cols: 2,
+            indptr: vec![0, 1, 2],
+            indices: vec![0, 5],
+            values: vec![1.0, 1.0],
+        });
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), bad_csr, w_in(), None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W",
+                error: MatrixError::BadColumnIndex { row: 1, col: 5 }
+            })
+        ));
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), w(), w_in(), None, vec![0.0; 3]),
+            Err(ConfigError::ShapeMismatch { what: "bias", .. })
+        ));
+        let fb = Dense::new(2, 1, vec![1.0, 1.0]).unwrap();
+        assert!(matches!(
+            Esn::<f64>::from_parts(config, w(), w_in(), Some(fb), vec![0.0; 2]),
+            Err(ConfigError::ShapeMismatch { what: "W_fb", .. })
+        ));
+    }
+
+    #[test]
+    fn tiny_and_random_configs_never_panic() {
+        for units in 1..=4 {
+            for topology in [Topology::Random, Topology::Cycle, Topology::DelayLine] {
+                let config = EsnConfig {
+                    units,
+                    topology,
+                    ..EsnConfig::default()
+                };
+                let mut esn = Esn::<f32>::new(&config).unwrap();
+                assert!(esn
+                    .step(&[1.0], None)
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.is_finite()));
+            }
+        }
+        // Random (also invalid) configurations: either a typed error or a working reservoir.
+        let mut rng = Rng::new(2024);
+        let pick = |rng: &mut Rng, xs: &[f64]| xs[rng.below(xs.len() as u64) as usize];
+        for _ in 0..300 {
+            let config = EsnConfig {
+                units: rng.below(40) as usize,
+                inputs: rng.below(4) as usize,
+                outputs: rng.below(3) as usize,
+                spectral_radius: pick(&mut rng, &[-1.0, 0.0, 0.5, 1.5, f64::NAN, 1e300]),
+                leak_rate: pick(&mut rng, &[0.0, 0.1, 1.0, 2.0, f64::NAN]),
+                connectivity: pick(&mut rng, &[0.0, 0.01, 0.3, 1.0, 1.1]),
+                input_connectivity: pick(&mut rng, &[0.0, 0.5, 1.0]),
+                input_scaling: pick(&mut rng, &[0.0, 1.0, f64::INFINITY]),
+                topology: match rng.below(4) {
+                    0 => Topology::Random,
+                    1 => Topology::Cycle,
+                    2 => Topology::DelayLine,
+                    _ => Topology::CycleJumps {
+                        jump: rng.below(10) as usize,
+                    },
+                },
+                seed: rng.next_u64(),
+                ..EsnConfig::default()
+            };
+            if let Ok(mut esn) = Esn::<f64>::new(&config) {
+                let u = vec![0.5; config.inputs];
+                let fb = vec![0.1; config.outputs];
+                let fb = (config.outputs > 0).then_some(&fb[..]);
+                for _ in 0..5 {
+                    esn.step(&u, fb).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

@@ -134,9 +134,17 @@ impl Linear {
     }
 }
 
+/// Samples buffered before they are added to XᵀX: adding a block at once reads and writes the
+/// (1+N)² matrix once per block instead of once per sample, which is what bounds the speed.
+pub const RIDGE_BLOCK: usize = 32;
+
 /// Ridge regression on [1; x]: accumulates XᵀX and XᵀY in f64 sample by sample, then solves
 /// (XᵀX + λ·diag(0, 1, …, 1))·Wᵀ = XᵀY by Cholesky. The bias is not regularised, so adding a
 /// constant to the targets shifts only the bias.
+///
+/// `accumulate` allocates nothing. It costs O(N) per sample plus, every `RIDGE_BLOCK`-th sample,
+/// O(RIDGE_BLOCK·N²) to fold the buffered block into XᵀX; each entry of XᵀX still receives its
+/// products in sample order, so the result is the same as adding sample by sample.
 #[derive(Clone, Debug)]
 pub struct Ridge {
     units: usize,
@@ -147,7 +155,23 @@ pub struct Ridge {
     /// XᵀY, (1+units) × outputs.
     xty: Vec<f64>,
     samples: usize,
-    z: Vec<f64>,
+    /// Buffered z = [1; x] rows not yet in `xtx`, RIDGE_BLOCK × (1+units).
+    block: Vec<f64>,
+    pending: usize,
+}
+
+/// Adds the outer products of the first `pending` rows of `block` to the upper triangle of
+/// `xtx`, sample by sample for each entry.
+fn add_block(xtx: &mut [f64], block: &[f64], pending: usize, d: usize) {
+    for i in 0..d {
+        let row = &mut xtx[i * d + i..(i + 1) * d];
+        for z in block.chunks_exact(d).take(pending) {
+            let zi = z[i];
+            for (a, &zj) in row.iter_mut().zip(&z[i..]) {
+                *a += zi * zj;
+            }
+        }
+    }
 }
 
 impl Ridge {
@@ -173,29 +197,31 @@ impl Ridge {
             xtx: vec![0.0; size],
             xty: vec![0.0; d * outputs],
             samples: 0,
-            z: vec![0.0; d],
+            block: vec![0.0; RIDGE_BLOCK * d],
+            pending: 0,
         })
     }
 
-    /// Adds one (state, target) pair. No allocation; O(units²).
+    /// Adds one (state, target) pair. No allocation.
     pub fn accumulate<T: Scalar>(&mut self, x: &[T], y: &[T]) -> Result<(), ReadoutError> {
         check_len("target", self.outputs, y.len())?;
         if y.iter().any(|v| !v.is_finite()) {
             return Err(ReadoutError::NonFinite { what: "target" });
         }
-        augment(x, &mut self.z)?;
         let d = self.units + 1;
-        for i in 0..d {
-            let zi = self.z[i];
-            let row = &mut self.xtx[i * d..(i + 1) * d];
-            for (a, &zj) in row[i..].iter_mut().zip(&self.z[i..]) {
-                *a += zi * zj;
-            }
+        let z = &mut self.block[self.pending * d..(self.pending + 1) * d];
+        augment(x, z)?;
+        for (i, &zi) in z.iter().enumerate() {
             for (o, &yo) in y.iter().enumerate() {
                 self.xty[i * self.outputs + o] += zi * yo.to_f64();
             }
         }
+        self.pending += 1;
         self.samples += 1;
+        if self.pending == RIDGE_BLOCK {
+            add_block(&mut self.xtx, &self.block, self.pending, d);
+            self.pending = 0;
+        }
         Ok(())
     }
 
@@ -208,6 +234,7 @@ impl Ridge {
         self.xtx.fill(0.0);
         self.xty.fill(0.0);
         self.samples = 0;
+        self.pending = 0;
     }
 
     /// Solves for the readout.
@@ -216,11 +243,11 @@ impl Ridge {
             return Err(ReadoutError::NoSamples);
         }
         let d = self.units + 1;
-        let mut a = vec![0.0; d * d];
+        let mut a = self.xtx.clone();
+        add_block(&mut a, &self.block, self.pending, d);
         for i in 0..d {
-            for j in i..d {
-                a[i * d + j] = self.xtx[i * d + j];
-                a[j * d + i] = self.xtx[i * d + j];
+            for j in i + 1..d {
+                a[j * d + i] = a[i * d + j];
             }
             if i > 0 {
                 a[i * d + i] += self.ridge;
@@ -366,12 +393,15 @@ impl Rls {
                 *w += e * k / gamma;
             }
         }
+        // P stays exactly symmetric: the upper triangle is computed and mirrored, since a P that
+        // drifts from symmetry is the classic way RLS loses positive definiteness.
         let inv_l = 1.0 / self.forgetting;
         for i in 0..d {
             let ki = self.pz[i] / gamma;
-            for j in 0..d {
-                let v = &mut self.p[i * d + j];
-                *v = (*v - ki * self.pz[j]) * inv_l;
+            for j in i..d {
+                let v = (self.p[i * d + j] - ki * self.pz[j]) * inv_l;
+                self.p[i * d + j] = v;
+                self.p[j * d + i] = v;
             }
         }
         Ok(())
@@ -379,6 +409,11 @@ impl Rls {
 
     pub fn readout(&self) -> &Linear {
         &self.readout
+    }
+
+    /// The inverse correlation matrix P, (1+units)² row-major (for inspection and tests).
+    pub fn inverse_correlation(&self) -> &[f64] {
+        &self.p
     }
 }
 

@@ -175,6 +175,12 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
         vec![model.last_output.len()],
         f64_bytes(&model.last_output),
     ));
+    owned.push((
+        "last_input".into(),
+        Dtype::F64,
+        vec![model.last_input.len()],
+        f64_bytes(&model.last_input),
+    ));
 
     let json = |v: &dyn erased::Json| v.to_json().map_err(ModelFileError::Serialize);
     let mut meta = HashMap::new();
@@ -372,6 +378,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
 
     let r = Reader { path, st };
     let n = config.units;
+    let n_inputs = config.inputs;
     let w = match reservoir {
         ReservoirMeta::Dense => ReservoirMatrix::Dense(Dense {
             rows: n,
@@ -437,11 +444,16 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
         .map_err(|source| ModelFileError::Readout { path: p(), source })?;
     let state = r.f64s("state", &[n])?;
     let last_output = r.f64s("last_output", &[outputs])?;
-    if last_output.iter().any(|v| !v.is_finite()) {
+    let last_input = r.f64s("last_input", &[n_inputs])?;
+    if last_output
+        .iter()
+        .chain(&last_input)
+        .any(|v| !v.is_finite())
+    {
         return Err(ModelFileError::Metadata {
             path: p(),
             key: "last_output",
-            reason: "contains NaN or infinity".into(),
+            reason: "last_output or last_input contains NaN or infinity".into(),
         });
     }
     let mut esn = Esn::from_parts(config, w, w_in, w_fb, bias)
@@ -450,7 +462,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
         path: p(),
         source: TrainError::Step(e),
     })?;
-    EsnModel::from_parts(esn, readout, setup, last_output)
+    EsnModel::from_parts(esn, readout, setup, last_output, last_input)
         .map_err(|source| ModelFileError::Model { path: p(), source })
 }
 
@@ -477,6 +489,9 @@ mod tests {
             washout: 100,
             input_features,
             generative: Generative::None,
+            feedback_scaling: 0.0,
+            noise: 0.0,
+            solver: crate::training::Solver::NormalEquations,
             seed: 11,
         };
         let model = training::train(&opts, &input, &target).unwrap();

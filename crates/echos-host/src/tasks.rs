@@ -42,6 +42,18 @@ impl TaskName {
         }
     }
 
+    /// Published figures to compare with (as the issue quotes them).
+    pub fn reference(self) -> Option<&'static str> {
+        match self {
+            Self::Narma10 => Some(
+                "ReservoirPy 0.4.2, best grid point: NRMSE 0.329 (100 units), 0.259 (200 units)",
+            ),
+            Self::MemoryCapacity => Some("ReservoirPy 0.4.2: MC 37.8 (100 units)"),
+            Self::MackeyGlass => Some("Jaeger, GMD Report 148: NRMSE84 2.8e-4 (400 units)"),
+            Self::Santafe => None,
+        }
+    }
+
     /// Independent runs averaged when the caller does not say.
     pub fn default_runs(self) -> usize {
         match self {
@@ -167,6 +179,9 @@ impl TaskReport {
             s.push_str(&format!("setup: {}\n", items.join(" ")));
         }
         s.push_str(&format!("time: {:.2} s\n", self.seconds));
+        if let Some(r) = self.task.reference() {
+            s.push_str(&format!("reference: {r}\n"));
+        }
         s
     }
 }

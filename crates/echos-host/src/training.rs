@@ -33,6 +33,8 @@ pub enum TrainError {
     },
     #[error("washout ({washout}) must be smaller than the number of time steps ({steps})")]
     WashoutTooLong { washout: usize, steps: usize },
+    #[error("the model's output became NaN or infinite (the closed loop or the input drove it out of range)")]
+    NonFiniteOutput,
     #[error("closed-loop generation needs a model trained with --generative (output fed back as input) or with output feedback")]
     NotGenerative,
     #[error(
@@ -100,6 +102,11 @@ pub struct TrainOptions {
     pub washout: usize,
     pub input_features: bool,
     pub generative: Generative,
+    /// W_fb ~ U[−feedback_scaling, feedback_scaling] when `generative` is `Feedback`.
+    pub feedback_scaling: f64,
+    /// State noise U[−noise, noise] added during training (regularises feedback models).
+    pub noise: f64,
+    pub solver: Solver,
     pub seed: u64,
 }
 
@@ -132,6 +139,9 @@ pub struct EsnModel {
     pub readout: Linear,
     pub setup: ReadoutSetup,
     pub last_output: Vec<f64>,
+    /// The last input seen in training: the constant input of closed-loop generation through
+    /// output feedback.
+    pub last_input: Vec<f64>,
     /// Training-set fit (after washout), for reports.
     pub training_fit: Scores,
     features: Vec<f64>,
@@ -162,6 +172,7 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         bias_scaling: opts.bias_scaling,
         connectivity: opts.connectivity,
         topology: opts.topology,
+        feedback_scaling: opts.feedback_scaling,
         seed: opts.seed,
         ..EsnConfig::default()
     };
@@ -171,9 +182,9 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         washout: opts.washout,
         input_features: opts.input_features,
         generative: opts.generative,
-        solver: Solver::NormalEquations,
+        solver: opts.solver,
     };
-    fit(esn, setup, input, target, 0.0, 0)
+    fit(esn, setup, input, target, opts.noise, opts.seed)
 }
 
 /// Teacher-forced training of `esn` (from its current state) with optional state noise
@@ -286,6 +297,7 @@ pub fn fit(
         readout,
         setup,
         last_output: target.row(steps - 1).to_vec(),
+        last_input: input.row(steps - 1).to_vec(),
         training_fit,
         features: Vec::with_capacity(n_features),
     })
@@ -346,6 +358,7 @@ impl EsnModel {
         readout: Linear,
         setup: ReadoutSetup,
         last_output: Vec<f64>,
+        last_input: Vec<f64>,
     ) -> Result<Self, TrainError> {
         let n_features = esn.units()
             + if setup.input_features {
@@ -367,6 +380,13 @@ impl EsnModel {
                 got: last_output.len(),
             });
         }
+        if last_input.len() != esn.inputs() {
+            return Err(TrainError::Columns {
+                what: "last_input",
+                expected: esn.inputs(),
+                got: last_input.len(),
+            });
+        }
         if esn.outputs() > 0 && esn.outputs() != readout.outputs() {
             return Err(TrainError::Columns {
                 what: "feedback weights",
@@ -380,6 +400,7 @@ impl EsnModel {
             readout,
             setup,
             last_output,
+            last_input,
             training_fit: Scores {
                 mse: nan,
                 rmse: nan,
@@ -444,7 +465,7 @@ impl EsnModel {
                 prev.copy_from_slice(y);
             }
         }
-        Array2::new(input.rows(), no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// `steps` closed-loop steps from the current state and last output.
@@ -452,21 +473,29 @@ impl EsnModel {
         let no = self.outputs();
         let ni = self.esn.inputs();
         let mut out = vec![0.0; steps * no];
+        if self.setup.generative == Generative::None {
+            return Err(TrainError::NotGenerative);
+        }
         let mut prev = self.last_output.clone();
-        // A feedback model keeps its (constant) training input; Jaeger's uses a bias input.
-        let fixed_input = vec![0.0; ni];
+        // A feedback model's input is its constant training input (Jaeger's bias input),
+        // stored as `last_input`; a one-step-ahead model's input is its own output.
+        let mut u = match self.setup.generative {
+            Generative::Input => prev.clone(),
+            _ => self.last_input.clone(),
+        };
+        debug_assert_eq!(u.len(), ni);
         for t in 0..steps {
-            let (u, fb) = match self.setup.generative {
-                Generative::Input => (&prev[..], None),
-                Generative::Feedback => (&fixed_input[..], Some(&prev[..])),
-                Generative::None => return Err(TrainError::NotGenerative),
-            };
-            let (u, fb) = (u.to_vec(), fb.map(<[f64]>::to_vec));
             let y = &mut out[t * no..(t + 1) * no];
-            self.step(&u, fb.as_deref(), y)?;
+            match self.setup.generative {
+                Generative::Input => {
+                    u.copy_from_slice(&prev);
+                    self.step(&u, None, y)?;
+                }
+                _ => self.step(&u, Some(&prev), y)?,
+            }
             prev.copy_from_slice(y);
         }
-        Array2::new(steps, no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(steps, no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// Predicts `input` and scores it against `target`, skipping the first `washout` steps.
