@@ -143,3 +143,14 @@ def test_same_seed_same_arrays_as_the_cli(tmp_path):
     _cli("esn", "run", "--model", tmp_path / "py.safetensors", "--input", tmp_path / "test.npy",
          "--output", tmp_path / "pred.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), esn.predict(test))
+
+
+def test_cli_generate_continues_a_python_model_exactly(tmp_path):
+    t = np.arange(800)
+    x = np.sin(2 * np.pi * t / 30.0)[:, None]
+    esn = echos.ESN(neurons=80, spectral_radius=0.8, leak_rate=1.0, seed=2)
+    esn.fit(x[:-1], x[1:], washout=100, ridge=1e-9)
+    esn.save(tmp_path / "gen.safetensors")
+    _cli("esn", "generate", "--model", tmp_path / "gen.safetensors", "--steps", 40,
+         "--output", tmp_path / "gen.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "gen.npy"), esn.run(40))

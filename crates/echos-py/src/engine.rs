@@ -149,6 +149,7 @@ pub fn model_from_bytes<T: Scalar + Float>(
     let last: Vec<T> = m.last_output.iter().map(|&v| cast(v)).collect();
     let mut model = Model::from_parts(esn, Some(m.readout), m.setup.input_features, last);
     model.fit_setup = Some((m.setup.ridge, m.setup.washout));
+    model.last_input = m.last_input.iter().map(|&v| cast(v)).collect();
     Ok((settings, model))
 }
 
@@ -280,6 +281,9 @@ pub struct Model<T> {
     features: Vec<T>,
     /// Ridge parameter and washout of the last `fit`, recorded in the model file.
     fit_setup: Option<(f64, usize)>,
+    /// The last input seen (the model file keeps it: the constant input of closed-loop
+    /// generation through output feedback).
+    last_input: Vec<T>,
 }
 
 fn fill_features<T: Copy>(input_to_readout: bool, u: &[T], x: &[T], z: &mut Vec<T>) {
@@ -288,6 +292,15 @@ fn fill_features<T: Copy>(input_to_readout: bool, u: &[T], x: &[T], z: &mut Vec<
         z.extend_from_slice(u);
     }
     z.extend_from_slice(x);
+}
+
+/// Copies `u` into `last` (sized on first use, so the step itself does not allocate).
+fn remember<T: Copy>(last: &mut Vec<T>, u: &[T]) {
+    if last.len() == u.len() {
+        last.copy_from_slice(u);
+    } else {
+        *last = u.to_vec();
+    }
 }
 
 /// Errors of a run, reported to Python as ValueError (the arguments were checked before).
@@ -326,6 +339,7 @@ impl<T: Scalar + Float> Model<T> {
             online: None,
             features: Vec::with_capacity(dim),
             fit_setup: None,
+            last_input: Vec::new(),
         }
     }
 
@@ -357,7 +371,10 @@ impl<T: Scalar + Float> Model<T> {
         };
         let mut last: Vec<f64> = self.last_output.iter().map(|&v| cast(v)).collect();
         last.resize(readout.outputs(), 0.0);
-        let model = EsnModel::from_parts(esn, readout, setup, last).map_err(value_error)?;
+        let mut last_input: Vec<f64> = self.last_input.iter().map(|&v| cast(v)).collect();
+        last_input.resize(esn.inputs(), 0.0);
+        let model =
+            EsnModel::from_parts(esn, readout, setup, last, last_input).map_err(value_error)?;
         model_file::to_bytes(&model).map_err(value_error)
     }
 
@@ -411,6 +428,7 @@ impl<T: Scalar + Float> Model<T> {
             None
         };
         let x = self.esn.step(u, fb).map_err(msg)?;
+        remember(&mut self.last_input, u);
         if let (Some(r), Some(y)) = (&self.readout, y) {
             fill_features(self.input_to_readout, u, x, &mut self.features);
             r.predict(&self.features, y).map_err(msg)?;
@@ -484,6 +502,7 @@ impl<T: Scalar + Float> Model<T> {
                 None
             };
             let state = self.esn.step(u, fb).map_err(msg)?;
+            remember(&mut self.last_input, u);
             fill_features(self.input_to_readout, u, state, &mut self.features);
             visit(t, &self.features, target).map_err(msg)?;
             self.last_output.copy_from_slice(target);
@@ -602,6 +621,7 @@ impl Model<f64> {
         self.esn = trained.esn;
         self.readout = Some(trained.readout);
         self.last_output = trained.last_output;
+        self.last_input = trained.last_input;
         self.online = None;
         self.fit_setup = Some((ridge, washout));
         Ok(())
