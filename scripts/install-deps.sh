@@ -12,6 +12,7 @@ command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 { command -v grub-mkrescue >/dev/null && [ -d /usr/lib/grub/i386-pc ]; } || need_apt+=(grub-pc-bin grub-common)
 command -v xorriso >/dev/null || need_apt+=(xorriso)
 command -v mformat >/dev/null || need_apt+=(mtools)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3 python3-venv python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

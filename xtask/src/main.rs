@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod kernel;
+mod python;
 mod suite;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ fn test(_rest: &[String]) -> Result<bool, String> {
         &[
             "test",
             "--workspace",
+            "--exclude",
+            "echos-py",
             "--all-targets",
             "--",
             "--show-output",
@@ -69,6 +72,7 @@ fn test(_rest: &[String]) -> Result<bool, String> {
     )?);
     total.add(kernel::suite_kernel()?);
     total.add(kernel::suite_iso()?);
+    total.add(python::python_tests()?);
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)
 }

@@ -1,0 +1,123 @@
+"""Side-by-side timing of a reservoir run from Python: echos.ESN.update vs ReservoirPy's run.
+
+Same task for both: drive a sparse random reservoir (connectivity 0.1, spectral radius 0.9, leak
+rate 0.3) with 10,000 steps of Mackey-Glass and collect all states. Each measurement is the median
+of --repeats timed calls after one untimed warm-up call (ReservoirPy initialises its weights on the
+first call; echos builds its reservoir on the first call too). Needs a venv with both packages:
+
+    python3 -m venv /tmp/bench-venv
+    /tmp/bench-venv/bin/pip install reservoirpy==0.4.2 maturin
+    /tmp/bench-venv/bin/pip install .          # from the repository root
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /tmp/bench-venv/bin/python bench/python_vs_reservoirpy.py
+
+(The OPENBLAS_* variables this machine sets slow a current NumPy down; unset both for this
+command only, as docs/python.md explains.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: weight initialisation happens here for both libraries
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=10_000)
+    ap.add_argument("--units", type=int, nargs="+", default=[100, 500, 1000])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    import echos
+    import reservoirpy
+    from reservoirpy.datasets import mackey_glass
+    from reservoirpy.nodes import Reservoir
+
+    x = mackey_glass(args.steps)  # the same series for both libraries
+    rows = []
+    for n in args.units:
+        rpy = Reservoir(units=n, sr=0.9, lr=0.3, input_scaling=1.0, rc_connectivity=0.1, seed=1)
+
+        def run_rpy(rpy=rpy):
+            rpy.run(x)
+            rpy.reset()  # after, not before: ReservoirPy cannot reset an uninitialised node
+
+        t_rpy = median_seconds(run_rpy, args.repeats)
+        row = {"units": n, "steps": args.steps, "reservoirpy_s": t_rpy}
+        for dtype in ("float64", "float32"):
+            esn = echos.ESN(
+                neurons=n,
+                spectral_radius=0.9,
+                leak_rate=0.3,
+                input_scaling=1.0,
+                connectivity=0.1,
+                seed=1,
+                dtype=dtype,
+            )
+            xs = x.astype(dtype)
+
+            def run_echos(esn=esn, xs=xs):
+                esn.update(xs)
+                esn.reset()
+
+            t = median_seconds(run_echos, args.repeats)
+            row[f"echos_{dtype}_s"] = t
+            row[f"speedup_{dtype}"] = t_rpy / t
+        rows.append(row)
+        if not args.json:
+            print(
+                f"N={n:5d}  ReservoirPy {args.steps / t_rpy:10.0f} steps/s   "
+                f"echos f64 {args.steps / row['echos_float64_s']:10.0f} steps/s "
+                f"({row['speedup_float64']:.1f}x)   "
+                f"echos f32 {args.steps / row['echos_float32_s']:10.0f} steps/s "
+                f"({row['speedup_float32']:.1f}x)",
+                flush=True,
+            )
+    # Two independent ESNs, one after the other and then in two Python threads: with the GIL
+    # released during update() the threaded wall time approaches half the serial one.
+    import threading
+
+    n = max(args.units)
+    pair = [echos.ESN(neurons=n, spectral_radius=0.9, leak_rate=0.3, connectivity=0.1, seed=s)
+            for s in (1, 2)]
+
+    def serial():
+        for e in pair:
+            e.update(x)
+            e.reset()
+
+    def threaded():
+        ths = [threading.Thread(target=lambda e=e: (e.update(x), e.reset())) for e in pair]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+
+    t_serial = median_seconds(serial, args.repeats)
+    t_threads = median_seconds(threaded, args.repeats)
+    threads = {"units": n, "serial_s": t_serial, "two_threads_s": t_threads,
+               "speedup": t_serial / t_threads}
+    if not args.json:
+        print(f"two ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
+              f"({t_serial / t_threads:.2f}x)")
+    if args.json:
+        print(json.dumps({"reservoirpy": reservoirpy.__version__, "echos": echos.__version__,
+                          "numpy": np.__version__, "results": rows, "threads": threads}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""echos: echo state networks on the echo-os engine (Rust), with a NumPy interface.
+
+The reservoir, readouts, metrics, datasets and tasks run in the engine (crates/echos-core and
+crates/echos-host); this package adds NumPy plumbing (zero-copy where the layout allows) and a
+ReservoirPy-like vocabulary. See docs/python.md.
+"""
+
+from . import datasets, tasks
+from ._echos import ESN, __version__, memory_capacity, mse, nrmse, r2, rmse
+
+__all__ = [
+    "ESN",
+    "__version__",
+    "datasets",
+    "memory_capacity",
+    "mse",
+    "nrmse",
+    "r2",
+    "rmse",
+    "tasks",
+]
