@@ -6,3 +6,4 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
+pub mod rwkv;
