@@ -98,3 +98,116 @@ fn trained_fp32_bin_matches_reference() {
         );
     }
 }
+
+/// Max |Δlogit| of a quantized/half file against the reference, and the logit spread.
+fn quantized_error(m: &str, kind: &str) -> Option<(f32, f32, f32)> {
+    let data = shared_data("quantized_error")?;
+    let model = load_model(&data.join(format!("rwkv/trained/tiny-rwkv-{m}-{kind}.bin")))
+        .unwrap()
+        .model;
+    let r = reference(&data.join(format!("rwkv/trained/tiny-rwkv-{m}-reference.npz")));
+    let got = run_steps(&model, &r.tokens);
+    let d = max_abs_diff(&got, &r.logits);
+    let rms = (got
+        .iter()
+        .zip(&r.logits)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f32>()
+        / got.len() as f32)
+        .sqrt();
+    let spread = r.logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    eprintln!("{m} {kind}: max |Δlogit| {d:.3e}, rms {rms:.3e}, max |logit| {spread:.2}");
+    Some((d, rms, spread))
+}
+
+/// FP16 files round every matrix to an 11-bit mantissa (relative error <= 2^-12 per weight);
+/// through 4-12 layers that moves logits of magnitude ~10 by ~1e-2 at most (measured: 9.2e-3
+/// for 5v1, 7e-7 for 7v0 whose weights are already f16-exact). Bound: 2e-2.
+#[test]
+fn trained_fp16_within_2e_2() {
+    for m in TRAINED {
+        let Some((d, _, _)) = quantized_error(m, "FP16") else {
+            return;
+        };
+        assert!(d < 2e-2, "{m} FP16: max |Δlogit| {d}");
+    }
+}
+
+/// Q5_1 keeps 5 bits per weight plus a per-32 scale and minimum: each weight moves by up to
+/// half a step (~2.5% of a block's range, checked exactly in `q5_1_weights_within_half_a_step`).
+/// On these tiny models that is an rms logit error of 1e-3..0.15 and a max of up to ~0.95
+/// (v5). Bounds: rms < 0.25 and max < 1.5 — they catch a wrong block decoding (errors of
+/// several units), not rounding.
+#[test]
+fn trained_q5_1_within_stated_bounds() {
+    for m in TRAINED {
+        let Some((d, rms, _)) = quantized_error(m, "Q5_1") else {
+            return;
+        };
+        assert!(rms < 0.25 && d < 1.5, "{m} Q5_1: max {d}, rms {rms}");
+    }
+}
+
+/// The decoder itself: every Q5_1 weight lies within half a quantization step of the FP32
+/// file's weight (step = block range / 31, plus f16 rounding of the scale and minimum).
+#[test]
+fn q5_1_weights_within_half_a_step() {
+    let Some(data) = shared_data("q5_1_weights_within_half_a_step") else {
+        return;
+    };
+    for m in TRAINED {
+        let dir = data.join("rwkv/trained");
+        let q =
+            echos_rwkv_io::tensors::read_tensor_file(&dir.join(format!("tiny-rwkv-{m}-Q5_1.bin")))
+                .unwrap();
+        let f =
+            echos_rwkv_io::tensors::read_tensor_file(&dir.join(format!("tiny-rwkv-{m}-FP32.bin")))
+                .unwrap();
+        let mut checked = 0;
+        for (k, qt) in &q.tensors {
+            let ft = &f.tensors[k];
+            assert_eq!(qt.shape, ft.shape, "{k}");
+            for (qb, fb) in qt.data.chunks(32).zip(ft.data.chunks(32)) {
+                let (lo, hi) = fb
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                let bound = (hi - lo) / 31.0 * 0.5 + (hi - lo) * 2e-3 + lo.abs() * 1e-3 + 1e-6;
+                for (a, b) in qb.iter().zip(fb) {
+                    assert!((a - b).abs() <= bound, "{m} {k}: {a} vs {b}, bound {bound}");
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 10);
+    }
+}
+
+/// rwkv.cpp's own expected logits after the bytes `"in`: reproduced with its GroupNorm eps
+/// (1e-5 for v5, the reference's 64e-5 for v7; README of the shared data).
+#[test]
+fn rwkv_cpp_expected_logits_after_in() {
+    let Some(data) = shared_data("rwkv_cpp_expected_logits_after_in") else {
+        return;
+    };
+    for m in TRAINED {
+        let dir = data.join("rwkv/trained");
+        let mut model = load_model(&dir.join(format!("tiny-rwkv-{m}-FP32.bin")))
+            .unwrap()
+            .model;
+        if matches!(
+            model.version,
+            echos_rwkv_io::Version::V5_0 | echos_rwkv_io::Version::V5_2
+        ) {
+            model.ln_x_eps = 1e-5;
+        }
+        let bytes = std::fs::read(dir.join(format!("expected-logits-{m}.bin"))).unwrap();
+        let expected: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let got = run_steps(&model, &[b'"' as u32, b'i' as u32, b'n' as u32]);
+        let d = max_abs_diff(&got[512..], &expected);
+        eprintln!("{m}: max |Δlogit| vs rwkv.cpp expected {d:.3e}");
+        assert!(d < 1e-4, "{m}: {d}");
+    }
+}

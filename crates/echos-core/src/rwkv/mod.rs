@@ -801,6 +801,3 @@ impl Model {
         Ok(&scratch.logits[..tokens.len() * self.dims.vocab])
     }
 }
-
-#[cfg(test)]
-mod tests;
