@@ -574,6 +574,34 @@ fn dequantize(bytes: &[u8], ty: FileType, key: &str) -> Result<Vec<f32>, LoadErr
     Ok(out)
 }
 
+/// Writes tensors as a safetensors file (f32), e.g. to convert a `.pth` checkpoint.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, RawTensor>,
+) -> Result<(), LoadError> {
+    use safetensors::tensor::TensorView;
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (k, b, shape) in &bytes {
+        let v = TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+            .map_err(|e| LoadError::Safetensors(format!("tensor `{k}`: {e}")))?;
+        views.push((k.clone(), v));
+    }
+    let out =
+        safetensors::serialize(views, &None).map_err(|e| LoadError::Safetensors(e.to_string()))?;
+    crate::state_io::write_atomic(path, &out)
+        .map_err(|e| LoadError::Io(path.display().to_string(), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,32 +637,4 @@ mod tests {
     fn partial_block_is_an_error() {
         assert!(dequantize(&[0u8; 23], FileType::Q5_1, "t").is_err());
     }
-}
-
-/// Writes tensors as a safetensors file (f32), e.g. to convert a `.pth` checkpoint.
-pub fn write_safetensors(
-    path: &Path,
-    tensors: &BTreeMap<String, RawTensor>,
-) -> Result<(), LoadError> {
-    use safetensors::tensor::TensorView;
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape.clone(),
-            )
-        })
-        .collect();
-    let mut views = Vec::with_capacity(bytes.len());
-    for (k, b, shape) in &bytes {
-        let v = TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-            .map_err(|e| LoadError::Safetensors(format!("tensor `{k}`: {e}")))?;
-        views.push((k.clone(), v));
-    }
-    let out =
-        safetensors::serialize(views, &None).map_err(|e| LoadError::Safetensors(e.to_string()))?;
-    crate::state_io::write_atomic(path, &out)
-        .map_err(|e| LoadError::Io(path.display().to_string(), e))
 }
