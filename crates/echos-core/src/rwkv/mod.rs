@@ -124,6 +124,8 @@ impl core::fmt::Display for RwkvError {
     }
 }
 
+impl core::error::Error for RwkvError {}
+
 /// Layer norm parameters.
 #[derive(Clone, Debug)]
 pub struct Norm {
