@@ -147,7 +147,11 @@ fn kernels_and_threads_agree() {
     for (name, mut model) in models() {
         model.set_kernel(Kernel::scalar());
         let scalar = steps(&model, &TOKENS);
-        for k in [Kernel::detect_avx2(), Kernel::detect()] {
+        for k in [
+            Kernel::detect_avx2(),
+            Kernel::detect_avx512(),
+            Kernel::detect(),
+        ] {
             model.set_kernel(k);
             let got = steps(&model, &TOKENS);
             let d = max_abs_diff(&got, &scalar);
@@ -169,6 +173,69 @@ fn kernels_and_threads_agree() {
         }
         // Same kernel, same input: bit-identical.
         assert_eq!(steps(&model, &TOKENS), steps(&model, &TOKENS));
+    }
+}
+
+/// int8 products are exact integer sums times two scales: every kernel gives the same bits.
+#[test]
+fn int8_products_are_bit_identical_across_kernels() {
+    use echos_core::rwkv::linear::{matmul, QuantBuf};
+    let (rows, cols, n) = (37, 200, 5);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3)
+        .collect();
+    let x: Vec<f32> = (0..n * cols)
+        .map(|i| ((i * 104729 % 997) as f32 / 498.0 - 1.0) * 2.0)
+        .collect();
+    let q = echos_core::rwkv::Matrix::f32(rows, cols, w).to_int8();
+    let mut quant = QuantBuf::new(n, cols);
+    let run = |k: Kernel, t: usize, quant: &mut QuantBuf| {
+        let mut y = vec![0.0; t * rows];
+        matmul(&q, &x, t, &mut y, k, &Serial, quant);
+        y
+    };
+    for t in [1, n] {
+        let reference = run(Kernel::scalar(), t, &mut quant);
+        for k in [
+            Kernel::detect_avx2(),
+            Kernel::detect_avx512(),
+            Kernel::detect(),
+        ] {
+            assert_eq!(
+                run(k, t, &mut quant),
+                reference,
+                "kernel {} with {t} rows",
+                k.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn int8_is_identical_across_kernels_and_threads() {
+    let pool = SpinPool::new(2);
+    for (name, mut model) in models() {
+        model.quantize_int8();
+        model.set_kernel(Kernel::scalar());
+        let scalar = steps(&model, &TOKENS);
+        model.set_kernel(Kernel::detect());
+        // The low-rank maps stay f32, whose kernels differ in summation order.
+        let d = max_abs_diff(&steps(&model, &TOKENS), &scalar);
+        assert!(
+            d < 1e-4,
+            "{name}: {} differs by {d}",
+            Kernel::detect().name()
+        );
+        let mut state = State::new(&model);
+        let mut scratch = Scratch::new(&model, TOKENS.len());
+        let pre = model
+            .prefill(&mut state, &TOKENS, &mut scratch, &pool, true)
+            .unwrap()
+            .to_vec();
+        assert!(
+            max_abs_diff(&pre, &scalar) < 1e-4,
+            "{name}: int8 prefill differs"
+        );
     }
 }
 

@@ -5,7 +5,7 @@
 // Index loops mirror the reference's tensor formulas and keep several arrays in step.
 #![allow(clippy::needless_range_loop)]
 
-use super::linear::{matmul, Kernel, Matrix, Parallel};
+use super::linear::{matmul, Kernel, Matrix, Parallel, QuantBuf};
 use super::ops::{group_norm, layer_norm, relu_sq, sigmoid, silu};
 use super::{AttV4V5, AttV6, AttV7, ChannelMix, Model, Scratch, State, TimeMix, Version};
 
@@ -65,11 +65,13 @@ fn shift_slot(s: &mut State, which: Shift, l: usize, c: usize) -> &mut [f32] {
 struct Ctx<'p> {
     kernel: Kernel,
     par: &'p dyn Parallel,
+    /// Taken out of the scratch for the duration of the pass (no allocation: a Vec moves).
+    quant: QuantBuf,
 }
 
 impl Ctx<'_> {
-    fn mm(&self, w: &Matrix, x: &[f32], n: usize, y: &mut [f32]) {
-        matmul(w, x, n, y, self.kernel, self.par);
+    fn mm(&mut self, w: &Matrix, x: &[f32], n: usize, y: &mut [f32]) {
+        matmul(w, x, n, y, self.kernel, self.par, &mut self.quant);
     }
 }
 
@@ -84,9 +86,10 @@ pub(super) fn forward(
     let d = model.dims;
     let c = d.n_embd;
     let n = tokens.len();
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         kernel: model.kernel(),
         par,
+        quant: core::mem::take(&mut s.quant),
     };
     for (t, &tok) in tokens.iter().enumerate() {
         let tok = tok as usize;
@@ -103,11 +106,11 @@ pub(super) fn forward(
         rows.shift(Shift::Att, l, c, &s.xx, &mut s.sx, n);
         match &layer.att {
             TimeMix::V4V5(a) if model.version == Version::V4 => {
-                att_v4(a, l, &mut rows, s, n, c, &ctx)
+                att_v4(a, l, &mut rows, s, n, c, &mut ctx)
             }
-            TimeMix::V4V5(a) => att_v5(model, a, l, &mut rows, s, n, &ctx),
-            TimeMix::V6(a) => att_v6(model, a, l, &mut rows, s, n, &ctx),
-            TimeMix::V7(a) => att_v7(model, a, l, &mut rows, s, n, &ctx),
+            TimeMix::V4V5(a) => att_v5(model, a, l, &mut rows, s, n, &mut ctx),
+            TimeMix::V6(a) => att_v6(model, a, l, &mut rows, s, n, &mut ctx),
+            TimeMix::V7(a) => att_v7(model, a, l, &mut rows, s, n, &mut ctx),
         }
         for i in 0..n * c {
             s.x[i] += s.out[i];
@@ -120,7 +123,7 @@ pub(super) fn forward(
             );
         }
         rows.shift(Shift::Ffn, l, c, &s.xx, &mut s.sx, n);
-        ffn(model.version, &layer.ffn, s, n, c, &ctx);
+        ffn(model.version, &layer.ffn, s, n, c, &mut ctx);
         for i in 0..n * c {
             s.x[i] += s.out[i];
         }
@@ -134,6 +137,7 @@ pub(super) fn forward(
         );
     }
     ctx.mm(&model.head, &s.xx, n - first, &mut s.logits);
+    s.quant = ctx.quant;
 }
 
 /// kx = xx * mix + sx * (1 - mix), the v4/v5 token shift.
@@ -163,7 +167,7 @@ fn att_v4(
     s: &mut Scratch,
     n: usize,
     c: usize,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
 ) {
     let nc = n * c;
     let [kx, vx, rx, ..] = &mut s.mix;
@@ -245,7 +249,7 @@ fn att_v5(
     rows: &mut Rows<'_>,
     s: &mut Scratch,
     n: usize,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
 ) {
     let c = model.dims.n_embd;
     let nc = n * c;
@@ -291,7 +295,7 @@ fn att_v6(
     rows: &mut Rows<'_>,
     s: &mut Scratch,
     n: usize,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
 ) {
     let c = model.dims.n_embd;
     let nc = n * c;
@@ -362,7 +366,7 @@ fn att_v7(
     rows: &mut Rows<'_>,
     s: &mut Scratch,
     n: usize,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
 ) {
     let d = model.dims;
     let (c, hs) = (d.n_embd, d.head_size);
@@ -482,7 +486,7 @@ fn att_v7(
     ctx.mm(&a.output, &s.a[..nc], n, &mut s.out);
 }
 
-fn ffn(version: Version, f: &ChannelMix, s: &mut Scratch, n: usize, c: usize, ctx: &Ctx<'_>) {
+fn ffn(version: Version, f: &ChannelMix, s: &mut Scratch, n: usize, c: usize, ctx: &mut Ctx<'_>) {
     let nc = n * c;
     let [kx, rx, ..] = &mut s.mix;
     match version {

@@ -10,6 +10,9 @@
 
 use alloc::vec::Vec;
 
+/// Widest int8 matrix: 255 * 127 * 65536 < 2^31, so the u8 x i8 sums fit an i32.
+pub const MAX_INT8_COLS: usize = 65536;
+
 /// A dense (rows x cols) matrix in row-major order: row `o` holds the weights of output `o`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Matrix {
@@ -18,12 +21,14 @@ pub enum Matrix {
         cols: usize,
         data: Vec<f32>,
     },
-    /// `data[o * cols + i] * scale[o]` approximates the f32 weight.
+    /// `data[o * cols + i] * scale[o]` approximates the f32 weight; `row_sum[o]` is the sum of
+    /// row o's int8 values (the VNNI kernel needs it to use unsigned activations).
     I8 {
         rows: usize,
         cols: usize,
         data: Vec<i8>,
         scale: Vec<f32>,
+        row_sum: Vec<i32>,
     },
 }
 
@@ -52,7 +57,8 @@ impl Matrix {
                 cols,
                 data,
                 scale,
-            } => data.len() == rows * cols && scale.len() == *rows,
+                row_sum,
+            } => data.len() == rows * cols && scale.len() == *rows && row_sum.len() == *rows,
         }
     }
 
@@ -64,10 +70,12 @@ impl Matrix {
         }
     }
 
-    /// Symmetric per-row int8: scale = max|w| / 127, q = round(w / scale).
+    /// Symmetric per-row int8: scale = max|w| / 127, q = round(w / scale). Matrices wider
+    /// than [`MAX_INT8_COLS`] stay f32 (their integer dot products could overflow i32).
     pub fn to_int8(&self) -> Matrix {
         match self {
             Matrix::I8 { .. } => self.clone(),
+            Matrix::F32 { cols, .. } if *cols > MAX_INT8_COLS => self.clone(),
             Matrix::F32 { rows, cols, data } => {
                 let mut q = Vec::with_capacity(data.len());
                 let mut scale = Vec::with_capacity(*rows);
@@ -80,11 +88,17 @@ impl Matrix {
                             .map(|&w| libm::roundf(w / s).clamp(-127.0, 127.0) as i8),
                     );
                 }
+                let row_sum = q
+                    .chunks_exact((*cols).max(1))
+                    .take(*rows)
+                    .map(|r| r.iter().map(|&v| v as i32).sum())
+                    .collect();
                 Matrix::I8 {
                     rows: *rows,
                     cols: *cols,
                     data: q,
                     scale,
+                    row_sum,
                 }
             }
         }
@@ -113,6 +127,9 @@ enum KernelKind {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX-512 with VNNI: int8 products with `vpdpbusd`.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
 }
 
 impl Kernel {
@@ -125,6 +142,12 @@ impl Kernel {
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+            {
+                return Kernel(KernelKind::Avx512Vnni);
+            }
             if std::is_x86_feature_detected!("avx512f") {
                 return Kernel(KernelKind::Avx512);
             }
@@ -153,6 +176,27 @@ impl Kernel {
         Kernel(KernelKind::Avx512)
     }
 
+    /// AVX-512F, BW and VNNI without detection, for targets without `std` whose CPU is known.
+    ///
+    /// # Safety
+    /// The CPU that runs the model must support AVX-512F, AVX-512BW and AVX-512VNNI.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn assume_avx512_vnni() -> Kernel {
+        Kernel(KernelKind::Avx512Vnni)
+    }
+
+    /// AVX-512F without VNNI if present (to compare kernels), else scalar.
+    #[cfg(feature = "std")]
+    pub fn detect_avx512() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Kernel(KernelKind::Avx512);
+            }
+        }
+        Kernel::scalar()
+    }
+
     /// AVX2+FMA if present (to compare kernels), else scalar.
     #[cfg(feature = "std")]
     pub fn detect_avx2() -> Kernel {
@@ -172,6 +216,8 @@ impl Kernel {
             KernelKind::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             KernelKind::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni => "avx512-vnni",
         }
     }
 }
@@ -195,6 +241,44 @@ impl Parallel for Serial {
     }
 }
 
+/// Input rows quantized for int8 products: u8 = round(x / scale) + 128, one scale per row.
+/// Part of the [`super::Scratch`], so products allocate nothing.
+#[derive(Clone, Debug, Default)]
+pub struct QuantBuf {
+    pub(crate) q: Vec<u8>,
+    pub(crate) scale: Vec<f32>,
+}
+
+impl QuantBuf {
+    pub fn new(rows: usize, cols: usize) -> QuantBuf {
+        QuantBuf {
+            q: alloc::vec![0; rows * cols],
+            scale: alloc::vec![0.0; rows],
+        }
+    }
+
+    fn quantize(&mut self, x: &[f32], rows: usize, cols: usize) {
+        assert!(
+            self.q.len() >= rows * cols && self.scale.len() >= rows,
+            "quantization buffer too small"
+        );
+        for t in 0..rows {
+            let xr = &x[t * cols..(t + 1) * cols];
+            let m = xr.iter().fold(0.0f32, |m, &v| m.max(libm::fabsf(v)));
+            let s = if m > 0.0 && m.is_finite() {
+                m / 127.0
+            } else {
+                1.0
+            };
+            let inv = 1.0 / s;
+            self.scale[t] = s;
+            for (q, &v) in self.q[t * cols..(t + 1) * cols].iter_mut().zip(xr) {
+                *q = (libm::roundf(v * inv).clamp(-127.0, 127.0) as i32 + 128) as u8;
+            }
+        }
+    }
+}
+
 /// Output pointer shared by the threads of one product; each writes disjoint rows.
 struct OutPtr(*mut f32);
 // SAFETY: threads write disjoint index sets (their own output rows), and `matmul` returns only
@@ -207,6 +291,10 @@ const ROW_BLOCK: usize = 4;
 
 /// y[t * w.rows() + o] = sum_i W[o, i] * x[t * w.cols() + i], for t < rows.
 /// Threads split the output rows; every weight row is read once for all `rows` inputs.
+///
+/// For int8 matrices the inputs are quantized per row to int8 first (into `quant`), and the
+/// product is y = scale_w[o] * scale_x[t] * (exact integer dot product): the same numbers on
+/// every kernel.
 pub fn matmul(
     w: &Matrix,
     x: &[f32],
@@ -214,12 +302,17 @@ pub fn matmul(
     y: &mut [f32],
     kernel: Kernel,
     par: &dyn Parallel,
+    quant: &mut QuantBuf,
 ) {
     let (n_out, n_in) = (w.rows(), w.cols());
     assert!(
         x.len() >= rows * n_in && y.len() >= rows * n_out,
         "matmul buffer too small"
     );
+    if matches!(w, Matrix::I8 { .. }) {
+        quant.quantize(x, rows, n_in);
+    }
+    let quant = &*quant;
     let threads = par.threads().max(1);
     // Small products are not worth waking the other threads for.
     let threads = if n_out * n_in < 64 * 1024 { 1 } else { threads };
@@ -236,7 +329,7 @@ pub fn matmul(
         // outlives this call; thread `i` writes only outputs o in lo..hi of every row t, and the
         // ranges of different threads are disjoint.
         let y = unsafe { core::slice::from_raw_parts_mut(out.0, rows * n_out) };
-        rows_range(w, x, rows, y, lo, hi, kernel);
+        rows_range(w, x, quant, rows, y, lo, hi, kernel);
     };
     if threads == 1 {
         work(0);
@@ -249,83 +342,52 @@ pub fn matmul(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rows_range(
     w: &Matrix,
     x: &[f32],
+    quant: &QuantBuf,
     rows: usize,
     y: &mut [f32],
     lo: usize,
     hi: usize,
     kernel: Kernel,
 ) {
-    match (w, kernel.0) {
-        (
-            Matrix::F32 {
-                cols,
-                data,
-                rows: n_out,
-            },
-            KernelKind::Scalar,
-        ) => scalar_f32(data, *cols, *n_out, x, rows, y, lo, hi),
-        (
-            Matrix::I8 {
-                cols,
-                data,
-                scale,
-                rows: n_out,
-            },
-            KernelKind::Scalar,
-        ) => scalar_i8(data, scale, *cols, *n_out, x, rows, y, lo, hi),
-        #[cfg(target_arch = "x86_64")]
-        (
-            Matrix::F32 {
-                cols,
-                data,
-                rows: n_out,
-            },
-            KernelKind::Avx2,
-        ) => {
-            // SAFETY: a Kernel with Avx2 is only made by `detect*` after checking avx2 and fma.
-            unsafe { x86::avx2_f32(data, *cols, *n_out, x, rows, y, lo, hi) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        (
-            Matrix::I8 {
-                cols,
-                data,
-                scale,
-                rows: n_out,
-            },
-            KernelKind::Avx2,
-        ) => {
-            // SAFETY: as above, avx2 and fma were detected.
-            unsafe { x86::avx2_i8(data, scale, *cols, *n_out, x, rows, y, lo, hi) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        (
-            Matrix::F32 {
-                cols,
-                data,
-                rows: n_out,
-            },
-            KernelKind::Avx512,
-        ) => {
-            // SAFETY: a Kernel with Avx512 is only made by `detect` after checking avx512f.
-            unsafe { x86::avx512_f32(data, *cols, *n_out, x, rows, y, lo, hi) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        (
-            Matrix::I8 {
-                cols,
-                data,
-                scale,
-                rows: n_out,
-            },
-            KernelKind::Avx512,
-        ) => {
-            // SAFETY: as above, avx512f was detected.
-            unsafe { x86::avx512_i8(data, scale, *cols, *n_out, x, rows, y, lo, hi) }
-        }
+    match w {
+        Matrix::F32 {
+            cols,
+            data,
+            rows: n_out,
+        } => match kernel.0 {
+            KernelKind::Scalar => scalar_f32(data, *cols, *n_out, x, rows, y, lo, hi),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a Kernel with Avx2 is only made after checking avx2 and fma.
+            KernelKind::Avx2 => unsafe { x86::avx2_f32(data, *cols, *n_out, x, rows, y, lo, hi) },
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512 | KernelKind::Avx512Vnni => {
+                // SAFETY: Avx512 kernels are only made after checking avx512f.
+                unsafe { super::avx512::f32_rows(data, *cols, *n_out, x, rows, y, lo, hi) }
+            }
+        },
+        Matrix::I8 {
+            cols,
+            data,
+            scale,
+            row_sum,
+            rows: n_out,
+        } => match kernel.0 {
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni => {
+                // SAFETY: Avx512Vnni is only made after checking avx512f, avx512bw and
+                // avx512vnni.
+                unsafe {
+                    super::avx512::i8_rows(
+                        data, scale, row_sum, *cols, *n_out, quant, rows, y, lo, hi,
+                    )
+                }
+            }
+            _ => scalar_i8(data, scale, *cols, *n_out, quant, rows, y, lo, hi),
+        },
     }
 }
 
@@ -344,8 +406,7 @@ fn scalar_f32(
         let wr = &w[o * cols..(o + 1) * cols];
         for t in 0..rows {
             let xr = &x[t * cols..(t + 1) * cols];
-            // Eight partial sums: a fixed order that vectorizes and matches nothing else, which
-            // is fine: determinism is per kernel.
+            // Eight partial sums in a fixed order (determinism is per kernel).
             let mut acc = [0.0f32; 8];
             let mut wc = wr.chunks_exact(8);
             let mut xc = xr.chunks_exact(8);
@@ -364,13 +425,20 @@ fn scalar_f32(
     }
 }
 
+/// The int8 product every kernel computes: an exact i32 dot product of the int8 weights with
+/// the quantized inputs, then two scales.
+#[inline]
+pub(crate) fn int8_output(dot: i32, w_scale: f32, x_scale: f32) -> f32 {
+    dot as f32 * w_scale * x_scale
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scalar_i8(
     w: &[i8],
     scale: &[f32],
     cols: usize,
     n_out: usize,
-    x: &[f32],
+    quant: &QuantBuf,
     rows: usize,
     y: &mut [f32],
     lo: usize,
@@ -379,21 +447,13 @@ fn scalar_i8(
     for o in lo..hi {
         let wr = &w[o * cols..(o + 1) * cols];
         for t in 0..rows {
-            let xr = &x[t * cols..(t + 1) * cols];
-            let mut acc = [0.0f32; 8];
-            let mut wc = wr.chunks_exact(8);
-            let mut xc = xr.chunks_exact(8);
-            for (a, b) in (&mut wc).zip(&mut xc) {
-                for j in 0..8 {
-                    acc[j] += a[j] as f32 * b[j];
-                }
-            }
-            let mut s =
-                ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-            for (a, b) in wc.remainder().iter().zip(xc.remainder()) {
-                s += *a as f32 * b;
-            }
-            y[t * n_out + o] = s * scale[o];
+            let xq = &quant.q[t * cols..(t + 1) * cols];
+            let dot: i32 = wr
+                .iter()
+                .zip(xq)
+                .map(|(&a, &b)| a as i32 * (b as i32 - 128))
+                .sum();
+            y[t * n_out + o] = int8_output(dot, scale[o], quant.scale[t]);
         }
     }
 }
@@ -453,143 +513,6 @@ mod x86 {
                         s += w[(o + b) * cols + j] * xr[j];
                     }
                     y[t * n_out + o + b] = s;
-                }
-            }
-            o += nb;
-        }
-    }
-
-    /// # Safety
-    /// As [`avx2_f32`], with `scale` holding n_out values.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx2_i8(
-        w: &[i8],
-        scale: &[f32],
-        cols: usize,
-        n_out: usize,
-        x: &[f32],
-        rows: usize,
-        y: &mut [f32],
-        lo: usize,
-        hi: usize,
-    ) {
-        let vec_end = cols / 8 * 8;
-        let mut o = lo;
-        while o < hi {
-            let nb = (hi - o).min(4);
-            for t in 0..rows {
-                let xr = &x[t * cols..(t + 1) * cols];
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut i = 0;
-                while i < vec_end {
-                    // SAFETY: i + 8 <= cols: 8 inputs and 8 int8 weights per row in bounds.
-                    let xv = unsafe { _mm256_loadu_ps(xr.as_ptr().add(i)) };
-                    for (b, a) in acc.iter_mut().enumerate().take(nb) {
-                        let q = unsafe {
-                            _mm_loadl_epi64(w.as_ptr().add((o + b) * cols + i) as *const __m128i)
-                        };
-                        let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-                        *a = _mm256_fmadd_ps(wv, xv, *a);
-                    }
-                    i += 8;
-                }
-                for (b, a) in acc.iter().enumerate().take(nb) {
-                    let mut s = hsum256(*a);
-                    for j in vec_end..cols {
-                        s += w[(o + b) * cols + j] as f32 * xr[j];
-                    }
-                    y[t * n_out + o + b] = s * scale[o + b];
-                }
-            }
-            o += nb;
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F; slices as for [`avx2_f32`].
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512_f32(
-        w: &[f32],
-        cols: usize,
-        n_out: usize,
-        x: &[f32],
-        rows: usize,
-        y: &mut [f32],
-        lo: usize,
-        hi: usize,
-    ) {
-        let vec_end = cols / 16 * 16;
-        let mut o = lo;
-        while o < hi {
-            let nb = (hi - o).min(4);
-            for t in 0..rows {
-                let xr = &x[t * cols..(t + 1) * cols];
-                let mut acc = [_mm512_setzero_ps(); 4];
-                let mut i = 0;
-                while i < vec_end {
-                    // SAFETY: i + 16 <= cols: loads stay inside row t of x and rows of w.
-                    let xv = unsafe { _mm512_loadu_ps(xr.as_ptr().add(i)) };
-                    for (b, a) in acc.iter_mut().enumerate().take(nb) {
-                        let wv = unsafe { _mm512_loadu_ps(w.as_ptr().add((o + b) * cols + i)) };
-                        *a = _mm512_fmadd_ps(wv, xv, *a);
-                    }
-                    i += 16;
-                }
-                for (b, a) in acc.iter().enumerate().take(nb) {
-                    let mut s = _mm512_reduce_add_ps(*a);
-                    for j in vec_end..cols {
-                        s += w[(o + b) * cols + j] * xr[j];
-                    }
-                    y[t * n_out + o + b] = s;
-                }
-            }
-            o += nb;
-        }
-    }
-
-    /// # Safety
-    /// As [`avx512_f32`], with `scale` holding n_out values.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn avx512_i8(
-        w: &[i8],
-        scale: &[f32],
-        cols: usize,
-        n_out: usize,
-        x: &[f32],
-        rows: usize,
-        y: &mut [f32],
-        lo: usize,
-        hi: usize,
-    ) {
-        let vec_end = cols / 16 * 16;
-        let mut o = lo;
-        while o < hi {
-            let nb = (hi - o).min(4);
-            for t in 0..rows {
-                let xr = &x[t * cols..(t + 1) * cols];
-                let mut acc = [_mm512_setzero_ps(); 4];
-                let mut i = 0;
-                while i < vec_end {
-                    // SAFETY: i + 16 <= cols: 16 inputs and 16 int8 weights per row in bounds.
-                    let xv = unsafe { _mm512_loadu_ps(xr.as_ptr().add(i)) };
-                    for (b, a) in acc.iter_mut().enumerate().take(nb) {
-                        let q = unsafe {
-                            _mm_loadu_si128(w.as_ptr().add((o + b) * cols + i) as *const __m128i)
-                        };
-                        let wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q));
-                        *a = _mm512_fmadd_ps(wv, xv, *a);
-                    }
-                    i += 16;
-                }
-                for (b, a) in acc.iter().enumerate().take(nb) {
-                    let mut s = _mm512_reduce_add_ps(*a);
-                    for j in vec_end..cols {
-                        s += w[(o + b) * cols + j] as f32 * xr[j];
-                    }
-                    y[t * n_out + o + b] = s * scale[o + b];
                 }
             }
             o += nb;

@@ -5,6 +5,8 @@
 //! arrive as plain f32 (or int8 + per-row scale) matrices from a host loader; the step functions
 //! take a preallocated [`Scratch`] and allocate nothing.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod forward;
 pub mod linear;
 pub(crate) mod ops;
@@ -341,6 +343,7 @@ pub struct Scratch {
     pub(crate) lora_t: Vec<f32>,
     pub(crate) ffn_h: Vec<f32>,
     pub(crate) logits: Vec<f32>,
+    pub(crate) quant: linear::QuantBuf,
 }
 
 impl Scratch {
@@ -369,6 +372,7 @@ impl Scratch {
             lora_t: vec![0.0; t * lora],
             ffn_h: vec![0.0; t * d.n_ffn],
             logits: vec![0.0; t * d.vocab],
+            quant: linear::QuantBuf::new(t, d.n_embd.max(d.n_ffn)),
         }
     }
 
@@ -380,6 +384,7 @@ impl Scratch {
             && self.ffn_h.len() == t * d.n_ffn
             && self.logits.len() == t * d.vocab
             && self.lora_h.len() >= t * model.max_lora_rank()
+            && self.quant.q.len() >= t * d.n_embd.max(d.n_ffn)
     }
 
     pub fn max_rows(&self) -> usize {

@@ -1,0 +1,259 @@
+//! AVX-512 matrix products for the RWKV step. Decode (one input row) is bound by memory
+//! bandwidth: four weight rows are streamed at once, a cache line per row per iteration, with
+//! software prefetch ahead and two accumulators per row. Prefill (several input rows) is bound
+//! by arithmetic: 4 weight rows x 4 input rows tiles keep 16 accumulators in registers, so each
+//! weight vector loaded (and, for int8, converted) feeds four FMAs.
+//!
+//! Reduction order is fixed per (kernel, input-row count class), so results are deterministic.
+
+// Index loops keep several rows and accumulators in step.
+#![allow(clippy::needless_range_loop)]
+
+use core::arch::x86_64::*;
+
+/// How far ahead (in bytes) the weight streams are prefetched.
+const PREFETCH: usize = 1024;
+
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    // SAFETY: prefetch never faults, whatever the address.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+}
+
+/// # Safety
+/// AVX-512F must be present; `w` holds n_out x cols, `x` rows x cols, `y` rows x n_out values
+/// and lo <= hi <= n_out.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn f32_rows(
+    w: &[f32],
+    cols: usize,
+    n_out: usize,
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+    lo: usize,
+    hi: usize,
+) {
+    assert!(
+        w.len() >= n_out * cols && x.len() >= rows * cols && y.len() >= rows * n_out && hi <= n_out
+    );
+    let v_end = cols / 16 * 16;
+    let mut o = lo;
+    while o + 4 <= hi {
+        let mut t = 0;
+        while t + 4 <= rows {
+            tile_f32(w, cols, v_end, x, o, t, n_out, y);
+            t += 4;
+        }
+        while t < rows {
+            stream4_f32(w, cols, v_end, x, o, t, n_out, y);
+            t += 1;
+        }
+        o += 4;
+    }
+    while o < hi {
+        for t in 0..rows {
+            let wr = &w[o * cols..(o + 1) * cols];
+            let xr = &x[t * cols..(t + 1) * cols];
+            let mut acc = _mm512_setzero_ps();
+            let mut i = 0;
+            while i < v_end {
+                // SAFETY: i + 16 <= cols.
+                let (wv, xv) = unsafe {
+                    (
+                        _mm512_loadu_ps(wr.as_ptr().add(i)),
+                        _mm512_loadu_ps(xr.as_ptr().add(i)),
+                    )
+                };
+                acc = _mm512_fmadd_ps(wv, xv, acc);
+                i += 16;
+            }
+            let mut s = _mm512_reduce_add_ps(acc);
+            for j in v_end..cols {
+                s += wr[j] * xr[j];
+            }
+            y[t * n_out + o] = s;
+        }
+        o += 1;
+    }
+}
+
+/// Four weight rows against one input row, streaming.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn stream4_f32(
+    w: &[f32],
+    cols: usize,
+    v_end: usize,
+    x: &[f32],
+    o: usize,
+    t: usize,
+    n_out: usize,
+    y: &mut [f32],
+) {
+    let xr = &x[t * cols..(t + 1) * cols];
+    let rows: [&[f32]; 4] = core::array::from_fn(|b| &w[(o + b) * cols..(o + b + 1) * cols]);
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let mut i = 0;
+    while i + 32 <= v_end {
+        for b in 0..4 {
+            prefetch((rows[b].as_ptr() as *const u8).wrapping_add(i * 4 + PREFETCH));
+        }
+        // SAFETY: i + 32 <= cols for every row and for x.
+        unsafe {
+            let x0 = _mm512_loadu_ps(xr.as_ptr().add(i));
+            let x1 = _mm512_loadu_ps(xr.as_ptr().add(i + 16));
+            for b in 0..4 {
+                let p = rows[b].as_ptr().add(i);
+                acc[b] = _mm512_fmadd_ps(_mm512_loadu_ps(p), x0, acc[b]);
+                acc[b + 4] = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(16)), x1, acc[b + 4]);
+            }
+        }
+        i += 32;
+    }
+    while i < v_end {
+        // SAFETY: i + 16 <= cols.
+        unsafe {
+            let x0 = _mm512_loadu_ps(xr.as_ptr().add(i));
+            for b in 0..4 {
+                acc[b] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[b].as_ptr().add(i)), x0, acc[b]);
+            }
+        }
+        i += 16;
+    }
+    for b in 0..4 {
+        let mut s = _mm512_reduce_add_ps(_mm512_add_ps(acc[b], acc[b + 4]));
+        for j in v_end..cols {
+            s += rows[b][j] * xr[j];
+        }
+        y[t * n_out + o + b] = s;
+    }
+}
+
+/// Four weight rows against four input rows: 16 accumulators.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn tile_f32(
+    w: &[f32],
+    cols: usize,
+    v_end: usize,
+    x: &[f32],
+    o: usize,
+    t: usize,
+    n_out: usize,
+    y: &mut [f32],
+) {
+    let rows: [&[f32]; 4] = core::array::from_fn(|b| &w[(o + b) * cols..(o + b + 1) * cols]);
+    let xs: [&[f32]; 4] = core::array::from_fn(|r| &x[(t + r) * cols..(t + r + 1) * cols]);
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut i = 0;
+    while i < v_end {
+        // SAFETY: i + 16 <= cols for all rows.
+        unsafe {
+            let wv: [__m512; 4] =
+                core::array::from_fn(|b| _mm512_loadu_ps(rows[b].as_ptr().add(i)));
+            for r in 0..4 {
+                let xv = _mm512_loadu_ps(xs[r].as_ptr().add(i));
+                for b in 0..4 {
+                    acc[r][b] = _mm512_fmadd_ps(wv[b], xv, acc[r][b]);
+                }
+            }
+        }
+        i += 16;
+    }
+    for r in 0..4 {
+        for b in 0..4 {
+            let mut s = _mm512_reduce_add_ps(acc[r][b]);
+            for j in v_end..cols {
+                s += rows[b][j] * xs[r][j];
+            }
+            y[(t + r) * n_out + o + b] = s;
+        }
+    }
+}
+
+/// 64 unsigned activations or signed weights from `p`, the lanes past `n` zeroed.
+#[inline(always)]
+fn load64(p: *const u8, n: usize) -> __m512i {
+    if n >= 64 {
+        // SAFETY: callers pass 64 readable bytes when n >= 64; avx512f is enabled by callers.
+        unsafe { _mm512_loadu_si512(p as *const __m512i) }
+    } else {
+        let mask: __mmask64 = (1u64 << n) - 1;
+        // SAFETY: a masked load reads only the n bytes the mask selects; avx512bw is enabled by
+        // the callers.
+        unsafe { _mm512_maskz_loadu_epi8(mask, p as *const i8) }
+    }
+}
+
+/// # Safety
+/// AVX-512F, AVX-512BW and AVX-512VNNI must be present; `w` holds n_out x cols int8 weights,
+/// `quant` rows x cols quantized inputs, `y` rows x n_out values; lo <= hi <= n_out.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn i8_rows(
+    w: &[i8],
+    scale: &[f32],
+    row_sum: &[i32],
+    cols: usize,
+    n_out: usize,
+    quant: &super::linear::QuantBuf,
+    rows: usize,
+    y: &mut [f32],
+    lo: usize,
+    hi: usize,
+) {
+    assert!(
+        w.len() >= n_out * cols
+            && scale.len() >= n_out
+            && row_sum.len() >= n_out
+            && quant.q.len() >= rows * cols
+            && quant.scale.len() >= rows
+            && y.len() >= rows * n_out
+            && hi <= n_out
+    );
+    let mut o = lo;
+    while o < hi {
+        let nb = (hi - o).min(4);
+        let mut t = 0;
+        while t < rows {
+            let nt = if nb == 4 && rows - t >= 4 { 4 } else { 1 };
+            let mut acc = [[_mm512_setzero_si512(); 4]; 4];
+            let mut i = 0;
+            while i < cols {
+                let n = (cols - i).min(64);
+                for b in 0..nb {
+                    prefetch((w.as_ptr() as *const u8).wrapping_add((o + b) * cols + i + PREFETCH));
+                }
+                let wv: [__m512i; 4] = core::array::from_fn(|b| {
+                    if b < nb {
+                        load64(
+                            (w.as_ptr() as *const u8).wrapping_add((o + b) * cols + i),
+                            n,
+                        )
+                    } else {
+                        _mm512_setzero_si512()
+                    }
+                });
+                for r in 0..nt {
+                    let xv = load64(quant.q.as_ptr().wrapping_add((t + r) * cols + i), n);
+                    for b in 0..4 {
+                        acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xv, wv[b]);
+                    }
+                }
+                i += 64;
+            }
+            for r in 0..nt {
+                for b in 0..nb {
+                    // sum (q + 128) w - 128 sum w = sum q w, exactly.
+                    let dot = _mm512_reduce_add_epi32(acc[r][b]).wrapping_sub(128 * row_sum[o + b]);
+                    y[(t + r) * n_out + o + b] =
+                        super::linear::int8_output(dot, scale[o + b], quant.scale[t + r]);
+                }
+            }
+            t += nt;
+        }
+        o += nb;
+    }
+}
