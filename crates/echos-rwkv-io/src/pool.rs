@@ -12,15 +12,20 @@ type Job = *const (dyn Fn(usize) + Sync);
 
 struct Shared {
     generation: AtomicUsize,
-    done: AtomicUsize,
+    /// Last generation whose caller stopped accepting helpers.
+    closed: AtomicUsize,
+    /// Workers between "joined a generation" and "finished its job".
+    active: AtomicUsize,
     stop: AtomicBool,
     busy: AtomicBool,
     job: UnsafeCell<Option<Job>>,
 }
 
-// SAFETY: `job` is written only by the thread that won `busy`, before the Release increment of
-// `generation`, and read by workers only after they observe that increment (Acquire); the
-// writer does not touch it again until every worker has reported `done`.
+// SAFETY: `job` is written only by the thread that won `busy`, before the SeqCst increment of
+// `generation`. A worker reads it only after registering in `active` and then seeing that the
+// generation it observed is not yet `closed`; the writer closes the generation and waits for
+// `active` to drop to zero before returning or writing the next job (all SeqCst), so every read
+// of a job happens while its closure is alive and before the next write.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -36,7 +41,8 @@ impl SpinPool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             job: UnsafeCell::new(None),
@@ -77,14 +83,20 @@ fn worker(shared: &Shared, index: usize) {
                 std::hint::spin_loop();
             }
         }
-        // SAFETY: see `Shared`: the job was published before the generation we observed and
-        // stays alive until we increment `done`.
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        if shared.closed.load(Ordering::SeqCst) >= seen {
+            // Too late: the caller finished this job without us.
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        // SAFETY: see `Shared`: generation `seen` is open and we are registered in `active`,
+        // so the job is the one published for it and stays alive until we deregister.
         let job = unsafe { (*shared.job.get()).expect("a job is published with each generation") };
-        // SAFETY: `run` keeps the closure borrowed until all workers are done.
+        // SAFETY: as above.
         let f = unsafe { &*job };
-        // A panicking job must still count as done, or the caller would wait forever.
+        // A panicking job must still deregister, or the caller would wait forever.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)));
-        shared.done.fetch_add(1, Ordering::AcqRel);
+        shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -101,20 +113,21 @@ impl Parallel for SpinPool {
             }
             return;
         }
-        self.shared.done.store(0, Ordering::Release);
         // SAFETY: erasing the lifetime is sound because this function does not return before
-        // every worker finished calling `f` (the wait below).
+        // every worker that took the job has finished calling `f` (the wait below).
         let job: Job = unsafe {
             std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f)
         };
-        // SAFETY: we hold `busy`, so no other writer; workers read only after the increment.
+        // SAFETY: we hold `busy`, so no other writer; workers read only while registered in an
+        // open generation, and the previous generation was closed and drained.
         unsafe { *self.shared.job.get() = Some(job) };
-        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
         f(0);
+        self.shared.closed.store(generation, Ordering::SeqCst);
         let mut spins = 0u32;
-        while self.shared.done.load(Ordering::Acquire) != self.threads - 1 {
+        while self.shared.active.load(Ordering::SeqCst) != 0 {
             spins = spins.saturating_add(1);
-            // A worker that the OS descheduled needs the core back: stop burning it.
+            // A descheduled worker that joined needs the core back: stop burning it.
             if spins > 2_000 {
                 std::thread::yield_now();
             } else {
@@ -139,20 +152,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_part_runs_once_per_call() {
+    fn shared_counter_work_is_done_exactly_once() {
         let pool = SpinPool::new(3);
-        let hits = [
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        ];
-        for _ in 0..200 {
+        for round in 0..200 {
+            let next = AtomicUsize::new(0);
+            let done: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+            let seen = [
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ];
             pool.run(&|i| {
-                hits[i].fetch_add(1, Ordering::Relaxed);
+                seen[i].fetch_add(1, Ordering::Relaxed);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= done.len() {
+                        return;
+                    }
+                    done[k].fetch_add(1, Ordering::Relaxed);
+                }
             });
-        }
-        for h in &hits {
-            assert_eq!(h.load(Ordering::Relaxed), 200);
+            assert!(
+                done.iter().all(|d| d.load(Ordering::Relaxed) == 1),
+                "round {round}"
+            );
+            assert_eq!(
+                seen[0].load(Ordering::Relaxed),
+                1,
+                "the caller always takes part"
+            );
+            assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) <= 1));
         }
     }
 }

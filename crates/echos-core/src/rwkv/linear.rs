@@ -222,8 +222,10 @@ impl Kernel {
     }
 }
 
-/// Runs work on several threads. `run` calls `f(i)` once for every `i < threads()`,
-/// concurrently, and returns when all calls returned. The engine splits matrix rows by `i`.
+/// Runs work on several threads. `run` calls `f(i)` with distinct `i < threads()` on up to
+/// `threads()` threads concurrently (at least once, on the caller) and returns when all calls
+/// returned. A thread that is late may be skipped: the engine's work items are claimed from a
+/// shared counter, so any number of calls completes the job.
 pub trait Parallel: Sync {
     fn threads(&self) -> usize;
     fn run(&self, f: &(dyn Fn(usize) + Sync));
@@ -317,28 +319,29 @@ pub fn matmul(
     // Small products are not worth waking the other threads for.
     let threads = if n_out * n_in < 64 * 1024 { 1 } else { threads };
     let out = OutPtr(y.as_mut_ptr());
-    let work = |i: usize| {
-        let blocks = n_out.div_ceil(ROW_BLOCK);
-        let lo = (blocks * i / threads) * ROW_BLOCK;
-        let hi = ((blocks * (i + 1) / threads) * ROW_BLOCK).min(n_out);
-        if lo >= hi {
+    // Row blocks are claimed from a shared counter, so a thread the OS deschedules delays
+    // nothing: the others take its share.
+    let chunk = (n_out / (threads * 8))
+        .next_multiple_of(ROW_BLOCK)
+        .max(4 * ROW_BLOCK);
+    let next = core::sync::atomic::AtomicUsize::new(0);
+    let work = |_: usize| loop {
+        let lo = next.fetch_add(chunk, core::sync::atomic::Ordering::Relaxed);
+        if lo >= n_out {
             return;
         }
+        let hi = (lo + chunk).min(n_out);
         let out = &out;
         // SAFETY: `out.0` points to `y`, which holds rows * n_out values (asserted above) and
-        // outlives this call; thread `i` writes only outputs o in lo..hi of every row t, and the
-        // ranges of different threads are disjoint.
+        // outlives this call; each claimed range lo..hi goes to exactly one caller, which
+        // writes only outputs o in lo..hi of every row t, so writes never overlap.
         let y = unsafe { core::slice::from_raw_parts_mut(out.0, rows * n_out) };
         rows_range(w, x, quant, rows, y, lo, hi, kernel);
     };
     if threads == 1 {
         work(0);
     } else {
-        par.run(&|i| {
-            if i < threads {
-                work(i)
-            }
-        });
+        par.run(&work);
     }
 }
 
