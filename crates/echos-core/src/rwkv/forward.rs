@@ -451,20 +451,20 @@ fn att_v7(
             let base = t * c + h * hs;
             let sh = &mut st[h * hs * hs..(h + 1) * hs * hs];
             // S_ij (value i, key j) <- S_ij w_j - (S kk)_i kk_j a_j + v_i k_j; out_i = (S r)_i.
+            let (wv, kkv, av) = (
+                &s.w[base..base + hs],
+                &kk[base..base + hs],
+                &s.a[base..base + hs],
+            );
+            let (kv, rv) = (&s.k[base..base + hs], &s.r[base..base + hs]);
             for i in 0..hs {
                 let row = &mut sh[i * hs..(i + 1) * hs];
-                let mut sa = 0.0f32;
-                for j in 0..hs {
-                    sa -= row[j] * kk[base + j];
-                }
+                let sa = -dot8(row, kkv);
                 let vi = s.v[base + i];
-                let mut o = 0.0f32;
                 for j in 0..hs {
-                    let b = base + j;
-                    row[j] = row[j] * s.w[b] + sa * kk[b] * s.a[b] + vi * s.k[b];
-                    o += row[j] * s.r[b];
+                    row[j] = row[j] * wv[j] + sa * kkv[j] * av[j] + vi * kv[j];
                 }
-                s.out[base + i] = o;
+                s.out[base + i] = dot8(row, rv);
             }
         }
     }
@@ -484,6 +484,23 @@ fn att_v7(
     // Project out of s.out via s.a (free now) so the result lands in s.out.
     s.a[..nc].copy_from_slice(&s.out[..nc]);
     ctx.mm(&a.output, &s.a[..nc], n, &mut s.out);
+}
+
+/// Dot product with eight partial sums in a fixed order (vectorizes; deterministic).
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
 }
 
 fn ffn(version: Version, f: &ChannelMix, s: &mut Scratch, n: usize, c: usize, ctx: &mut Ctx<'_>) {
