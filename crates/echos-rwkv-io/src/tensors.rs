@@ -579,20 +579,47 @@ pub fn write_safetensors(
     path: &Path,
     tensors: &BTreeMap<String, RawTensor>,
 ) -> Result<(), LoadError> {
+    write_safetensors_as(path, tensors, FileType::F32)
+}
+
+/// Writes tensors as a safetensors file in F32, F16 or BF16.
+pub fn write_safetensors_as(
+    path: &Path,
+    tensors: &BTreeMap<String, RawTensor>,
+    ty: FileType,
+) -> Result<(), LoadError> {
     use safetensors::tensor::TensorView;
+    let dtype = match ty {
+        FileType::F32 => safetensors::Dtype::F32,
+        FileType::F16 => safetensors::Dtype::F16,
+        FileType::BF16 => safetensors::Dtype::BF16,
+        other => {
+            return Err(LoadError::UnsupportedDtype {
+                key: "(output)".into(),
+                dtype: other.name().into(),
+            })
+        }
+    };
+    let encode = |v: &f32| -> Vec<u8> {
+        match ty {
+            FileType::F16 => f16::from_f32(*v).to_le_bytes().to_vec(),
+            FileType::BF16 => bf16::from_f32(*v).to_le_bytes().to_vec(),
+            _ => v.to_le_bytes().to_vec(),
+        }
+    };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(k, t)| {
             (
                 k.clone(),
-                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.data.iter().flat_map(encode).collect(),
                 t.shape.clone(),
             )
         })
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
     for (k, b, shape) in &bytes {
-        let v = TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+        let v = TensorView::new(dtype, shape.clone(), b)
             .map_err(|e| LoadError::Safetensors(format!("tensor `{k}`: {e}")))?;
         views.push((k.clone(), v));
     }

@@ -269,3 +269,30 @@ fn trained_models_continue_in_the_beginning_greedily() {
         );
     }
 }
+
+/// Half-precision checkpoints: the random v7 weights stored as F16 and BF16 safetensors load
+/// and track the f32 logits (BF16 keeps 8 mantissa bits: about 0.4% per weight).
+#[test]
+fn f16_and_bf16_safetensors_load() {
+    use echos_rwkv_io::tensors::{read_tensor_file, write_safetensors_as};
+    use echos_rwkv_io::FileType;
+    let Some(data) = shared_data("f16_and_bf16_safetensors_load") else {
+        return;
+    };
+    let file = read_tensor_file(&data.join("rwkv/random/random-v7.pth")).unwrap();
+    let r = reference(&data.join("rwkv/random/random-v7-reference.npz"));
+    for (ty, tol) in [(FileType::F16, 2e-2f32), (FileType::BF16, 0.06)] {
+        let p = std::env::temp_dir().join(format!(
+            "echos-half-{}-{}.safetensors",
+            std::process::id(),
+            ty.name()
+        ));
+        write_safetensors_as(&p, &file.tensors, ty).unwrap();
+        let loaded = load_model(&p).unwrap();
+        std::fs::remove_file(&p).ok();
+        assert_eq!(loaded.file_type, ty);
+        let d = max_abs_diff(&run_steps(&loaded.model, &r.tokens), &r.logits);
+        eprintln!("random v7 as {}: max |Δlogit| {d:.3e}", ty.name());
+        assert!(d > 0.0 && d < tol, "{}: {d}", ty.name());
+    }
+}
