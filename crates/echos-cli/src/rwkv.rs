@@ -357,6 +357,9 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let mut state = State::new(&model);
     // Warm-up: page in every weight once.
     model.prefill(&mut state, &prompt, &mut scratch, &pool, false)?;
+    // Bandwidth before and after the runs, the best kept: on a shared machine one measurement
+    // can land in a slow moment.
+    let bandwidth_before = measure_bandwidth(&pool);
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     for _ in 0..a.repeat {
@@ -372,7 +375,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         }
         decode.push(a.decode as f64 / t0.elapsed().as_secs_f64());
     }
-    let bandwidth = measure_bandwidth(&pool);
+    let bandwidth = measure_bandwidth(&pool).max(bandwidth_before);
     let bytes = model.weight_bytes_per_token() as f64;
     let decode_tps = median(decode);
     let limit = bandwidth * 1e9 / bytes;

@@ -12,7 +12,7 @@
 use core::arch::x86_64::*;
 
 /// How far ahead (in bytes) the weight streams are prefetched.
-const PREFETCH: usize = 1024;
+const PREFETCH: usize = 2048;
 
 #[inline(always)]
 fn prefetch(p: *const u8) {
@@ -218,42 +218,89 @@ pub unsafe fn i8_rows(
         let nb = (hi - o).min(4);
         let mut t = 0;
         while t < rows {
-            let nt = if nb == 4 && rows - t >= 4 { 4 } else { 1 };
-            let mut acc = [[_mm512_setzero_si512(); 4]; 4];
-            let mut i = 0;
-            while i < cols {
-                let n = (cols - i).min(64);
-                for b in 0..nb {
-                    prefetch((w.as_ptr() as *const u8).wrapping_add((o + b) * cols + i + PREFETCH));
-                }
-                let wv: [__m512i; 4] = core::array::from_fn(|b| {
-                    if b < nb {
-                        load64(
-                            (w.as_ptr() as *const u8).wrapping_add((o + b) * cols + i),
-                            n,
-                        )
-                    } else {
-                        _mm512_setzero_si512()
-                    }
-                });
-                for r in 0..nt {
-                    let xv = load64(quant.q.as_ptr().wrapping_add((t + r) * cols + i), n);
-                    for b in 0..4 {
-                        acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xv, wv[b]);
-                    }
-                }
-                i += 64;
+            if nb == 4 && rows - t >= 4 {
+                vnni_block::<4>(w, scale, row_sum, cols, n_out, quant, o, t, y);
+                t += 4;
+            } else if nb == 4 {
+                vnni_block::<1>(w, scale, row_sum, cols, n_out, quant, o, t, y);
+                t += 1;
+            } else {
+                vnni_tail(w, scale, row_sum, cols, n_out, quant, o, nb, t, y);
+                t += 1;
             }
-            for r in 0..nt {
-                for b in 0..nb {
-                    // sum (q + 128) w - 128 sum w = sum q w, exactly.
-                    let dot = _mm512_reduce_add_epi32(acc[r][b]).wrapping_sub(128 * row_sum[o + b]);
-                    y[(t + r) * n_out + o + b] =
-                        super::linear::int8_output(dot, scale[o + b], quant.scale[t + r]);
-                }
-            }
-            t += nt;
         }
         o += nb;
+    }
+}
+
+/// Four weight rows (contiguous in memory) against NT input rows. The prefetch runs one block
+/// ahead in the weight stream, which is sequential across blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn vnni_block<const NT: usize>(
+    w: &[i8],
+    scale: &[f32],
+    row_sum: &[i32],
+    cols: usize,
+    n_out: usize,
+    quant: &super::linear::QuantBuf,
+    o: usize,
+    t: usize,
+    y: &mut [f32],
+) {
+    let base = (w.as_ptr() as *const u8).wrapping_add(o * cols);
+    let mut acc = [[_mm512_setzero_si512(); 4]; NT];
+    let mut i = 0;
+    while i < cols {
+        let n = (cols - i).min(64);
+        let wv: [__m512i; 4] = core::array::from_fn(|b| {
+            prefetch(base.wrapping_add(4 * cols + b * cols + i));
+            load64(base.wrapping_add(b * cols + i), n)
+        });
+        for r in 0..NT {
+            let xv = load64(quant.q.as_ptr().wrapping_add((t + r) * cols + i), n);
+            for b in 0..4 {
+                acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], xv, wv[b]);
+            }
+        }
+        i += 64;
+    }
+    for r in 0..NT {
+        for b in 0..4 {
+            // sum (q + 128) w - 128 sum w = sum q w, exactly.
+            let dot = _mm512_reduce_add_epi32(acc[r][b]).wrapping_sub(128 * row_sum[o + b]);
+            y[(t + r) * n_out + o + b] =
+                super::linear::int8_output(dot, scale[o + b], quant.scale[t + r]);
+        }
+    }
+}
+
+/// The last nb < 4 rows against one input row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn vnni_tail(
+    w: &[i8],
+    scale: &[f32],
+    row_sum: &[i32],
+    cols: usize,
+    n_out: usize,
+    quant: &super::linear::QuantBuf,
+    o: usize,
+    nb: usize,
+    t: usize,
+    y: &mut [f32],
+) {
+    for b in 0..nb {
+        let row = (w.as_ptr() as *const u8).wrapping_add((o + b) * cols);
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < cols {
+            let n = (cols - i).min(64);
+            let xv = load64(quant.q.as_ptr().wrapping_add(t * cols + i), n);
+            acc = _mm512_dpbusd_epi32(acc, xv, load64(row.wrapping_add(i), n));
+            i += 64;
+        }
+        let dot = _mm512_reduce_add_epi32(acc).wrapping_sub(128 * row_sum[o + b]);
+        y[t * n_out + o + b] = super::linear::int8_output(dot, scale[o + b], quant.scale[t]);
     }
 }
