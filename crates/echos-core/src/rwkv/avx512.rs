@@ -11,9 +11,6 @@
 
 use core::arch::x86_64::*;
 
-/// How far ahead (in bytes) the weight streams are prefetched.
-const PREFETCH: usize = 2048;
-
 #[inline(always)]
 fn prefetch(p: *const u8) {
     // SAFETY: prefetch never faults, whatever the address.
@@ -97,8 +94,12 @@ fn stream4_f32(
     let mut acc = [_mm512_setzero_ps(); 8];
     let mut i = 0;
     while i + 32 <= v_end {
+        // The four rows are contiguous and blocks follow each other: fetch the same two cache
+        // lines of the next block (the weight stream is sequential).
         for b in 0..4 {
-            prefetch((rows[b].as_ptr() as *const u8).wrapping_add(i * 4 + PREFETCH));
+            let p = (rows[b].as_ptr() as *const u8).wrapping_add((4 * cols + i) * 4);
+            prefetch(p);
+            prefetch(p.wrapping_add(64));
         }
         // SAFETY: i + 32 <= cols for every row and for x.
         unsafe {
