@@ -218,21 +218,17 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let tokens = tokenizer
         .encode_bytes(&prompt)
         .context("tokenizing the prompt")?;
-    if tokens.is_empty() && a.model.state_in.is_none() {
-        bail!("the prompt is empty and no --state-in was given: nothing to continue");
+    if tokens.is_empty() {
+        bail!("the prompt is empty: give at least one character to continue from");
     }
     let mut scratch = Scratch::new(&model, tokens.len().clamp(1, 64));
     let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut probs = Vec::with_capacity(model.dims.vocab);
     let mut stream = Utf8Stream::default();
     let mut out = std::io::stdout().lock();
-    let mut logits = if tokens.is_empty() {
-        bail!("continuing from a state alone needs at least one prompt token");
-    } else {
-        model
-            .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
-            .to_vec()
-    };
+    let mut logits = model
+        .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
+        .to_vec();
     for _ in 0..a.tokens {
         let next = sampler.sample(&logits, a.temperature, a.top_p, &mut probs);
         if next == 0 && model.dims.vocab == 65536 {

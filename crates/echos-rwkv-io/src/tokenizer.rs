@@ -14,8 +14,8 @@ pub enum TokenizerError {
     UnknownToken { token: u32, vocab: usize },
     #[error("vocabulary line {line}: {why}")]
     BadVocab { line: usize, why: String },
-    #[error("the tokenizer has {tokenizer} ids but the model has {model}")]
-    VocabMismatch { tokenizer: usize, model: usize },
+    #[error("no tokenizer for a vocabulary of {0} tokens (byte-level needs 256, world 65536)")]
+    NoTokenizer(usize),
 }
 
 pub enum Tokenizer {
@@ -30,10 +30,7 @@ impl Tokenizer {
         match vocab {
             256 => Ok(Tokenizer::Bytes),
             65536 => Ok(Tokenizer::World(WorldTokenizer::shipped())),
-            _ => Err(TokenizerError::VocabMismatch {
-                tokenizer: 65536,
-                model: vocab,
-            }),
+            _ => Err(TokenizerError::NoTokenizer(vocab)),
         }
     }
 
@@ -298,10 +295,17 @@ mod tests {
     #[test]
     fn known_words_have_the_ids_of_the_vocab_file() {
         let w = Tokenizer::World(WorldTokenizer::shipped());
-        // Each id checked against its line in the vocabulary file.
-        for (text, id) in [(" the", 33155u32), ("Hello", 33155)] {
-            let _ = (text, id);
+        // Ids read off the vocabulary file's lines (`22590 ' the' 4`, ...).
+        for (text, id) in [
+            (" the", 22590u32),
+            ("Hello", 33155),
+            (" world", 40213),
+            ("\n\n", 261),
+        ] {
+            assert_eq!(w.encode(text), vec![id], "{text:?}");
         }
+        // Greedy longest match: " the" wins over " t" + "he"; the whole text round-trips.
+        assert_eq!(w.encode(" the world"), vec![22590, 40213]);
         for word in [" the", "Hello", " world", "\n\n"] {
             let ids = w.encode(word);
             assert_eq!(ids.len(), 1, "{word:?} should be one token, got {ids:?}");
@@ -345,6 +349,10 @@ mod tests {
             WorldTokenizer::parse("1 'a' 2\n"),
             Err(TokenizerError::BadVocab { line: 1, .. })
         ));
+        assert_eq!(
+            Tokenizer::for_vocab(300).err(),
+            Some(TokenizerError::NoTokenizer(300))
+        );
     }
 
     #[test]
