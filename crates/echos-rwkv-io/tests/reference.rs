@@ -296,3 +296,49 @@ fn f16_and_bf16_safetensors_load() {
         assert!(d > 0.0 && d < tol, "{}: {d}", ty.name());
     }
 }
+
+/// v5.1 (gate, one decay and bonus per head) has no reference file: the random v5.2 model
+/// with each head's decay and bonus made constant is the same network written both ways, so
+/// its v5.2 form (per channel) and v5.1 form (per head) must give the same logits.
+#[test]
+fn v5_1_layout_equals_v5_2_with_per_head_values() {
+    use echos_rwkv_io::tensors::{read_tensor_file, write_safetensors};
+    let Some(data) = shared_data("v5_1_layout_equals_v5_2_with_per_head_values") else {
+        return;
+    };
+    let file = read_tensor_file(&data.join("rwkv/random/random-v5.pth")).unwrap();
+    let mut per_channel = file.tensors.clone();
+    let mut per_head = file.tensors.clone();
+    for (k, t) in &file.tensors {
+        if !(k.ends_with("att.time_decay") || k.ends_with("att.time_faaaa")) {
+            continue;
+        }
+        let (h, n) = (t.shape[0], t.shape[1]);
+        let head: Vec<f32> = t
+            .data
+            .chunks(n)
+            .map(|c| c.iter().sum::<f32>() / n as f32)
+            .collect();
+        per_channel.get_mut(k).unwrap().data = head
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, n))
+            .collect();
+        let ph = per_head.get_mut(k).unwrap();
+        ph.shape = vec![h];
+        ph.data = head;
+    }
+    let dir = std::env::temp_dir();
+    let (a, b) = (
+        dir.join(format!("echos-v52-{}.safetensors", std::process::id())),
+        dir.join(format!("echos-v51-{}.safetensors", std::process::id())),
+    );
+    write_safetensors(&a, &per_channel).unwrap();
+    write_safetensors(&b, &per_head).unwrap();
+    let (ma, mb) = (load_model(&a).unwrap().model, load_model(&b).unwrap().model);
+    std::fs::remove_file(&a).ok();
+    std::fs::remove_file(&b).ok();
+    assert_eq!(ma.version, echos_rwkv_io::Version::V5_2);
+    assert_eq!(mb.version, echos_rwkv_io::Version::V5_1);
+    let tokens = [5u32, 100, 7, 255, 0, 31, 64, 128];
+    assert_eq!(run_steps(&ma, &tokens), run_steps(&mb, &tokens));
+}
