@@ -1,9 +1,10 @@
 //! `echos`: the command line front end of echo-os. Thin: numerics live in the engine and the
-//! host crate; this file only parses arguments and dispatches.
+//! host crates; this file only parses arguments and dispatches.
 #![forbid(unsafe_code)]
 
 mod esn;
 mod progress;
+mod rwkv;
 
 use clap::{Parser, Subcommand};
 
@@ -23,12 +24,16 @@ enum Command {
     /// Echo state networks: benchmark tasks, training, running, generation, evaluation.
     #[command(subcommand)]
     Esn(esn::EsnCommand),
+    /// RWKV language models: generate text, logits for token files, benchmarks.
+    #[command(subcommand)]
+    Rwkv(rwkv::RwkvCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Esn(cmd) => esn::run(cmd),
+        Command::Rwkv(cmd) => rwkv::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod readout;
 pub mod rng;
+pub mod rwkv;
 pub mod scalar;
 pub mod spectral;
 pub mod topology;

@@ -1,0 +1,397 @@
+//! `echos rwkv ...`: text generation, logits for a token file, benchmarks. Loading, sampling
+//! inputs and printing only; the model runs in the engine.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use echos_rwkv_io::synthetic::{synthetic_v7, SyntheticShape};
+use echos_rwkv_io::tokenizer::{Tokenizer, Utf8Stream};
+use echos_rwkv_io::{load_model, npy, state_io, Model, Parallel, Scratch, SpinPool, State};
+
+#[derive(Subcommand)]
+pub enum RwkvCommand {
+    /// Continue a prompt, printing text as it is produced.
+    Generate(GenerateArgs),
+    /// Logits after every token of a .npy token file (int32/int64), written as (tokens, vocab).
+    Forward(ForwardArgs),
+    /// Tokens per second of prefill and single-token decode; prints one JSON object.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Model file: BlinkDL .pth, safetensors or rwkv.cpp .bin.
+    #[arg(long)]
+    model: PathBuf,
+    /// Worker threads for the matrix products.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Quantize the large matrices to int8 (one scale per row) after loading.
+    #[arg(long)]
+    int8: bool,
+    /// Start from a state saved earlier (safetensors) instead of the empty state.
+    #[arg(long)]
+    state_in: Option<PathBuf>,
+    /// Save the state after the run.
+    #[arg(long)]
+    state_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt text.
+    #[arg(long, conflicts_with = "prompt_file")]
+    prompt: Option<String>,
+    /// Read the prompt from a UTF-8 file.
+    #[arg(long)]
+    prompt_file: Option<PathBuf>,
+    /// Number of tokens to generate.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    tokens: usize,
+    /// Sampling temperature; 0 picks the most likely token (greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens whose probabilities sum to top-p.
+    #[arg(long, default_value_t = 0.85)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Token ids (.npy, 1-D, int32 or int64).
+    #[arg(long)]
+    tokens: PathBuf,
+    /// Output logits (.npy, float32, shape (tokens, vocab)).
+    #[arg(long)]
+    logits: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model file; without it a synthetic v7 model of --shape with random weights.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Synthetic shape: n_layer,n_embd,head_size,vocab (default: the 0.1B shapes).
+    #[arg(long, default_value = "12,768,64,65536")]
+    shape: String,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long)]
+    int8: bool,
+    /// Tokens in the prefill measurement.
+    #[arg(long, default_value_t = 64)]
+    prefill: usize,
+    /// Tokens in the decode measurement.
+    #[arg(long, default_value_t = 32)]
+    decode: usize,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print JSON (the only output format; kept for scripts that pass it).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: RwkvCommand) -> anyhow::Result<()> {
+    match cmd {
+        RwkvCommand::Generate(a) => generate(a),
+        RwkvCommand::Forward(a) => forward(a),
+        RwkvCommand::Bench(a) => bench(a),
+    }
+}
+
+fn threads_arg(n: usize) -> anyhow::Result<SpinPool> {
+    if n == 0 || n > 256 {
+        bail!("--threads must be between 1 and 256, got {n}");
+    }
+    Ok(SpinPool::new(n))
+}
+
+fn open_model(a: &ModelArgs) -> anyhow::Result<(Model, State)> {
+    let loaded =
+        load_model(&a.model).with_context(|| format!("loading model `{}`", a.model.display()))?;
+    let mut model = loaded.model;
+    if a.int8 {
+        model.quantize_int8();
+    }
+    let state = match &a.state_in {
+        Some(p) => state_io::load_state(p, &model)?,
+        None => State::new(&model),
+    };
+    Ok((model, state))
+}
+
+fn save_state(a: &ModelArgs, model: &Model, state: &State) -> anyhow::Result<()> {
+    if let Some(p) = &a.state_out {
+        state_io::save_state(p, model, state)?;
+    }
+    Ok(())
+}
+
+/// xorshift64* for sampling: seeded, the same sequence on every platform.
+struct Sampler(u64);
+
+impl Sampler {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Greedy at temperature 0, else softmax(logits / T) restricted to the top-p nucleus.
+    fn sample(
+        &mut self,
+        logits: &[f32],
+        temperature: f32,
+        top_p: f32,
+        probs: &mut Vec<(f32, u32)>,
+    ) -> u32 {
+        let argmax = logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+            .0;
+        if temperature <= 0.0 {
+            return argmax as u32;
+        }
+        let max = logits[argmax];
+        probs.clear();
+        let mut sum = 0.0f32;
+        for (i, &l) in logits.iter().enumerate() {
+            let p = ((l - max) / temperature).exp();
+            sum += p;
+            probs.push((p, i as u32));
+        }
+        probs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let mut keep = 0;
+        let mut cum = 0.0;
+        for (p, _) in probs.iter() {
+            cum += p / sum;
+            keep += 1;
+            if cum >= top_p {
+                break;
+            }
+        }
+        let kept: f32 = probs[..keep].iter().map(|p| p.0).sum();
+        let mut r = self.uniform() * kept;
+        for &(p, id) in &probs[..keep] {
+            if r < p {
+                return id;
+            }
+            r -= p;
+        }
+        probs[keep - 1].1
+    }
+}
+
+fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
+        bail!(
+            "--temperature must be a finite number >= 0, got {}",
+            a.temperature
+        );
+    }
+    if !(a.top_p > 0.0 && a.top_p <= 1.0) {
+        bail!("--top-p must be in (0, 1], got {}", a.top_p);
+    }
+    let prompt: Vec<u8> = match (&a.prompt, &a.prompt_file) {
+        (Some(p), None) => p.as_bytes().to_vec(),
+        (None, Some(f)) => {
+            std::fs::read(f).with_context(|| format!("reading prompt file `{}`", f.display()))?
+        }
+        _ => bail!("give the prompt with --prompt or --prompt-file"),
+    };
+    let pool = threads_arg(a.model.threads)?;
+    let (model, mut state) = open_model(&a.model)?;
+    let tokenizer = Tokenizer::for_vocab(model.dims.vocab)?;
+    let tokens = tokenizer
+        .encode_bytes(&prompt)
+        .context("tokenizing the prompt")?;
+    if tokens.is_empty() {
+        bail!("the prompt is empty: give at least one character to continue from");
+    }
+    let mut scratch = Scratch::new(&model, tokens.len().clamp(1, 64));
+    let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut probs = Vec::with_capacity(model.dims.vocab);
+    let mut stream = Utf8Stream::default();
+    let mut out = std::io::stdout().lock();
+    let mut logits = model
+        .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
+        .to_vec();
+    for _ in 0..a.tokens {
+        let next = sampler.sample(&logits, a.temperature, a.top_p, &mut probs);
+        if next == 0 && model.dims.vocab == 65536 {
+            break; // end of text in the world vocabulary
+        }
+        let text = stream.push(&tokenizer.decode_bytes(&[next])?);
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        logits.copy_from_slice(model.step(&mut state, next, &mut scratch, &pool)?);
+    }
+    out.write_all(stream.finish().as_bytes())?;
+    writeln!(out)?;
+    save_state(&a.model, &model, &state)
+}
+
+fn forward(a: ForwardArgs) -> anyhow::Result<()> {
+    let pool = threads_arg(a.model.threads)?;
+    let tokens = npy::read_tokens(&a.tokens)?;
+    if tokens.is_empty() {
+        bail!("`{}` holds no tokens", a.tokens.display());
+    }
+    let (model, mut state) = open_model(&a.model)?;
+    let vocab = model.dims.vocab;
+    let block = tokens.len().min(256);
+    let mut scratch = Scratch::new(&model, block);
+    let mut all = Vec::with_capacity(tokens.len() * vocab);
+    for chunk in tokens.chunks(block) {
+        all.extend_from_slice(model.prefill(&mut state, chunk, &mut scratch, &pool, true)?);
+    }
+    npy::write_f32_2d(&a.logits, tokens.len(), vocab, &all)?;
+    save_state(&a.model, &model, &state)
+}
+
+fn parse_shape(s: &str) -> anyhow::Result<SyntheticShape> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .with_context(|| {
+            format!("--shape `{s}`: expected four integers n_layer,n_embd,head_size,vocab")
+        })?;
+    let [n_layer, n_embd, head_size, vocab] = v[..] else {
+        bail!("--shape `{s}`: expected four integers n_layer,n_embd,head_size,vocab");
+    };
+    if n_layer == 0 || n_embd == 0 || head_size == 0 || n_embd % head_size != 0 || vocab == 0 {
+        bail!("--shape `{s}`: all positive and n_embd a multiple of head_size");
+    }
+    if n_layer * n_embd * n_embd > 1 << 34 || vocab * n_embd > 1 << 33 {
+        bail!("--shape `{s}` is too large for a synthetic model");
+    }
+    Ok(SyntheticShape {
+        n_layer,
+        n_embd,
+        head_size,
+        vocab,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Streaming read of a buffer much larger than the caches, split over the pool's threads:
+/// the bandwidth a bandwidth-bound decode can at best reach.
+fn measure_bandwidth(pool: &SpinPool) -> f64 {
+    let n = 64 << 20; // 64 Mi u64 = 512 MiB
+    let buf: Vec<u64> = (0..n as u64).collect();
+    let threads = pool.threads();
+    let sums: Vec<std::sync::atomic::AtomicU64> =
+        (0..threads).map(|_| Default::default()).collect();
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        pool.run(&|i| {
+            let part = &buf[n * i / threads..n * (i + 1) / threads];
+            let mut acc = [0u64; 8];
+            for c in part.chunks_exact(8) {
+                for j in 0..8 {
+                    acc[j] = acc[j].wrapping_add(c[j]);
+                }
+            }
+            sums[i].store(
+                acc.iter().fold(0, |a, &b| a.wrapping_add(b)),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        });
+        let dt = t0.elapsed().as_secs_f64();
+        best = best.max((n * 8) as f64 / dt / 1e9);
+    }
+    best
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let pool = threads_arg(a.threads)?;
+    if a.prefill == 0 || a.decode == 0 || a.repeat == 0 {
+        bail!("--prefill, --decode and --repeat must be at least 1");
+    }
+    let (mut model, name) = match &a.model {
+        Some(p) => (
+            load_model(p)
+                .with_context(|| format!("loading model `{}`", p.display()))?
+                .model,
+            p.display().to_string(),
+        ),
+        None => {
+            let shape = parse_shape(&a.shape)?;
+            (
+                synthetic_v7(&shape, 1)?,
+                format!("synthetic-v7-{}", a.shape),
+            )
+        }
+    };
+    if a.int8 {
+        model.quantize_int8();
+    }
+    let vocab = model.dims.vocab as u32;
+    let prompt: Vec<u32> = (0..a.prefill as u32)
+        .map(|i| (i * 7919 + 13) % vocab)
+        .collect();
+    let mut scratch = Scratch::new(&model, a.prefill);
+    let mut state = State::new(&model);
+    // Warm-up: page in every weight once.
+    model.prefill(&mut state, &prompt, &mut scratch, &pool, false)?;
+    // Bandwidth before and after the runs, the best kept: on a shared machine one measurement
+    // can land in a slow moment.
+    let bandwidth_before = measure_bandwidth(&pool);
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    for _ in 0..a.repeat {
+        state.reset(&model);
+        let t0 = Instant::now();
+        model.prefill(&mut state, &prompt, &mut scratch, &pool, false)?;
+        prefill.push(a.prefill as f64 / t0.elapsed().as_secs_f64());
+        let mut tok = 1u32;
+        let t0 = Instant::now();
+        for _ in 0..a.decode {
+            let logits = model.step(&mut state, tok, &mut scratch, &pool)?;
+            tok = (logits[0].to_bits() ^ tok.wrapping_mul(2654435761)) % vocab;
+        }
+        decode.push(a.decode as f64 / t0.elapsed().as_secs_f64());
+    }
+    let bandwidth = measure_bandwidth(&pool).max(bandwidth_before);
+    let bytes = model.weight_bytes_per_token() as f64;
+    let decode_tps = median(decode);
+    let limit = bandwidth * 1e9 / bytes;
+    let json = serde_json::json!({
+        "model": name,
+        "version": model.version.name(),
+        "n_layer": model.dims.n_layer,
+        "n_embd": model.dims.n_embd,
+        "vocab": model.dims.vocab,
+        "precision": if a.int8 { "int8" } else { "f32" },
+        "kernel": model.kernel().name(),
+        "threads": a.threads,
+        "prefill_tokens": a.prefill,
+        "prefill_tokens_per_s": median(prefill),
+        "decode_tokens_per_s": decode_tps,
+        "weight_bytes_per_token": bytes as u64,
+        "measured_read_bandwidth_gb_per_s": bandwidth,
+        "decode_bandwidth_limit_tokens_per_s": limit,
+        "decode_fraction_of_bandwidth_limit": decode_tps / limit,
+    });
+    println!("{json}");
+    Ok(())
+}

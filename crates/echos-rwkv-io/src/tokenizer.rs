@@ -1,0 +1,366 @@
+//! Tokenizers: the RWKV "world" vocabulary (greedy longest match over UTF-8 bytes, shipped
+//! in `vocab/rwkv_vocab_v20230424.txt`) and byte-level for vocab-256 models.
+
+use std::collections::HashMap;
+
+/// The world vocabulary as shipped in the PyPI `rwkv` 0.8.32 wheel (Apache-2.0).
+pub const WORLD_VOCAB: &str = include_str!("../vocab/rwkv_vocab_v20230424.txt");
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenizerError {
+    #[error("the prompt is not valid UTF-8 (first bad byte at offset {0})")]
+    InvalidUtf8(usize),
+    #[error("token id {token} is outside the vocabulary (size {vocab})")]
+    UnknownToken { token: u32, vocab: usize },
+    #[error("vocabulary line {line}: {why}")]
+    BadVocab { line: usize, why: String },
+    #[error("no tokenizer for a vocabulary of {0} tokens (byte-level needs 256, world 65536)")]
+    NoTokenizer(usize),
+}
+
+pub enum Tokenizer {
+    /// Token id = byte value.
+    Bytes,
+    World(WorldTokenizer),
+}
+
+impl Tokenizer {
+    /// Byte-level for 256-token models, the world tokenizer for 65536-token models.
+    pub fn for_vocab(vocab: usize) -> Result<Tokenizer, TokenizerError> {
+        match vocab {
+            256 => Ok(Tokenizer::Bytes),
+            65536 => Ok(Tokenizer::World(WorldTokenizer::shipped())),
+            _ => Err(TokenizerError::NoTokenizer(vocab)),
+        }
+    }
+
+    /// Encodes UTF-8 text given as bytes (from a file or an argument), rejecting invalid UTF-8.
+    pub fn encode_bytes(&self, text: &[u8]) -> Result<Vec<u32>, TokenizerError> {
+        let text =
+            std::str::from_utf8(text).map_err(|e| TokenizerError::InvalidUtf8(e.valid_up_to()))?;
+        Ok(self.encode(text))
+    }
+
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        match self {
+            Tokenizer::Bytes => text.bytes().map(u32::from).collect(),
+            Tokenizer::World(w) => w.encode(text.as_bytes()),
+        }
+    }
+
+    /// The bytes of the tokens (may end in the middle of a UTF-8 character).
+    pub fn decode_bytes(&self, tokens: &[u32]) -> Result<Vec<u8>, TokenizerError> {
+        let mut out = Vec::new();
+        for &t in tokens {
+            match self {
+                Tokenizer::Bytes => {
+                    let b = u8::try_from(t).map_err(|_| TokenizerError::UnknownToken {
+                        token: t,
+                        vocab: 256,
+                    })?;
+                    out.push(b);
+                }
+                Tokenizer::World(w) => out.extend_from_slice(w.token_bytes(t)?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub struct WorldTokenizer {
+    /// Indexed by id; id 0 (end of text) has no bytes.
+    tokens: Vec<Vec<u8>>,
+    ids: HashMap<Vec<u8>, u32>,
+    max_len: usize,
+}
+
+impl WorldTokenizer {
+    pub fn shipped() -> WorldTokenizer {
+        WorldTokenizer::parse(WORLD_VOCAB)
+            .expect("the shipped vocabulary parses (checked by tests)")
+    }
+
+    /// Parses lines `id repr byte_len`, where `repr` is a Python str or bytes literal.
+    pub fn parse(text: &str) -> Result<WorldTokenizer, TokenizerError> {
+        let mut tokens: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut ids = HashMap::new();
+        let mut max_len = 0;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| TokenizerError::BadVocab {
+                line: n + 1,
+                why: why.to_string(),
+            };
+            let (id, rest) = line
+                .split_once(' ')
+                .ok_or_else(|| bad("no space after the id"))?;
+            let (lit, len) = rest.rsplit_once(' ').ok_or_else(|| bad("no byte length"))?;
+            let id: usize = id.parse().map_err(|_| bad("id is not a number"))?;
+            let len: usize = len
+                .parse()
+                .map_err(|_| bad("byte length is not a number"))?;
+            let bytes =
+                parse_py_literal(lit).ok_or_else(|| bad("cannot parse the token literal"))?;
+            if bytes.len() != len {
+                return Err(bad(&format!(
+                    "token has {} bytes, line says {len}",
+                    bytes.len()
+                )));
+            }
+            if id >= 1 << 20 {
+                return Err(bad("id too large"));
+            }
+            if tokens.len() <= id {
+                tokens.resize(id + 1, Vec::new());
+            }
+            max_len = max_len.max(bytes.len());
+            ids.insert(bytes.clone(), id as u32);
+            tokens[id] = bytes;
+        }
+        Ok(WorldTokenizer {
+            tokens,
+            ids,
+            max_len,
+        })
+    }
+
+    pub fn vocab_len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Greedy longest match from the left, as the reference's trie tokenizer does.
+    pub fn encode(&self, text: &[u8]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            let longest = (text.len() - i).min(self.max_len);
+            let mut found = None;
+            for len in (1..=longest).rev() {
+                if let Some(&id) = self.ids.get(&text[i..i + len]) {
+                    found = Some((id, len));
+                    break;
+                }
+            }
+            // Every single byte is in the vocabulary, so a match always exists.
+            let (id, len) = found.expect("all 256 bytes are tokens");
+            out.push(id);
+            i += len;
+        }
+        out
+    }
+
+    pub fn token_bytes(&self, t: u32) -> Result<&[u8], TokenizerError> {
+        self.tokens
+            .get(t as usize)
+            .map(Vec::as_slice)
+            .ok_or(TokenizerError::UnknownToken {
+                token: t,
+                vocab: self.tokens.len(),
+            })
+    }
+}
+
+/// Python `'...'`, `"..."`, `b'...'` or `b"..."` with the escapes `repr` produces.
+fn parse_py_literal(s: &str) -> Option<Vec<u8>> {
+    let (is_bytes, body) = match s.strip_prefix('b') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let q = body.chars().next()?;
+    if (q != '\'' && q != '"') || body.len() < 2 || !body.ends_with(q) {
+        return None;
+    }
+    let inner = &body[1..body.len() - 1];
+    let mut out = Vec::new();
+    let mut chars = inner.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let e = chars.next()?;
+        let hex = |chars: &mut std::str::Chars<'_>, n: usize| -> Option<u32> {
+            let h: String = chars.by_ref().take(n).collect();
+            if h.len() != n {
+                return None;
+            }
+            u32::from_str_radix(&h, 16).ok()
+        };
+        match e {
+            'n' => out.push(b'\n'),
+            't' => out.push(b'\t'),
+            'r' => out.push(b'\r'),
+            '0' => out.push(0),
+            'a' => out.push(7),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'v' => out.push(11),
+            '\\' => out.push(b'\\'),
+            '\'' => out.push(b'\''),
+            '"' => out.push(b'"'),
+            'x' => {
+                let v = hex(&mut chars, 2)?;
+                if is_bytes {
+                    out.push(v as u8);
+                } else {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(char::from_u32(v)?.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+            'u' | 'U' => {
+                let v = hex(&mut chars, if e == 'u' { 4 } else { 8 })?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(char::from_u32(v)?.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Turns a stream of byte chunks into whole UTF-8 characters for printing, holding back an
+/// incomplete character until its last byte arrives (invalid bytes become U+FFFD).
+#[derive(Default)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let good = e.valid_up_to();
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..good]).expect("validated prefix"),
+                    );
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.push('\u{fffd}');
+                            self.pending.drain(..good + bad);
+                        }
+                        None => {
+                            self.pending.drain(..good);
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whatever is left at the end (an incomplete character becomes U+FFFD).
+    pub fn finish(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab_line(id: u32) -> &'static str {
+        WORLD_VOCAB
+            .lines()
+            .find(|l| l.split(' ').next() == Some(&id.to_string()))
+            .unwrap()
+    }
+
+    #[test]
+    fn shipped_vocab_parses_fully() {
+        let w = WorldTokenizer::shipped();
+        assert_eq!(w.vocab_len(), 65530);
+        assert_eq!(
+            WORLD_VOCAB.lines().filter(|l| !l.trim().is_empty()).count(),
+            65529
+        );
+        for b in 0..=255u8 {
+            assert!(w.ids.contains_key(&vec![b]), "byte {b} missing");
+        }
+    }
+
+    #[test]
+    fn known_words_have_the_ids_of_the_vocab_file() {
+        let w = Tokenizer::World(WorldTokenizer::shipped());
+        // Ids read off the vocabulary file's lines (`22590 ' the' 4`, ...).
+        for (text, id) in [
+            (" the", 22590u32),
+            ("Hello", 33155),
+            (" world", 40213),
+            ("\n\n", 261),
+        ] {
+            assert_eq!(w.encode(text), vec![id], "{text:?}");
+        }
+        // Greedy longest match: " the" wins over " t" + "he"; the whole text round-trips.
+        assert_eq!(w.encode(" the world"), vec![22590, 40213]);
+        for word in [" the", "Hello", " world", "\n\n"] {
+            let ids = w.encode(word);
+            assert_eq!(ids.len(), 1, "{word:?} should be one token, got {ids:?}");
+            let line = vocab_line(ids[0]);
+            let lit = line.split_once(' ').unwrap().1.rsplit_once(' ').unwrap().0;
+            assert_eq!(
+                parse_py_literal(lit).unwrap(),
+                word.as_bytes(),
+                "line {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trip_on_unicode_text() {
+        let w = Tokenizer::World(WorldTokenizer::shipped());
+        let text = "In the beginning 起初神创造天地。 Ελληνικά, emoji 🦀 and tabs\t\r\n.";
+        let ids = w.encode(text);
+        assert!(ids.len() < text.len());
+        assert_eq!(w.decode_bytes(&ids).unwrap(), text.as_bytes());
+        let b = Tokenizer::Bytes;
+        assert_eq!(b.decode_bytes(&b.encode(text)).unwrap(), text.as_bytes());
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let w = Tokenizer::World(WorldTokenizer::shipped());
+        assert_eq!(
+            w.encode_bytes(b"ok\xff").unwrap_err(),
+            TokenizerError::InvalidUtf8(2)
+        );
+        assert!(matches!(
+            w.decode_bytes(&[70000]),
+            Err(TokenizerError::UnknownToken { .. })
+        ));
+        assert!(matches!(
+            Tokenizer::Bytes.decode_bytes(&[256]),
+            Err(TokenizerError::UnknownToken { .. })
+        ));
+        assert!(matches!(
+            WorldTokenizer::parse("1 'a' 2\n"),
+            Err(TokenizerError::BadVocab { line: 1, .. })
+        ));
+        assert_eq!(
+            Tokenizer::for_vocab(300).err(),
+            Some(TokenizerError::NoTokenizer(300))
+        );
+    }
+
+    #[test]
+    fn utf8_stream_waits_for_whole_characters() {
+        let mut s = Utf8Stream::default();
+        let crab = "🦀".as_bytes();
+        assert_eq!(s.push(&crab[..2]), "");
+        assert_eq!(s.push(&crab[2..]), "🦀");
+        assert_eq!(s.push(b"a\xffb"), "a\u{fffd}b");
+    }
+}
