@@ -1,0 +1,253 @@
+//! AVX-512F kernels. Single-sequence rows: two 16-lane FMA accumulators over blocks of 16
+//! non-zeros (the last partial block masked), reduced 16→8→4→2→1. Batched: lanes run over the
+//! batch and repeat the scalar arithmetic exactly (mul then add, index order).
+
+use super::scalar;
+use super::tanh::{ALPHA, BETA, CLAMP, TINY};
+use super::{CsrRef, DenseRef, LeakyUpdate, WeightsRef};
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+const LANES: usize = 16;
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn hsum(v: __m512) -> f32 {
+    let lo = _mm512_castps512_ps256(v);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    let s8 = _mm256_add_ps(lo, hi);
+    let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    let s1 = _mm_add_ss(s2, _mm_shuffle_ps::<0b01>(s2, s2));
+    _mm_cvtss_f32(s1)
+}
+
+/// The shared rational tanh, lane by lane with exactly the scalar operations.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn tanh16(x: __m512) -> __m512 {
+    let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(TINY));
+    let c = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-CLAMP)),
+        _mm512_set1_ps(CLAMP),
+    );
+    let x2 = _mm512_mul_ps(c, c);
+    let mut p = _mm512_set1_ps(ALPHA[6]);
+    for &a in ALPHA[..6].iter().rev() {
+        p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(a));
+    }
+    p = _mm512_mul_ps(p, c);
+    let mut q = _mm512_set1_ps(BETA[3]);
+    for &b in BETA[..3].iter().rev() {
+        q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(b));
+    }
+    _mm512_mask_blend_ps(tiny, _mm512_div_ps(p, q), x)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn leak16(keep: __m512, a: __m512, x: __m512, pre: __m512) -> __m512 {
+    _mm512_add_ps(_mm512_mul_ps(keep, x), _mm512_mul_ps(a, tanh16(pre)))
+}
+
+/// Row `row` of A·x. Safe to call for any `a` that passed `CsrRef::new` and `x.len() == cols`:
+/// the row range lies inside `indices`/`values` and gathered indices are clamped to cols − 1.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn csr_row(a: CsrRef<'_>, row: usize, x: &[f32]) -> f32 {
+    let (s, e) = (a.indptr[row] as usize, a.indptr[row + 1] as usize);
+    let (idx, val) = (&a.indices[s..e], &a.values[s..e]);
+    let last = _mm512_set1_epi32((a.cols - 1) as i32);
+    let xp = x.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let n = e - s;
+    let mut k = 0;
+    while k + LANES <= n {
+        // SAFETY: k + 16 <= n, so the 16-element loads stay inside `idx` and `val`; the gather
+        // offsets are clamped to cols − 1 < x.len(), so every gathered address is inside x.
+        unsafe {
+            let i = _mm512_min_epu32(_mm512_loadu_si512(idx.as_ptr().add(k).cast()), last);
+            let g = _mm512_i32gather_ps::<4>(i, xp);
+            let v = _mm512_loadu_ps(val.as_ptr().add(k));
+            let slot = (k / LANES) & 1;
+            acc[slot] = _mm512_fmadd_ps(v, g, acc[slot]);
+        }
+        k += LANES;
+    }
+    if k < n {
+        let m: __mmask16 = (1u32 << (n - k)).wrapping_sub(1) as u16;
+        // SAFETY: masked-off lanes are neither loaded nor gathered; active lanes are < n as above.
+        unsafe {
+            let i = _mm512_min_epu32(
+                _mm512_maskz_loadu_epi32(m, idx.as_ptr().add(k).cast()),
+                last,
+            );
+            let g = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, i, xp);
+            let v = _mm512_maskz_loadu_ps(m, val.as_ptr().add(k));
+            let slot = (k / LANES) & 1;
+            acc[slot] = _mm512_fmadd_ps(v, g, acc[slot]);
+        }
+    }
+    hsum(_mm512_add_ps(acc[0], acc[1]))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn dense_row(a: DenseRef<'_>, row: usize, x: &[f32]) -> f32 {
+    let r = &a.data[row * a.cols..(row + 1) * a.cols];
+    let n = r.len();
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let mut k = 0;
+    while k + LANES <= n {
+        // SAFETY: k + 16 <= n = r.len() = x.len().
+        unsafe {
+            let v = _mm512_loadu_ps(r.as_ptr().add(k));
+            let g = _mm512_loadu_ps(x.as_ptr().add(k));
+            let slot = (k / LANES) & 1;
+            acc[slot] = _mm512_fmadd_ps(v, g, acc[slot]);
+        }
+        k += LANES;
+    }
+    if k < n {
+        let m: __mmask16 = (1u32 << (n - k)).wrapping_sub(1) as u16;
+        // SAFETY: only lanes below n are loaded.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, r.as_ptr().add(k));
+            let g = _mm512_maskz_loadu_ps(m, x.as_ptr().add(k));
+            let slot = (k / LANES) & 1;
+            acc[slot] = _mm512_fmadd_ps(v, g, acc[slot]);
+        }
+    }
+    hsum(_mm512_add_ps(acc[0], acc[1]))
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) fn csr_matvec(a: CsrRef<'_>, x: &[f32], y: &mut [f32]) {
+    for (row, yr) in y.iter_mut().enumerate() {
+        *yr = csr_row(a, row, x);
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) fn dense_matvec(a: DenseRef<'_>, x: &[f32], y: &mut [f32]) {
+    for (row, yr) in y.iter_mut().enumerate() {
+        *yr = dense_row(a, row, x);
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) fn leaky_step_rows(
+    w: WeightsRef<'_>,
+    p: LeakyUpdate<'_>,
+    rows: Range<usize>,
+    u: &[f32],
+    x: &[f32],
+    x_next: &mut [f32],
+) {
+    let keep = _mm512_set1_ps(1.0 - p.leak_rate);
+    let a = _mm512_set1_ps(p.leak_rate);
+    let start = rows.start;
+    let mut pre = [0.0f32; LANES];
+    for (c, out) in x_next.chunks_mut(LANES).enumerate() {
+        let i0 = start + c * LANES;
+        for (l, slot) in pre.iter_mut().enumerate().take(out.len()) {
+            let i = i0 + l;
+            let wx = match w {
+                WeightsRef::Csr(m) => csr_row(m, i, x),
+                WeightsRef::Dense(m) => dense_row(m, i, x),
+            };
+            *slot = scalar::input_and_bias(&p, i, u, wx);
+        }
+        let m: __mmask16 = (1u32 << out.len()).wrapping_sub(1) as u16;
+        // SAFETY: lanes below out.len() are in bounds of `pre`, of `x` (i0 + l < rows.end <=
+        // x.len()) and of `out`; the rest are masked off.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i0));
+            let pv = _mm512_loadu_ps(pre.as_ptr());
+            _mm512_mask_storeu_ps(out.as_mut_ptr(), m, leak16(keep, a, xv, pv));
+        }
+    }
+}
+
+/// One block of up to NV·16 batch lanes starting at `b0`: the scalar arithmetic per lane.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn batch_block<const NV: usize>(
+    w: CsrRef<'_>,
+    p: &LeakyUpdate<'_>,
+    batch: usize,
+    i: usize,
+    b0: usize,
+    u: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let width = (batch - b0).min(NV * LANES);
+    let mut masks = [0u16; NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let n = width.saturating_sub(v * LANES).min(LANES);
+        *m = (1u32 << n).wrapping_sub(1) as u16;
+    }
+    let mut acc = [_mm512_setzero_ps(); NV];
+    let (s, e) = (w.indptr[i] as usize, w.indptr[i + 1] as usize);
+    let last = w.cols - 1;
+    for (&val, &col) in w.values[s..e].iter().zip(&w.indices[s..e]) {
+        let wv = _mm512_set1_ps(val);
+        let row = &x[(col as usize).min(last) * batch..][..batch];
+        for v in 0..NV {
+            // SAFETY: lanes enabled by masks[v] are b0 + v·16 + l < b0 + width <= batch = row.len().
+            let xv = unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().add(b0 + v * LANES)) };
+            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, xv));
+        }
+    }
+    for j in 0..p.inputs {
+        let wv = _mm512_set1_ps(p.w_in[i * p.inputs + j]);
+        let uj = &u[j * batch..(j + 1) * batch];
+        for v in 0..NV {
+            // SAFETY: as above, enabled lanes are inside uj (length batch).
+            let uv = unsafe { _mm512_maskz_loadu_ps(masks[v], uj.as_ptr().add(b0 + v * LANES)) };
+            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, uv));
+        }
+    }
+    let bias = _mm512_set1_ps(p.bias[i]);
+    let keep = _mm512_set1_ps(1.0 - p.leak_rate);
+    let a = _mm512_set1_ps(p.leak_rate);
+    let xi = &x[i * batch..(i + 1) * batch];
+    for v in 0..NV {
+        // SAFETY: enabled lanes are inside xi and out (both of length batch).
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().add(b0 + v * LANES));
+            let r = leak16(keep, a, xv, _mm512_add_ps(acc[v], bias));
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(b0 + v * LANES), masks[v], r);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) fn leaky_step_batch_rows(
+    w: CsrRef<'_>,
+    p: LeakyUpdate<'_>,
+    batch: usize,
+    rows: Range<usize>,
+    u: &[f32],
+    x: &[f32],
+    x_next: &mut [f32],
+) {
+    for (i, out) in rows.zip(x_next.chunks_exact_mut(batch)) {
+        let mut b0 = 0;
+        while b0 < batch {
+            let rest = batch - b0;
+            if rest > 3 * LANES {
+                batch_block::<4>(w, &p, batch, i, b0, u, x, out);
+            } else if rest > 2 * LANES {
+                batch_block::<3>(w, &p, batch, i, b0, u, x, out);
+            } else if rest > LANES {
+                batch_block::<2>(w, &p, batch, i, b0, u, x, out);
+            } else {
+                batch_block::<1>(w, &p, batch, i, b0, u, x, out);
+            }
+            b0 += 4 * LANES;
+        }
+    }
+}
