@@ -368,3 +368,12 @@ fn report_available_variants_and_tanh_error() {
     std::eprintln!("kernel variants on this CPU: {names:?}; fast_tanh max abs error {worst:e}");
     assert!(worst <= tanh::MAX_ABS_ERROR);
 }
+
+#[test]
+fn read_sum_variants_agree() {
+    let d = vector(1000, 4);
+    let reference: f64 = d.iter().map(|&v| v as f64).sum();
+    for k in Kernel::available() {
+        assert!((k.read_sum(&d) as f64 - reference).abs() < 1e-3, "{:?}", k.variant());
+    }
+}
