@@ -4,7 +4,9 @@
 
 pub mod array;
 pub mod atomic;
+pub mod bench;
 pub mod csv_table;
+pub mod ensemble;
 pub mod error;
 pub mod npy;
 

@@ -44,7 +44,7 @@ fn tanh8(x: __m256) -> __m256 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn leak8(keep: __m256, a: __m256, x: __m256, pre: __m256) -> __m256 {
+pub(crate) fn leak8(keep: __m256, a: __m256, x: __m256, pre: __m256) -> __m256 {
     _mm256_add_ps(_mm256_mul_ps(keep, x), _mm256_mul_ps(a, tanh8(pre)))
 }
 

@@ -46,7 +46,7 @@ fn tanh16(x: __m512) -> __m512 {
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn leak16(keep: __m512, a: __m512, x: __m512, pre: __m512) -> __m512 {
+pub(crate) fn leak16(keep: __m512, a: __m512, x: __m512, pre: __m512) -> __m512 {
     _mm512_add_ps(_mm512_mul_ps(keep, x), _mm512_mul_ps(a, tanh16(pre)))
 }
 

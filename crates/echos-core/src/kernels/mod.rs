@@ -23,6 +23,7 @@ pub mod cpu;
 // pub mod quant;
 pub mod reservoir;
 pub mod scalar;
+pub mod sell;
 pub mod structured;
 pub mod tanh;
 
@@ -503,6 +504,35 @@ impl Kernel {
             Variant::Avx512 => unsafe { avx512::leaky_step_rows(w, p, rows, u, x, x_next) },
             #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
             _ => scalar::leaky_step_rows(w, p, rows, u, x, x_next),
+        }
+        Ok(())
+    }
+
+    /// One fused step on a SELL-16 matrix; bit-identical to [`Kernel::leaky_step`] with
+    /// [`Kernel::scalar`] on the CSR matrix it was built from.
+    pub fn sell_leaky_step(
+        self,
+        m: &sell::SellLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_len("x (square reservoir)", m.rows, m.cols)?;
+        check_len("u", m.inputs, u.len())?;
+        check_len("x", m.rows, x.len())?;
+        check_len("x_next", m.rows, x_next.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
+            Variant::Avx2Fma => unsafe { sell::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
+            _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
         }
         Ok(())
     }

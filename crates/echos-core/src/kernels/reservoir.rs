@@ -1,9 +1,10 @@
 //! An owned f32 reservoir for the fused kernels: weights validated once at construction, state
 //! double-buffered, so [`FusedReservoir::step`] checks nothing O(N) and allocates nothing.
 
+use super::sell::SellLeaky;
 use super::{
     check_dim, check_len, checked_size, CsrRef, DenseRef, Kernel, KernelError, LeakyUpdate,
-    WeightsRef,
+    Variant, WeightsRef,
 };
 use alloc::vec;
 use alloc::vec::Vec;
@@ -30,6 +31,8 @@ pub struct FusedReservoir {
     w_in: Vec<f32>,
     bias: Vec<f32>,
     leak_rate: f32,
+    /// The CSR weights rearranged for the SIMD single-sequence step (sparse reservoirs only).
+    sell: Option<SellLeaky>,
     state: Vec<f32>,
     next: Vec<f32>,
 }
@@ -69,7 +72,25 @@ impl FusedReservoir {
             w_in.len(),
         )?;
         p.check(units)?;
+        let sell = match &weights {
+            OwnedWeights::Csr {
+                indptr,
+                indices,
+                values,
+            } => Some(SellLeaky::new(
+                CsrRef {
+                    rows: units,
+                    cols: units,
+                    indptr,
+                    indices,
+                    values,
+                },
+                p,
+            )),
+            OwnedWeights::Dense(_) => None,
+        };
         Ok(FusedReservoir {
+            sell,
             units,
             inputs,
             weights,
@@ -161,9 +182,30 @@ impl FusedReservoir {
         w + (self.w_in.len() + self.bias.len() + self.units) * 4
     }
 
-    /// Bytes held: weights, input weights, bias and both state buffers.
+    /// Bytes held: weights (CSR and its SELL copy), input weights, bias and both state buffers.
     pub fn bytes(&self) -> usize {
-        self.bytes_per_step() + self.units * 4
+        self.bytes_per_step() + self.units * 4 + self.sell.as_ref().map_or(0, SellLeaky::bytes)
+    }
+
+    /// Bytes the single-sequence step of `kernel` reads: the SELL arrays for SIMD variants on
+    /// sparse weights, else the CSR/dense weights, input weights and bias; plus the state.
+    pub fn bytes_read_per_step(&self, kernel: Kernel) -> usize {
+        match &self.sell {
+            Some(m) if kernel.variant() != Variant::Scalar => m.bytes() + self.units * 4,
+            _ => self.bytes_per_step(),
+        }
+    }
+
+    /// Which step code runs for `kernel`: e.g. `avx512-sell16`, `scalar-csr`, `avx2-dense`.
+    pub fn step_kernel_name(&self, kernel: Kernel) -> &'static str {
+        match (kernel.variant(), &self.weights) {
+            (Variant::Scalar, OwnedWeights::Csr { .. }) => "scalar-csr",
+            (Variant::Scalar, OwnedWeights::Dense(_)) => "scalar-dense",
+            (Variant::Avx2Fma, OwnedWeights::Csr { .. }) => "avx2-sell16",
+            (Variant::Avx2Fma, OwnedWeights::Dense(_)) => "avx2-dense",
+            (Variant::Avx512, OwnedWeights::Csr { .. }) => "avx512-sell16",
+            (Variant::Avx512, OwnedWeights::Dense(_)) => "avx512-dense",
+        }
     }
 
     /// One step with input `u`; returns the new state. Allocates nothing.
@@ -194,7 +236,12 @@ impl FusedReservoir {
             bias: &self.bias,
             leak_rate: self.leak_rate,
         };
-        kernel.leaky_step(w, p, u, &self.state, &mut self.next)?;
+        match &self.sell {
+            Some(m) if kernel.variant() != Variant::Scalar => {
+                kernel.sell_leaky_step(m, self.leak_rate, u, &self.state, &mut self.next)?
+            }
+            _ => kernel.leaky_step(w, p, u, &self.state, &mut self.next)?,
+        }
         core::mem::swap(&mut self.state, &mut self.next);
         Ok(&self.state)
     }

@@ -374,6 +374,64 @@ fn read_sum_variants_agree() {
     let d = vector(1000, 4);
     let reference: f64 = d.iter().map(|&v| v as f64).sum();
     for k in Kernel::available() {
-        assert!((k.read_sum(&d) as f64 - reference).abs() < 1e-3, "{:?}", k.variant());
+        assert!(
+            (k.read_sum(&d) as f64 - reference).abs() < 1e-3,
+            "{:?}",
+            k.variant()
+        );
+    }
+}
+
+#[test]
+fn sell_step_is_bit_identical_to_scalar_csr_on_every_variant() {
+    use reservoir::{FusedReservoir, OwnedWeights};
+    // Sizes around the 16-row slice (remainders 0, 1, 15) and rows with no non-zeros.
+    for &(n, p, inputs) in &[
+        (1usize, 1.0f64, 1usize),
+        (16, 0.2, 2),
+        (17, 0.05, 0),
+        (31, 0.3, 1),
+        (100, 0.1, 1),
+        (203, 0.1, 3),
+    ] {
+        let a = TestCsr::random(n, p, 0.4, n as u64 + 5);
+        let inp = Inputs::new(n, inputs);
+        let r = FusedReservoir::new(
+            n,
+            inputs,
+            OwnedWeights::Csr {
+                indptr: a.indptr.clone(),
+                indices: a.indices.clone(),
+                values: a.values.clone(),
+            },
+            inp.w_in.clone(),
+            inp.bias.clone(),
+            0.4,
+        )
+        .unwrap();
+        let run = |k: Kernel| {
+            let mut r = r.clone();
+            for t in 0..40 {
+                let u: Vec<f32> = (0..inputs)
+                    .map(|j| libm::sinf((t * 3 + j) as f32 * 0.2))
+                    .collect();
+                r.step(k, &u).unwrap();
+            }
+            bits(r.state())
+        };
+        let reference = run(Kernel::scalar());
+        for k in Kernel::available() {
+            assert_eq!(run(k), reference, "{:?} n {n}", k.variant());
+        }
+        // The portable SELL path too.
+        let m = sell::SellLeaky::new(a.view(), inp.update(0.4));
+        let x = vector(n, 3);
+        let u: Vec<f32> = (0..inputs).map(|j| j as f32 * 0.3).collect();
+        let (mut y1, mut y2) = (vec![0.0f32; n], vec![0.0f32; n]);
+        sell::leaky_step_scalar(&m, 0.4, &u, &x, &mut y1);
+        Kernel::scalar()
+            .leaky_step(WeightsRef::Csr(a.view()), inp.update(0.4), &u, &x, &mut y2)
+            .unwrap();
+        assert_eq!(bits(&y1), bits(&y2));
     }
 }
