@@ -55,6 +55,8 @@ pub struct ReservoirSpec {
     pub spectral_radius: f64,
     /// Leak rate a.
     pub leak_rate: f32,
+    /// Input weights are uniform in [−input_scaling, input_scaling].
+    pub input_scaling: f32,
     /// Seed.
     pub seed: u64,
 }
@@ -67,6 +69,7 @@ impl Default for ReservoirSpec {
             connectivity: 0.1,
             spectral_radius: 0.9,
             leak_rate: 0.3,
+            input_scaling: 1.0,
             seed: 42,
         }
     }
@@ -100,6 +103,13 @@ pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchErr
             what: "inputs",
             value: spec.inputs.to_string(),
             why: "must be at most 4096",
+        });
+    }
+    if !(spec.input_scaling.is_finite() && spec.input_scaling >= 0.0) {
+        return Err(BenchError::Parameter {
+            what: "input_scaling",
+            value: spec.input_scaling.to_string(),
+            why: "must be finite and non-negative",
         });
     }
     if !(spec.spectral_radius.is_finite() && spec.spectral_radius >= 0.0) {

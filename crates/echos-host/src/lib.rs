@@ -9,6 +9,7 @@ pub mod csv_table;
 pub mod ensemble;
 pub mod error;
 pub mod npy;
+pub mod quant_eval;
 
 use std::path::{Path, PathBuf};
 

@@ -20,7 +20,7 @@
 //! indices into an error once, at load time.
 
 pub mod cpu;
-// pub mod quant;
+pub mod quant;
 pub mod reservoir;
 pub mod scalar;
 pub mod sell;
