@@ -81,18 +81,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "kernel {:7} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>12.0} steps/s per sequence ({:.0} total), \
-                 {:.1} MB/s of {:.1} GB/s limit -> {:.0}% of the bandwidth limit",
-                r.kernel,
+                "{:14} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total); \
+                 limits: bandwidth {:.0} ({:.1} GB/s), {} {:.0} steps/s -> {} binds, {:.0}% of it",
+                r.step_kernel,
                 r.units,
                 r.connectivity,
                 r.batch,
                 r.ensemble,
                 r.steps_per_s,
                 r.total_steps_per_s,
-                r.steps_per_s * r.bytes_per_step as f64 / 1e6,
+                r.bandwidth_limit_steps_per_s,
                 r.bandwidth_bytes_per_s / 1e9,
-                100.0 * r.fraction_of_bandwidth_limit
+                r.compute_limit_kind,
+                r.compute_limit_steps_per_s,
+                r.binding_limit,
+                100.0 * r.fraction_of_limit
             );
         }
     }

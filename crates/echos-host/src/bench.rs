@@ -3,7 +3,7 @@
 //! (bytes read per step ÷ bandwidth for that working-set size).
 
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
-use echos_core::kernels::{Kernel, KernelError};
+use echos_core::kernels::{limits, Kernel, KernelError};
 use std::hint::black_box;
 use std::time::Instant;
 use thiserror::Error;
@@ -210,6 +210,52 @@ pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
     median(&samples)
 }
 
+/// Times `f` (which does `work` units per call) until ≥ 2 ms per sample; median units/s.
+fn rate(repeats: usize, work: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut calls = 1usize;
+    loop {
+        let t = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        if t.elapsed().as_secs_f64() > 2e-3 {
+            break;
+        }
+        calls *= 2;
+    }
+    let samples: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                f();
+            }
+            work * calls as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&samples)
+}
+
+/// Gathered elements per second for gathers of `x` at `indices` (the sparse step's pattern).
+pub fn gather_rate(kernel: Kernel, x_len: usize, indices: &[u32]) -> f64 {
+    let x: Vec<f32> = (0..x_len.max(1)).map(|i| (i % 5) as f32).collect();
+    rate(5, indices.len() as f64, || {
+        black_box(limits::gather_sum(
+            kernel,
+            black_box(&x),
+            black_box(indices),
+        ));
+    })
+}
+
+/// Lane multiply-adds (separate mul and add, as the batched kernel does) per second.
+pub fn muladd_rate(kernel: Kernel) -> f64 {
+    let lanes = limits::muladd_spin(kernel, 1, 0.0).1;
+    rate(5, (10_000 * lanes) as f64, || {
+        black_box(limits::muladd_spin(kernel, 10_000, black_box(1e-9)));
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +368,18 @@ pub struct StepBenchReport {
     pub bandwidth_limit_steps_per_s: f64,
     /// steps_per_s ÷ bandwidth_limit_steps_per_s (1.0 = at the limit).
     pub fraction_of_bandwidth_limit: f64,
+    /// What the compute limit counts: `gathers` (sparse single sequence / ensemble),
+    /// `mul-adds` (batched and dense).
+    pub compute_limit_kind: &'static str,
+    /// Per-sequence steps/s if the step only had to do its gathers or mul-adds at the rate
+    /// measured on this CPU with the same variant (one thread).
+    pub compute_limit_steps_per_s: f64,
+    /// `bandwidth` or `compute`: the lower of the two limits.
+    pub binding_limit: &'static str,
+    /// steps_per_s ÷ the lower limit.
+    pub fraction_of_limit: f64,
+    /// The code that ran, e.g. `avx512-sell16`, `avx512-batch`, `scalar-csr`.
+    pub step_kernel: &'static str,
     /// Bytes held per reservoir: weights, input weights, bias, state buffers.
     pub reservoir_bytes: usize,
 }
@@ -444,7 +502,11 @@ impl StepBench {
         // sequences that thread carries (read x, write x').
         let state_bytes = n * 4 * 2;
         let per_thread_lanes = lanes.div_ceil(self.threads.min(lanes));
-        let weight_bytes = reservoir.bytes_per_step() - n * 4;
+        let weight_bytes = if self.batch > 1 {
+            reservoir.bytes_per_step() - n * 4
+        } else {
+            reservoir.bytes_read_per_step(kernel) - n * 4
+        };
         let (bytes_per_step, working_set) = if self.ensemble > 1 {
             // Each member runs all its steps before the next starts: one reservoir is hot at a time.
             (weight_bytes + state_bytes, weight_bytes + state_bytes)
@@ -463,7 +525,43 @@ impl StepBench {
             bandwidth / bytes_per_step as f64
         };
         let nnz = reservoir.csr_ref().map_or(n * n, |c| c.nnz());
+        let width = per_thread_lanes as f64;
+        let (kind, compute_limit) = match reservoir.csr_ref() {
+            Some(c) if self.batch == 1 => {
+                let g = gather_rate(kernel, n, c.indices());
+                let per_member = if self.ensemble > 1 { width } else { 1.0 };
+                ("gathers", g / nnz as f64 / per_member)
+            }
+            _ => {
+                let m = muladd_rate(kernel);
+                let per_step = if self.ensemble > 1 {
+                    nnz as f64 * width
+                } else {
+                    nnz as f64 * width.max(1.0)
+                };
+                ("mul-adds", m / per_step)
+            }
+        };
+        let (binding, bound) = if compute_limit < limit {
+            ("compute", compute_limit)
+        } else {
+            ("bandwidth", limit)
+        };
+        let step_kernel = if self.batch > 1 {
+            match kernel.variant() {
+                echos_core::kernels::Variant::Scalar => "scalar-batch",
+                echos_core::kernels::Variant::Avx2Fma => "avx2-batch",
+                echos_core::kernels::Variant::Avx512 => "avx512-batch",
+            }
+        } else {
+            reservoir.step_kernel_name(kernel)
+        };
         Ok(StepBenchReport {
+            compute_limit_kind: kind,
+            compute_limit_steps_per_s: compute_limit,
+            binding_limit: binding,
+            fraction_of_limit: steps_per_s / bound,
+            step_kernel,
             kernel: kernel.variant().name(),
             units: n,
             connectivity: self.spec.connectivity,

@@ -169,15 +169,17 @@ pub(crate) fn leaky_step_rows(
     }
 }
 
-/// One block of up to NV·16 batch lanes starting at `b0`: the scalar arithmetic per lane.
+/// R consecutive rows from `i0`, batch lanes b0 .. b0 + NV·16 (masked to the batch): each
+/// lane repeats the scalar arithmetic of its row. The R rows' sums are independent chains,
+/// interleaved over their common length so the adds do not wait on each other's latency.
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-fn batch_block<const NV: usize>(
+fn batch_block<const R: usize, const NV: usize>(
     w: CsrRef<'_>,
     p: &LeakyUpdate<'_>,
     batch: usize,
-    i: usize,
+    i0: usize,
     b0: usize,
     u: &[f32],
     x: &[f32],
@@ -189,38 +191,86 @@ fn batch_block<const NV: usize>(
         let n = width.saturating_sub(v * LANES).min(LANES);
         *m = (1u32 << n).wrapping_sub(1) as u16;
     }
-    let mut acc = [_mm512_setzero_ps(); NV];
-    let (s, e) = (w.indptr[i] as usize, w.indptr[i + 1] as usize);
     let last = w.cols - 1;
-    for (&val, &col) in w.values[s..e].iter().zip(&w.indices[s..e]) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    let mut start = [0usize; R];
+    let mut len = [0usize; R];
+    for r in 0..R {
+        start[r] = w.indptr[i0 + r] as usize;
+        len[r] = w.indptr[i0 + r + 1] as usize - start[r];
+    }
+    let common = len.iter().copied().min().unwrap_or(0);
+    // One non-zero of row r into its accumulators.
+    let term = |acc: &mut [__m512; NV], k: usize| {
+        let val = w.values[k];
+        let col = (w.indices[k] as usize).min(last);
+        let row = &x[col * batch..][..batch];
         let wv = _mm512_set1_ps(val);
-        let row = &x[(col as usize).min(last) * batch..][..batch];
         for v in 0..NV {
             // SAFETY: lanes enabled by masks[v] are b0 + v·16 + l < b0 + width <= batch = row.len().
             let xv = unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().add(b0 + v * LANES)) };
             acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, xv));
         }
-    }
-    for j in 0..p.inputs {
-        let wv = _mm512_set1_ps(p.w_in[i * p.inputs + j]);
-        let uj = &u[j * batch..(j + 1) * batch];
-        for v in 0..NV {
-            // SAFETY: as above, enabled lanes are inside uj (length batch).
-            let uv = unsafe { _mm512_maskz_loadu_ps(masks[v], uj.as_ptr().add(b0 + v * LANES)) };
-            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, uv));
+    };
+    for k in 0..common {
+        for r in 0..R {
+            term(&mut acc[r], start[r] + k);
         }
     }
-    let bias = _mm512_set1_ps(p.bias[i]);
+    for r in 0..R {
+        for k in common..len[r] {
+            term(&mut acc[r], start[r] + k);
+        }
+    }
     let keep = _mm512_set1_ps(1.0 - p.leak_rate);
     let a = _mm512_set1_ps(p.leak_rate);
-    let xi = &x[i * batch..(i + 1) * batch];
-    for v in 0..NV {
-        // SAFETY: enabled lanes are inside xi and out (both of length batch).
-        unsafe {
-            let xv = _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().add(b0 + v * LANES));
-            let r = leak16(keep, a, xv, _mm512_add_ps(acc[v], bias));
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(b0 + v * LANES), masks[v], r);
+    for (r, acc_r) in acc.iter_mut().enumerate() {
+        let i = i0 + r;
+        for j in 0..p.inputs {
+            let wv = _mm512_set1_ps(p.w_in[i * p.inputs + j]);
+            let uj = &u[j * batch..(j + 1) * batch];
+            for v in 0..NV {
+                // SAFETY: as above, enabled lanes are inside uj (length batch).
+                let uv =
+                    unsafe { _mm512_maskz_loadu_ps(masks[v], uj.as_ptr().add(b0 + v * LANES)) };
+                acc_r[v] = _mm512_add_ps(acc_r[v], _mm512_mul_ps(wv, uv));
+            }
         }
+        let bias = _mm512_set1_ps(p.bias[i]);
+        let xi = &x[i * batch..(i + 1) * batch];
+        let out_r = &mut out[r * batch..(r + 1) * batch];
+        for v in 0..NV {
+            // SAFETY: enabled lanes are inside xi and out_r (both of length batch).
+            unsafe {
+                let xv = _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().add(b0 + v * LANES));
+                let res = leak16(keep, a, xv, _mm512_add_ps(acc_r[v], bias));
+                _mm512_mask_storeu_ps(out_r.as_mut_ptr().add(b0 + v * LANES), masks[v], res);
+            }
+        }
+    }
+}
+
+/// Rows `i0 .. i0 + R` over the whole batch, in blocks of up to two vectors (32 lanes).
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn batch_rows<const R: usize>(
+    w: CsrRef<'_>,
+    p: &LeakyUpdate<'_>,
+    batch: usize,
+    i0: usize,
+    u: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let mut b0 = 0;
+    while b0 < batch {
+        if batch - b0 > LANES {
+            batch_block::<R, 2>(w, p, batch, i0, b0, u, x, out);
+        } else {
+            batch_block::<R, 1>(w, p, batch, i0, b0, u, x, out);
+        }
+        b0 += 2 * LANES;
     }
 }
 
@@ -234,21 +284,15 @@ pub(crate) fn leaky_step_batch_rows(
     x: &[f32],
     x_next: &mut [f32],
 ) {
-    for (i, out) in rows.zip(x_next.chunks_exact_mut(batch)) {
-        let mut b0 = 0;
-        while b0 < batch {
-            let rest = batch - b0;
-            if rest > 3 * LANES {
-                batch_block::<4>(w, &p, batch, i, b0, u, x, out);
-            } else if rest > 2 * LANES {
-                batch_block::<3>(w, &p, batch, i, b0, u, x, out);
-            } else if rest > LANES {
-                batch_block::<2>(w, &p, batch, i, b0, u, x, out);
-            } else {
-                batch_block::<1>(w, &p, batch, i, b0, u, x, out);
-            }
-            b0 += 4 * LANES;
-        }
+    const R: usize = 4;
+    let start = rows.start;
+    let mut chunks = x_next.chunks_exact_mut(R * batch);
+    for (c, out) in chunks.by_ref().enumerate() {
+        batch_rows::<R>(w, &p, batch, start + c * R, u, x, out);
+    }
+    let done = (rows.len() / R) * R;
+    for (r, out) in chunks.into_remainder().chunks_exact_mut(batch).enumerate() {
+        batch_rows::<1>(w, &p, batch, start + done + r, u, x, out);
     }
 }
 
