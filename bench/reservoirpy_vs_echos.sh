@@ -21,7 +21,7 @@ fi
 # The engine's benchmark: the `echos esn bench` subcommand, or the stand-alone example of the
 # same code when the subcommand is not wired into this build.
 cargo build --release -q -p echos-cli
-if ./target/release/echos esn bench --help >/dev/null 2>&1; then
+if ./target/release/echos esn bench --help 2>/dev/null | grep -q -- --connectivity; then
     ECHOS=(./target/release/echos esn bench)
 else
     cargo build --release -q -p echos-cli --example esn_bench
@@ -34,7 +34,6 @@ import sys, time, statistics
 import numpy as np
 import reservoirpy as rpy
 from reservoirpy.nodes import Reservoir
-rpy.verbosity(0)
 units, steps, repeats = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 x = np.random.default_rng(0).uniform(-1, 1, (steps, 1))
 res = Reservoir(units=units, lr=0.3, sr=0.9, rc_connectivity=0.1, seed=42)

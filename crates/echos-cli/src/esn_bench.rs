@@ -81,7 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "{:14} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total); \
+                "{:14} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total, {:.0} per CPU-s); \
                  limits: bandwidth {:.0} ({:.1} GB/s), {} {:.0} steps/s -> {} binds, {:.0}% of it",
                 r.step_kernel,
                 r.units,
@@ -90,6 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 r.ensemble,
                 r.steps_per_s,
                 r.total_steps_per_s,
+                r.steps_per_cpu_s,
                 r.bandwidth_limit_steps_per_s,
                 r.bandwidth_bytes_per_s / 1e9,
                 r.compute_limit_kind,

@@ -2,6 +2,7 @@
 //! connectivity, the read bandwidth of a working set, and the physical time limit of a step
 //! (bytes read per step ÷ bandwidth for that working-set size).
 
+use cpu_time::ProcessTime;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::{limits, Kernel, KernelError};
 use std::hint::black_box;
@@ -189,7 +190,7 @@ pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
     black_box(kernel.read_sum(&data)); // warm the caches
     let mut passes = 1usize;
     loop {
-        let t = Instant::now();
+        let t = cpu_time::ThreadTime::now();
         for _ in 0..passes {
             black_box(kernel.read_sum(black_box(&data)));
         }
@@ -200,7 +201,7 @@ pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
     }
     let samples: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
-            let t = Instant::now();
+            let t = cpu_time::ThreadTime::now();
             for _ in 0..passes {
                 black_box(kernel.read_sum(black_box(&data)));
             }
@@ -210,12 +211,13 @@ pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
     median(&samples)
 }
 
-/// Times `f` (which does `work` units per call) until ≥ 2 ms per sample; median units/s.
+/// Times `f` (which does `work` units per call) until ≥ 2 ms per sample; median units per
+/// CPU-second of this thread, so other processes on the cores do not lower the limit.
 fn rate(repeats: usize, work: f64, mut f: impl FnMut()) -> f64 {
     f();
     let mut calls = 1usize;
     loop {
-        let t = Instant::now();
+        let t = cpu_time::ThreadTime::now();
         for _ in 0..calls {
             f();
         }
@@ -226,7 +228,7 @@ fn rate(repeats: usize, work: f64, mut f: impl FnMut()) -> f64 {
     }
     let samples: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
-            let t = Instant::now();
+            let t = cpu_time::ThreadTime::now();
             for _ in 0..calls {
                 f();
             }
@@ -356,6 +358,9 @@ pub struct StepBenchReport {
     pub threads: usize,
     pub steps_per_s: f64,
     pub steps_per_s_runs: Vec<f64>,
+    /// The same per CPU-second of the working threads (process CPU time ÷ threads): what the
+    /// hardware does when other processes take turns on the cores; wall-clock is the figure.
+    pub steps_per_cpu_s: f64,
     /// steps_per_s × batch × ensemble.
     pub total_steps_per_s: f64,
     /// Bytes of weights and state one thread reads per step of its group (the matrix once).
@@ -366,7 +371,8 @@ pub struct StepBenchReport {
     pub bandwidth_bytes_per_s: f64,
     /// Per-sequence steps/s if every step only had to read its bytes at that bandwidth.
     pub bandwidth_limit_steps_per_s: f64,
-    /// steps_per_s ÷ bandwidth_limit_steps_per_s (1.0 = at the limit).
+    /// steps_per_cpu_s ÷ bandwidth_limit_steps_per_s (1.0 = at the limit; limits and this
+    /// ratio use CPU time, so a shared machine does not distort them).
     pub fraction_of_bandwidth_limit: f64,
     /// What the compute limit counts: `gathers` (sparse single sequence / ensemble),
     /// `mul-adds` (batched and dense).
@@ -376,7 +382,7 @@ pub struct StepBenchReport {
     pub compute_limit_steps_per_s: f64,
     /// `bandwidth` or `compute`: the lower of the two limits.
     pub binding_limit: &'static str,
-    /// steps_per_s ÷ the lower limit.
+    /// steps_per_cpu_s ÷ the lower limit.
     pub fraction_of_limit: f64,
     /// The code that ran, e.g. `avx512-sell16`, `avx512-batch`, `scalar-csr`.
     pub step_kernel: &'static str,
@@ -457,16 +463,20 @@ impl StepBench {
             },
         };
         let mut runs = Vec::with_capacity(self.repeats);
+        let mut cpu_runs = Vec::with_capacity(self.repeats);
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
-            let seconds = if self.batch > 1 {
+            let (seconds, cpu_seconds) = if self.batch > 1 {
                 let groups = self.threads.min(self.batch);
                 let mut runner =
                     BatchRunner::new(&reservoir, kernel, self.batch, groups).map_err(map_err)?;
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| runner.run(self.steps, &inputs))
                     .map_err(map_err)?;
-                t.elapsed().as_secs_f64()
+                (
+                    t.elapsed().as_secs_f64(),
+                    c.elapsed().as_secs_f64() / groups as f64,
+                )
             } else if self.ensemble > 1 {
                 let members = (0..self.ensemble)
                     .map(|m| {
@@ -477,13 +487,17 @@ impl StepBench {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut e = Ensemble::new(members, kernel).map_err(map_err)?;
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| e.run(self.steps, &inputs))
                     .map_err(map_err)?;
-                t.elapsed().as_secs_f64()
+                let active = self.threads.min(self.ensemble) as f64;
+                (
+                    t.elapsed().as_secs_f64(),
+                    c.elapsed().as_secs_f64() / active,
+                )
             } else {
                 let mut r = reservoir.clone();
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), ProcessTime::now());
                 for u in inputs
                     .chunks_exact(self.spec.inputs.max(1))
                     .take(self.steps)
@@ -491,10 +505,11 @@ impl StepBench {
                     let u = if self.spec.inputs == 0 { &[][..] } else { u };
                     black_box(r.step(kernel, black_box(u))?);
                 }
-                t.elapsed().as_secs_f64()
+                (t.elapsed().as_secs_f64(), c.elapsed().as_secs_f64())
             };
             if rep > 0 {
                 runs.push(self.steps as f64 / seconds);
+                cpu_runs.push(self.steps as f64 / cpu_seconds.max(1e-9));
             }
         }
         let steps_per_s = median(&runs);
@@ -560,7 +575,7 @@ impl StepBench {
             compute_limit_kind: kind,
             compute_limit_steps_per_s: compute_limit,
             binding_limit: binding,
-            fraction_of_limit: steps_per_s / bound,
+            fraction_of_limit: median(&cpu_runs) / bound,
             step_kernel,
             kernel: kernel.variant().name(),
             units: n,
@@ -572,12 +587,13 @@ impl StepBench {
             threads: self.threads,
             steps_per_s,
             steps_per_s_runs: runs,
+            steps_per_cpu_s: median(&cpu_runs),
             total_steps_per_s: steps_per_s * lanes as f64,
             bytes_per_step,
             working_set_bytes: working_set,
             bandwidth_bytes_per_s: bandwidth,
             bandwidth_limit_steps_per_s: limit,
-            fraction_of_bandwidth_limit: steps_per_s / limit,
+            fraction_of_bandwidth_limit: median(&cpu_runs) / limit,
             reservoir_bytes: reservoir.bytes(),
         })
     }

@@ -200,16 +200,25 @@ fn batch_block<const R: usize, const NV: usize>(
         len[r] = w.indptr[i0 + r + 1] as usize - start[r];
     }
     let common = len.iter().copied().min().unwrap_or(0);
-    // One non-zero of row r into its accumulators.
+    let full = width == NV * LANES;
+    let (xp, vals, cols) = (x.as_ptr(), w.values.as_ptr(), w.indices.as_ptr());
+    // One non-zero (entry k) into a row's accumulators. Full blocks skip the masks.
     let term = |acc: &mut [__m512; NV], k: usize| {
-        let val = w.values[k];
-        let col = (w.indices[k] as usize).min(last);
-        let row = &x[col * batch..][..batch];
-        let wv = _mm512_set1_ps(val);
-        for v in 0..NV {
-            // SAFETY: lanes enabled by masks[v] are b0 + v·16 + l < b0 + width <= batch = row.len().
-            let xv = unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().add(b0 + v * LANES)) };
-            acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, xv));
+        // SAFETY: k < indptr[rows] = values.len() = indices.len() (checked CsrRef); the column is
+        // clamped to cols − 1, so its row of x starts at most at (cols − 1)·batch and the lanes
+        // read, b0 .. b0 + width <= batch, stay inside x (length cols·batch, checked).
+        unsafe {
+            let col = (*cols.add(k) as usize).min(last);
+            let row = xp.add(col * batch + b0);
+            let wv = _mm512_set1_ps(*vals.add(k));
+            for v in 0..NV {
+                let xv = if full {
+                    _mm512_loadu_ps(row.add(v * LANES))
+                } else {
+                    _mm512_maskz_loadu_ps(masks[v], row.add(v * LANES))
+                };
+                acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(wv, xv));
+            }
         }
     };
     for k in 0..common {

@@ -143,9 +143,36 @@ pub(crate) mod simd {
     use super::{SellLeaky, SLICE};
     use core::arch::x86_64::*;
 
-    /// One 16-row slice per iteration; padding lanes are masked out of every add, gather and
-    /// scatter. Bounds: `new` built indices < cols = x.len() and perm < rows = x_next.len(), and
-    /// each slice's k-major block lies inside values/indices by construction of slice_ptr.
+    /// k-steps `k0 .. k1` of one slice into `acc`, every lane active (no masks needed).
+    ///
+    /// # Safety
+    /// AVX-512F available; base + k1·16 <= values.len(); indices of those entries < x.len().
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn full_steps(
+        m: &SellLeaky,
+        base: usize,
+        k0: usize,
+        k1: usize,
+        xp: *const f32,
+        acc: &mut __m512,
+    ) {
+        for k in k0..k1 {
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                let idx = _mm512_loadu_si512(m.indices.as_ptr().add(base + k * SLICE).cast());
+                let v = _mm512_loadu_ps(m.values.as_ptr().add(base + k * SLICE));
+                let g = _mm512_i32gather_ps::<4>(idx, xp);
+                *acc = _mm512_add_ps(*acc, _mm512_mul_ps(v, g));
+            }
+        }
+    }
+
+    /// One 16-row slice per iteration, two slices interleaved over their common all-lanes-active
+    /// prefix (independent add chains), then the masked remainder; padding lanes are masked out
+    /// of every add, gather and scatter. Bounds: `new` built indices < cols = x.len() and perm <
+    /// rows = x_next.len(), and each slice's k-major block lies inside values/indices by
+    /// construction of slice_ptr.
     #[target_feature(enable = "avx512f")]
     pub(crate) fn leaky_step_avx512(
         m: &SellLeaky,
@@ -157,45 +184,75 @@ pub(crate) mod simd {
         let keep = _mm512_set1_ps(1.0 - leak_rate);
         let a = _mm512_set1_ps(leak_rate);
         let xp = x.as_ptr();
-        for s in 0..m.slices {
-            let base = m.slice_ptr[s] as usize;
-            let width = (m.slice_ptr[s + 1] as usize - base) / SLICE;
+        let full_len = |s: usize| -> usize {
+            // Lanes of real rows; padding rows have length 0 but count as inactive only.
             let slot0 = s * SLICE;
-            // SAFETY: lens/perm/bias hold slices·16 entries; slot0 + 16 <= that.
-            let (lens, perm, bias) = unsafe {
-                (
-                    _mm512_loadu_si512(m.lens.as_ptr().add(slot0).cast()),
-                    _mm512_loadu_si512(m.perm.as_ptr().add(slot0).cast()),
-                    _mm512_loadu_ps(m.bias.as_ptr().add(slot0)),
-                )
-            };
-            // Real rows (a row without non-zeros still gets its input, bias and leak).
-            let live: __mmask16 = ((1u32 << (m.rows - slot0).min(SLICE)) - 1) as u16;
-            let mut acc = _mm512_setzero_ps();
-            for k in 0..width {
-                let active = _mm512_cmpgt_epu32_mask(lens, _mm512_set1_epi32(k as i32));
-                // SAFETY: base + (k + 1)·16 <= slice_ptr[s + 1] <= values.len() = indices.len();
-                // active lanes hold column indices < cols = x.len() (validated CSR).
+            let n = (m.rows - slot0).min(SLICE);
+            m.lens[slot0..slot0 + n].iter().copied().min().unwrap_or(0) as usize
+        };
+        let mut s = 0;
+        while s < m.slices {
+            let pair = s + 1 < m.slices;
+            let mut acc = [_mm512_setzero_ps(); 2];
+            let mut done = [0usize; 2];
+            if pair {
+                // Both slices have every lane active for k < common.
+                let common = if (s + 2) * SLICE <= m.rows {
+                    full_len(s).min(full_len(s + 1))
+                } else {
+                    0
+                };
+                let (b0, b1) = (m.slice_ptr[s] as usize, m.slice_ptr[s + 1] as usize);
+                for k in 0..common {
+                    // SAFETY: k < min row length of each slice, so the entries are real, inside
+                    // the slice blocks, with indices < x.len().
+                    unsafe {
+                        full_steps(m, b0, k, k + 1, xp, &mut acc[0]);
+                        full_steps(m, b1, k, k + 1, xp, &mut acc[1]);
+                    }
+                }
+                done = [common, common];
+            }
+            for (h, acc_h) in acc.iter_mut().enumerate().take(if pair { 2 } else { 1 }) {
+                let sl = s + h;
+                let base = m.slice_ptr[sl] as usize;
+                let width = (m.slice_ptr[sl + 1] as usize - base) / SLICE;
+                let slot0 = sl * SLICE;
+                // SAFETY: lens holds slices·16 entries; slot0 + 16 <= that.
+                let lens = unsafe { _mm512_loadu_si512(m.lens.as_ptr().add(slot0).cast()) };
+                for k in done[h]..width {
+                    let active = _mm512_cmpgt_epu32_mask(lens, _mm512_set1_epi32(k as i32));
+                    // SAFETY: base + (k + 1)·16 <= slice_ptr[sl + 1] <= values.len() =
+                    // indices.len(); active lanes hold column indices < cols = x.len().
+                    unsafe {
+                        let idx =
+                            _mm512_loadu_si512(m.indices.as_ptr().add(base + k * SLICE).cast());
+                        let v = _mm512_loadu_ps(m.values.as_ptr().add(base + k * SLICE));
+                        let g = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), active, idx, xp);
+                        *acc_h = _mm512_mask_add_ps(*acc_h, active, *acc_h, _mm512_mul_ps(v, g));
+                    }
+                }
+                let mut r = *acc_h;
+                for (j, &uj) in u.iter().enumerate() {
+                    // SAFETY: w_in_t holds slices·inputs·16 values.
+                    let w = unsafe {
+                        _mm512_loadu_ps(m.w_in_t.as_ptr().add((sl * m.inputs + j) * SLICE))
+                    };
+                    r = _mm512_add_ps(r, _mm512_mul_ps(w, _mm512_set1_ps(uj)));
+                }
+                // Real rows (a row without non-zeros still gets its input, bias and leak).
+                let live: __mmask16 = ((1u32 << (m.rows - slot0).min(SLICE)) - 1) as u16;
+                // SAFETY: live lanes have perm < rows = x.len() = x_next.len(); others are
+                // masked; perm and bias hold slices·16 entries.
                 unsafe {
-                    let idx = _mm512_loadu_si512(m.indices.as_ptr().add(base + k * SLICE).cast());
-                    let v = _mm512_loadu_ps(m.values.as_ptr().add(base + k * SLICE));
-                    let g = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), active, idx, xp);
-                    acc = _mm512_mask_add_ps(acc, active, acc, _mm512_mul_ps(v, g));
+                    let perm = _mm512_loadu_si512(m.perm.as_ptr().add(slot0).cast());
+                    let bias = _mm512_loadu_ps(m.bias.as_ptr().add(slot0));
+                    let xv = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, perm, xp);
+                    let res = super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(r, bias));
+                    _mm512_mask_i32scatter_ps::<4>(x_next.as_mut_ptr(), live, perm, res);
                 }
             }
-            for (j, &uj) in u.iter().enumerate() {
-                // SAFETY: w_in_t holds slices·inputs·16 values.
-                let w =
-                    unsafe { _mm512_loadu_ps(m.w_in_t.as_ptr().add((s * m.inputs + j) * SLICE)) };
-                acc = _mm512_add_ps(acc, _mm512_mul_ps(w, _mm512_set1_ps(uj)));
-            }
-            // SAFETY: live lanes have perm < rows = x.len() = x_next.len(); others are masked.
-            unsafe {
-                let xv = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, perm, xp);
-                let pre = _mm512_add_ps(acc, bias);
-                let r = super::super::avx512::leak16(keep, a, xv, pre);
-                _mm512_mask_i32scatter_ps::<4>(x_next.as_mut_ptr(), live, perm, r);
-            }
+            s += if pair { 2 } else { 1 };
         }
     }
 
