@@ -56,7 +56,13 @@ fn test(_rest: &[String]) -> Result<bool, String> {
     let mut total = suite::Tally::default();
     total.add(suite::cargo_tests(
         "host",
-        &["test", "--workspace", "--all-targets"],
+        &[
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "--show-output",
+        ],
     )?);
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)

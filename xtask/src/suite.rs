@@ -43,6 +43,9 @@ pub fn status(program: &str, args: &[&str]) -> Result<bool, String> {
     Ok(st.success())
 }
 
+/// What a test prints to stderr when it skips for lack of the shared reference data.
+pub const SKIP_MARKER: &str = "SKIPPED (no shared data):";
+
 /// Runs `cargo <args>` (a libtest suite), echoing its output and summing the
 /// `test result: ... N passed; M failed; K ignored` lines.
 pub fn cargo_tests(name: &str, args: &[&str]) -> Result<Tally, String> {
@@ -50,17 +53,37 @@ pub fn cargo_tests(name: &str, args: &[&str]) -> Result<Tally, String> {
     let mut child = Command::new("cargo")
         .args(args)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start cargo: {e}"))?;
+    // Tests that lack the shared data print SKIP_MARKER and return, which libtest counts as
+    // passed; count those lines (stdout under `--show-output`, or stderr under
+    // `--nocapture`) so the summary reports them as skipped.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let skips = std::thread::spawn(move || {
+        let mut n = 0u64;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if line.starts_with(SKIP_MARKER) {
+                n += 1;
+            }
+        }
+        n
+    });
     let mut tally = Tally {
         suites_ok: true,
         started: true,
         ..Tally::default()
     };
     let stdout = child.stdout.take().expect("piped stdout");
+    // With `--show-output`, libtest prints the captured output of passing tests on stdout.
+    let mut skipped_in_stdout = 0u64;
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading cargo output: {e}"))?;
         println!("{line}");
+        if line.starts_with(SKIP_MARKER) {
+            skipped_in_stdout += 1;
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             tally.passed += count(rest, " passed");
             tally.failed += count(rest, " failed");
@@ -71,6 +94,9 @@ pub fn cargo_tests(name: &str, args: &[&str]) -> Result<Tally, String> {
         .wait()
         .map_err(|e| format!("waiting for cargo: {e}"))?;
     tally.suites_ok = st.success();
+    let skipped_by_data = skips.join().unwrap_or(0) + skipped_in_stdout;
+    tally.skipped += skipped_by_data;
+    tally.passed = tally.passed.saturating_sub(skipped_by_data);
     println!(
         "xtask: suite {name}: {} passed, {} failed, {} skipped",
         tally.passed, tally.failed, tally.skipped

@@ -3,9 +3,10 @@
 //! 64 (one thread here; the multi-core runners are measured by `echos esn bench`).
 //! Run: `cargo bench -p echos-core --bench step` (filter e.g. `-- 'step/csr/1000'`).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::{Kernel, WeightsRef};
+use std::hint::black_box;
 
 struct SplitMix64(u64);
 impl SplitMix64 {

@@ -3,8 +3,18 @@
 //!
 //! Contracts (see docs/architecture.md): step functions take preallocated buffers, allocate
 //! nothing, take no lock, run in time that depends only on dimensions, and are deterministic.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 
 extern crate alloc;
 
+pub mod esn;
+pub mod history;
 pub mod kernels;
+pub mod matrix;
+pub mod metrics;
+pub mod model;
+pub mod readout;
+pub mod rng;
+pub mod scalar;
+pub mod spectral;
+pub mod topology;

@@ -1,0 +1,1118 @@
+//! The echo state network: configuration, generation of the weights from a seed, and the
+//! allocation-free leaky-integrator state update
+//!
+//! x(t) = (1 − a)·x(t−1) + a·f(W·x(t−1) + W_in·u(t) + W_fb·y(t−1) + b)
+//!
+//! with leak rate a, activation f, input u, optional output feedback y and bias b.
+//!
+//! Generation (the determinism contract): one `Rng` seeded with `seed` draws, in this order,
+//! W (row by row: columns, then weights; see `topology::random_sparse`), W_in (same scheme with
+//! `input_distribution`, then × `input_scaling`), b (U(−1, 1) × `bias_scaling`, one draw per unit)
+//! and W_fb (dense U(−1, 1) × `feedback_scaling`). Weights are generated and scaled in f64 and
+//! rounded once to the reservoir's scalar type, so an `Esn<f32>` holds the f32 rounding of the
+//! `Esn<f64>` weights of the same seed.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::matrix::{Dense, MatrixError};
+use crate::rng::Rng;
+use crate::scalar::Scalar;
+use crate::spectral::{self, ScaleError};
+use crate::topology::{self, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution};
+
+/// Largest reservoir the engine builds (CSR indices are u32; this also bounds dense N²).
+pub const MAX_UNITS: usize = 1 << 24;
+/// Largest input or output dimension.
+pub const MAX_IO: usize = 1 << 20;
+/// Largest dense weight matrix (entries): 2 GiB of f64.
+pub const MAX_DENSE_WEIGHTS: usize = 1 << 28;
+
+/// The nonlinearity f of the state update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Activation {
+    #[default]
+    Tanh,
+    /// Logistic 1 / (1 + e^(−x)).
+    Sigmoid,
+    /// max(0, x).
+    Relu,
+    Identity,
+}
+
+impl Activation {
+    #[inline]
+    pub fn apply<T: Scalar>(self, x: T) -> T {
+        match self {
+            Self::Tanh => x.tanh(),
+            Self::Sigmoid => T::one() / (T::one() + (-x).exp()),
+            Self::Relu => x.max(T::zero()),
+            Self::Identity => x,
+        }
+    }
+}
+
+/// Everything that defines a reservoir; with the seed it determines every weight.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct EsnConfig {
+    /// Number of reservoir neurons N.
+    pub units: usize,
+    /// Input dimension.
+    pub inputs: usize,
+    /// Dimension of the fed-back output y (0: no feedback, no W_fb).
+    pub outputs: usize,
+    /// Target spectral radius of W (for `DelayLine`, whose radius is 0, the edge weight).
+    pub spectral_radius: f64,
+    /// Leak rate a in (0, 1]; 1 means no leaky integration.
+    pub leak_rate: f64,
+    /// Multiplier of the input weights.
+    pub input_scaling: f64,
+    /// Bias b ~ U(−1, 1) × bias_scaling (0: no bias).
+    pub bias_scaling: f64,
+    /// Fraction of nonzeros per row of a random W, in (0, 1]: each row gets exactly
+    /// round(connectivity·N) (at least one) distinct columns.
+    pub connectivity: f64,
+    /// Fraction of inputs each neuron receives, in (0, 1], the same per-row rule.
+    pub input_connectivity: f64,
+    /// Distribution of the nonzeros of a random W before scaling.
+    pub distribution: WeightDistribution,
+    /// Distribution of the input weights before scaling (U(−1, 1) by default).
+    pub input_distribution: WeightDistribution,
+    pub topology: Topology,
+    /// Storage of a random W (ignored by the structured topologies).
+    pub format: MatrixFormat,
+    pub activation: Activation,
+    /// W_fb ~ U(−1, 1) × feedback_scaling, used when `outputs > 0`.
+    pub feedback_scaling: f64,
+    pub seed: u64,
+}
+
+impl Default for EsnConfig {
+    /// ReservoirPy-like defaults: 100 tanh units, leak rate 1, connectivity 0.1 with normal
+    /// weights, dense uniform inputs, spectral radius 0.9.
+    fn default() -> Self {
+        Self {
+            units: 100,
+            inputs: 1,
+            outputs: 0,
+            spectral_radius: 0.9,
+            leak_rate: 1.0,
+            input_scaling: 1.0,
+            bias_scaling: 1.0,
+            connectivity: 0.1,
+            input_connectivity: 1.0,
+            distribution: WeightDistribution::Normal,
+            input_distribution: WeightDistribution::Uniform,
+            topology: Topology::Random,
+            format: MatrixFormat::Auto,
+            activation: Activation::Tanh,
+            feedback_scaling: 1.0,
+            seed: 42,
+        }
+    }
+}
+
+/// A configuration or a set of weights that cannot make a reservoir; each says what to fix.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigError {
+    ZeroUnits,
+    ZeroInputs,
+    /// A dimension (or a product of them) is larger than the engine can index.
+    DimensionOverflow {
+        what: &'static str,
+        value: usize,
+    },
+    BadSpectralRadius(f64),
+    BadLeakRate(f64),
+    BadConnectivity {
+        what: &'static str,
+        value: f64,
+    },
+    BadScaling {
+        what: &'static str,
+        value: f64,
+    },
+    /// `CycleJumps { jump }` needs 2 ≤ jump < units.
+    BadJump {
+        jump: usize,
+        units: usize,
+    },
+    /// The generated random W has spectral radius 0 (it is nilpotent), so it cannot be scaled.
+    DegenerateReservoir,
+    /// The Arnoldi estimate of the spectral radius did not converge.
+    SpectralRadiusNotConverged {
+        estimate: f64,
+    },
+    /// A weight matrix or vector has the wrong shape for the configuration.
+    ShapeMismatch {
+        what: &'static str,
+        expected: (usize, usize),
+        got: (usize, usize),
+    },
+    /// A weight matrix is malformed.
+    Matrix {
+        what: &'static str,
+        error: MatrixError,
+    },
+    /// A weight is NaN or infinite.
+    NonFinite {
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroUnits => write!(f, "units must be at least 1"),
+            Self::ZeroInputs => write!(f, "inputs must be at least 1"),
+            Self::DimensionOverflow { what, value } => {
+                write!(f, "{what} = {value} is too large for the engine")
+            }
+            Self::BadSpectralRadius(v) => {
+                write!(f, "spectral_radius must be finite and >= 0, got {v}")
+            }
+            Self::BadLeakRate(v) => write!(f, "leak_rate must be in (0, 1], got {v}"),
+            Self::BadConnectivity { what, value } => {
+                write!(f, "{what} must be in (0, 1], got {value}")
+            }
+            Self::BadScaling { what, value } => {
+                write!(f, "{what} must be finite and >= 0, got {value}")
+            }
+            Self::BadJump { jump, units } => write!(
+                f,
+                "cycle-with-jumps jump size must satisfy 2 <= jump < units ({units}), got {jump}"
+            ),
+            Self::DegenerateReservoir => write!(
+                f,
+                "the random reservoir has spectral radius 0 and cannot be scaled; raise connectivity or change the seed"
+            ),
+            Self::SpectralRadiusNotConverged { estimate } => write!(
+                f,
+                "the spectral radius estimate did not converge (last estimate {estimate})"
+            ),
+            Self::ShapeMismatch {
+                what,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{what} has shape {}x{}, the configuration needs {}x{}",
+                got.0, got.1, expected.0, expected.1
+            ),
+            Self::Matrix { what, error } => write!(f, "{what}: {error}"),
+            Self::NonFinite { what } => write!(f, "{what} contains NaN or infinite values"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+/// A step called with arguments that do not fit the reservoir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepError {
+    InputLength {
+        expected: usize,
+        got: usize,
+    },
+    FeedbackLength {
+        expected: usize,
+        got: usize,
+    },
+    /// The reservoir has output feedback (`outputs > 0`) but no feedback was passed.
+    FeedbackMissing,
+    /// Feedback was passed to a reservoir configured without it.
+    UnexpectedFeedback,
+    /// An input or feedback value is NaN or infinite.
+    NonFiniteInput,
+    StateLength {
+        expected: usize,
+        got: usize,
+    },
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InputLength { expected, got } => {
+                write!(f, "input has {got} values, the reservoir takes {expected}")
+            }
+            Self::FeedbackLength { expected, got } => {
+                write!(
+                    f,
+                    "feedback has {got} values, the reservoir takes {expected}"
+                )
+            }
+            Self::FeedbackMissing => write!(
+                f,
+                "the reservoir is configured with output feedback but none was given"
+            ),
+            Self::UnexpectedFeedback => write!(
+                f,
+                "feedback was given but the reservoir has no feedback weights (outputs = 0)"
+            ),
+            Self::NonFiniteInput => write!(f, "input or feedback contains NaN or infinity"),
+            Self::StateLength { expected, got } => {
+                write!(
+                    f,
+                    "state has {got} values, the reservoir has {expected} units"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StepError {}
+
+fn check_fraction(what: &'static str, value: f64) -> Result<(), ConfigError> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::BadConnectivity { what, value })
+    }
+}
+
+fn check_scaling(what: &'static str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::BadScaling { what, value })
+    }
+}
+
+impl EsnConfig {
+    /// Checks every field, naming the first that is out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.units == 0 {
+            return Err(ConfigError::ZeroUnits);
+        }
+        if self.units > MAX_UNITS {
+            return Err(ConfigError::DimensionOverflow {
+                what: "units",
+                value: self.units,
+            });
+        }
+        if self.inputs == 0 {
+            return Err(ConfigError::ZeroInputs);
+        }
+        if self.inputs > MAX_IO {
+            return Err(ConfigError::DimensionOverflow {
+                what: "inputs",
+                value: self.inputs,
+            });
+        }
+        if self.outputs > MAX_IO {
+            return Err(ConfigError::DimensionOverflow {
+                what: "outputs",
+                value: self.outputs,
+            });
+        }
+        if !(self.spectral_radius.is_finite() && self.spectral_radius >= 0.0) {
+            return Err(ConfigError::BadSpectralRadius(self.spectral_radius));
+        }
+        if !(self.leak_rate > 0.0 && self.leak_rate <= 1.0) {
+            return Err(ConfigError::BadLeakRate(self.leak_rate));
+        }
+        check_fraction("connectivity", self.connectivity)?;
+        check_fraction("input_connectivity", self.input_connectivity)?;
+        check_scaling("input_scaling", self.input_scaling)?;
+        check_scaling("bias_scaling", self.bias_scaling)?;
+        check_scaling("feedback_scaling", self.feedback_scaling)?;
+        if let Topology::CycleJumps { jump } = self.topology {
+            if jump < 2 || jump >= self.units {
+                return Err(ConfigError::BadJump {
+                    jump,
+                    units: self.units,
+                });
+            }
+        }
+        // Storage sizes: W_in and W_fb are dense; a random W is dense or CSR. Refusing here
+        // turns an impossible allocation (which would abort) into an error.
+        let overflow = |what, value| ConfigError::DimensionOverflow { what, value };
+        let io = self.units.saturating_mul(self.inputs.max(self.outputs));
+        if io > MAX_DENSE_WEIGHTS {
+            return Err(overflow("units x inputs (dense W_in / W_fb)", io));
+        }
+        if self.topology == Topology::Random {
+            match self.format.resolve(self.units, self.connectivity) {
+                MatrixFormat::Csr => {
+                    let per_row = topology::nonzeros_per_row(self.units, self.connectivity);
+                    let nnz = self.units.saturating_mul(per_row);
+                    if nnz >= u32::MAX as usize {
+                        return Err(overflow("nonzeros of W (CSR)", nnz));
+                    }
+                }
+                _ => {
+                    let n2 = self.units.saturating_mul(self.units);
+                    if n2 > MAX_DENSE_WEIGHTS {
+                        return Err(overflow("units x units (dense W; use CSR)", n2));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An echo state network running in scalar type `T`.
+#[derive(Clone, Debug)]
+pub struct Esn<T> {
+    config: EsnConfig,
+    w: ReservoirMatrix<T>,
+    w_in: Dense<T>,
+    w_fb: Option<Dense<T>>,
+    bias: Vec<T>,
+    state: Vec<T>,
+    /// Pre-activation scratch, sized in `new` so `step` never allocates.
+    pre: Vec<T>,
+    leak: T,
+    retain: T,
+}
+
+impl<T: Scalar> Esn<T> {
+    /// Generates all weights from `config.seed` (see the module docs for the draw order).
+    pub fn new(config: &EsnConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let n = config.units;
+        let mut rng = Rng::new(config.seed);
+        let w = generate_reservoir::<T>(config, &mut rng)?;
+
+        let per_input = topology::nonzeros_per_row(config.inputs, config.input_connectivity);
+        let mut w_in_sparse = topology::random_sparse(
+            n,
+            config.inputs,
+            per_input,
+            config.input_distribution,
+            &mut rng,
+        );
+        w_in_sparse
+            .values
+            .iter_mut()
+            .for_each(|v| *v *= config.input_scaling);
+        let w_in = w_in_sparse.to_dense().cast::<T>();
+
+        let bias = (0..n)
+            .map(|_| T::from_f64(rng.uniform(-1.0, 1.0) * config.bias_scaling))
+            .collect();
+
+        let w_fb = if config.outputs > 0 {
+            let data = (0..n * config.outputs)
+                .map(|_| T::from_f64(rng.uniform(-1.0, 1.0) * config.feedback_scaling))
+                .collect();
+            Some(Dense {
+                rows: n,
+                cols: config.outputs,
+                data,
+            })
+        } else {
+            None
+        };
+        Ok(Self::assemble(config.clone(), w, w_in, w_fb, bias))
+    }
+
+    /// Rebuilds a reservoir from saved weights, checking shapes and values against `config`.
+    pub fn from_parts(
+        config: EsnConfig,
+        w: ReservoirMatrix<T>,
+        w_in: Dense<T>,
+        w_fb: Option<Dense<T>>,
+        bias: Vec<T>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let n = config.units;
+        let shape = |what, expected: (usize, usize), got: (usize, usize)| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(ConfigError::ShapeMismatch {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        match &w {
+            ReservoirMatrix::Dense(d) => {
+                shape("W", (n, n), (d.rows, d.cols))?;
+                d.validate()
+                    .map_err(|error| ConfigError::Matrix { what: "W", error })?;
+            }
+            ReservoirMatrix::Csr(c) => {
+                shape("W", (n, n), (c.rows, c.cols))?;
+                c.validate()
+                    .map_err(|error| ConfigError::Matrix { what: "W", error })?;
+            }
+            ReservoirMatrix::Cycle { units, weight }
+            | ReservoirMatrix::DelayLine { units, weight } => {
+                shape("W", (n, n), (*units, *units))?;
+                if !weight.is_finite() {
+                    return Err(ConfigError::NonFinite { what: "W" });
+                }
+            }
+            ReservoirMatrix::CycleJumps {
+                units,
+                cycle_weight,
+                jump_weight,
+                jump,
+            } => {
+                shape("W", (n, n), (*units, *units))?;
+                if *jump < 2 || *jump >= n {
+                    return Err(ConfigError::BadJump {
+                        jump: *jump,
+                        units: n,
+                    });
+                }
+                if !cycle_weight.is_finite() || !jump_weight.is_finite() {
+                    return Err(ConfigError::NonFinite { what: "W" });
+                }
+            }
+        }
+        shape("W_in", (n, config.inputs), (w_in.rows, w_in.cols))?;
+        w_in.validate().map_err(|error| ConfigError::Matrix {
+            what: "W_in",
+            error,
+        })?;
+        match (&w_fb, config.outputs) {
+            (None, 0) => {}
+            (Some(fb), o) if o > 0 => {
+                shape("W_fb", (n, o), (fb.rows, fb.cols))?;
+                fb.validate().map_err(|error| ConfigError::Matrix {
+                    what: "W_fb",
+                    error,
+                })?;
+            }
+            (None, o) => {
+                return Err(ConfigError::ShapeMismatch {
+                    what: "W_fb",
+                    expected: (n, o),
+                    got: (0, 0),
+                })
+            }
+            (Some(fb), _) => {
+                return Err(ConfigError::ShapeMismatch {
+                    what: "W_fb",
+                    expected: (0, 0),
+                    got: (fb.rows, fb.cols),
+                })
+            }
+        }
+        shape("bias", (n, 1), (bias.len(), 1))?;
+        if bias.iter().any(|v| !v.is_finite()) {
+            return Err(ConfigError::NonFinite { what: "bias" });
+        }
+        Ok(Self::assemble(config, w, w_in, w_fb, bias))
+    }
+
+    fn assemble(
+        config: EsnConfig,
+        w: ReservoirMatrix<T>,
+        w_in: Dense<T>,
+        w_fb: Option<Dense<T>>,
+        bias: Vec<T>,
+    ) -> Self {
+        let n = config.units;
+        let leak = T::from_f64(config.leak_rate);
+        Self {
+            leak,
+            retain: T::from_f64(1.0 - config.leak_rate),
+            config,
+            w,
+            w_in,
+            w_fb,
+            bias,
+            state: vec![T::zero(); n],
+            pre: vec![T::zero(); n],
+        }
+    }
+
+    /// One time step: updates and returns the state x(t) from input u(t) and, if the reservoir
+    /// has feedback, the previous output y(t−1). Allocates nothing; its time depends only on
+    /// the dimensions. Arguments are checked first, and an error leaves the state unchanged.
+    pub fn step(&mut self, u: &[T], feedback: Option<&[T]>) -> Result<&[T], StepError> {
+        if u.len() != self.config.inputs {
+            return Err(StepError::InputLength {
+                expected: self.config.inputs,
+                got: u.len(),
+            });
+        }
+        match (&self.w_fb, feedback) {
+            (Some(_), None) => return Err(StepError::FeedbackMissing),
+            (None, Some(_)) => return Err(StepError::UnexpectedFeedback),
+            (Some(fb), Some(y)) if y.len() != fb.cols => {
+                return Err(StepError::FeedbackLength {
+                    expected: fb.cols,
+                    got: y.len(),
+                })
+            }
+            _ => {}
+        }
+        // Every value is checked (no early exit) so the step's time does not depend on the data.
+        let finite = u
+            .iter()
+            .chain(feedback.unwrap_or(&[]))
+            .fold(true, |ok, v| ok & v.is_finite());
+        if !finite {
+            return Err(StepError::NonFiniteInput);
+        }
+        self.pre.copy_from_slice(&self.bias);
+        self.w.matvec_add(&self.state, &mut self.pre);
+        self.w_in.matvec_add(u, &mut self.pre);
+        if let (Some(fb), Some(y)) = (&self.w_fb, feedback) {
+            fb.matvec_add(y, &mut self.pre);
+        }
+        let (leak, retain) = (self.leak, self.retain);
+        let act = self.config.activation;
+        for (x, &p) in self.state.iter_mut().zip(&self.pre) {
+            *x = retain.mul_add(*x, leak * act.apply(p));
+        }
+        Ok(&self.state)
+    }
+
+    pub fn state(&self) -> &[T] {
+        &self.state
+    }
+
+    /// Replaces the state (e.g. from a snapshot); it must have `units` finite values.
+    pub fn set_state(&mut self, x: &[T]) -> Result<(), StepError> {
+        if x.len() != self.state.len() {
+            return Err(StepError::StateLength {
+                expected: self.state.len(),
+                got: x.len(),
+            });
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(StepError::NonFiniteInput);
+        }
+        self.state.copy_from_slice(x);
+        Ok(())
+    }
+
+    /// Sets the state to zero.
+    pub fn reset(&mut self) {
+        self.state.fill(T::zero());
+    }
+
+    pub fn config(&self) -> &EsnConfig {
+        &self.config
+    }
+    pub fn units(&self) -> usize {
+        self.config.units
+    }
+    pub fn inputs(&self) -> usize {
+        self.config.inputs
+    }
+    /// Feedback dimension (0 when the reservoir has no feedback).
+    pub fn outputs(&self) -> usize {
+        self.config.outputs
+    }
+    pub fn w(&self) -> &ReservoirMatrix<T> {
+        &self.w
+    }
+    pub fn w_in(&self) -> &Dense<T> {
+        &self.w_in
+    }
+    pub fn w_fb(&self) -> Option<&Dense<T>> {
+        self.w_fb.as_ref()
+    }
+    pub fn bias(&self) -> &[T] {
+        &self.bias
+    }
+}
+
+/// Builds W for the configured topology and scales it to the target spectral radius.
+fn generate_reservoir<T: Scalar>(
+    config: &EsnConfig,
+    rng: &mut Rng,
+) -> Result<ReservoirMatrix<T>, ConfigError> {
+    let n = config.units;
+    let sr = config.spectral_radius;
+    match config.topology {
+        Topology::Cycle => Ok(ReservoirMatrix::Cycle {
+            units: n,
+            weight: T::from_f64(sr),
+        }),
+        Topology::DelayLine => Ok(ReservoirMatrix::DelayLine {
+            units: n,
+            weight: T::from_f64(sr),
+        }),
+        Topology::CycleJumps { jump } => {
+            let mut w = ReservoirMatrix::<f64>::CycleJumps {
+                units: n,
+                cycle_weight: 1.0,
+                jump_weight: 1.0,
+                jump,
+            };
+            scale_f64(&mut w, sr)?;
+            let ReservoirMatrix::CycleJumps {
+                cycle_weight,
+                jump_weight,
+                ..
+            } = w
+            else {
+                unreachable!("built as CycleJumps above")
+            };
+            Ok(ReservoirMatrix::CycleJumps {
+                units: n,
+                cycle_weight: T::from_f64(cycle_weight),
+                jump_weight: T::from_f64(jump_weight),
+                jump,
+            })
+        }
+        Topology::Random => {
+            let per_row = topology::nonzeros_per_row(n, config.connectivity);
+            let csr = topology::random_sparse(n, n, per_row, config.distribution, rng);
+            let mut w = ReservoirMatrix::Csr(csr);
+            scale_f64(&mut w, sr)?;
+            let ReservoirMatrix::Csr(csr) = w else {
+                unreachable!("built as CSR above")
+            };
+            Ok(match config.format.resolve(n, config.connectivity) {
+                MatrixFormat::Dense => ReservoirMatrix::Dense(csr.to_dense().cast()),
+                _ => ReservoirMatrix::Csr(csr.cast()),
+            })
+        }
+    }
+}
+
+fn scale_f64(w: &mut ReservoirMatrix<f64>, target: f64) -> Result<(), ConfigError> {
+    match spectral::scale_to_spectral_radius(w, target) {
+        Ok(_) => Ok(()),
+        Err(ScaleError::ZeroRadius) => Err(ConfigError::DegenerateReservoir),
+        Err(ScaleError::NotConverged { radius }) => {
+            Err(ConfigError::SpectralRadiusNotConverged { estimate: radius })
+        }
+        Err(ScaleError::BadTarget) => Err(ConfigError::BadSpectralRadius(target)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::Csr;
+
+    fn small_config(activation: Activation, leak_rate: f64, outputs: usize) -> EsnConfig {
+        EsnConfig {
+            units: 2,
+            inputs: 1,
+            outputs,
+            leak_rate,
+            activation,
+            ..EsnConfig::default()
+        }
+    }
+
+    /// W = [[0.5, 0], [0.1, 0.2]], W_in = [1, −1]ᵀ, b = [0.1, 0], x = [0.2, −0.4], u = 0.3.
+    fn hand_model(activation: Activation, leak_rate: f64, fb: Option<Dense<f64>>) -> Esn<f64> {
+        let outputs = fb.as_ref().map_or(0, |d| d.cols);
+        let w = ReservoirMatrix::Dense(Dense::new(2, 2, vec![0.5, 0.0, 0.1, 0.2]).unwrap());
+        let w_in = Dense::new(2, 1, vec![1.0, -1.0]).unwrap();
+        let mut esn = Esn::from_parts(
+            small_config(activation, leak_rate, outputs),
+            w,
+            w_in,
+            fb,
+            vec![0.1, 0.0],
+        )
+        .unwrap();
+        esn.set_state(&[0.2, -0.4]).unwrap();
+        esn
+    }
+
+    #[test]
+    fn state_update_matches_hand_computation() {
+        // Pre-activations: 0.1 + 0.5·0.2 + 0.3 = 0.5 and 0.1·0.2 + 0.2·(−0.4) − 0.3 = −0.36.
+        let (p0, p1) = (0.5f64, -0.36f64);
+        let a = 0.3;
+        type Reference = fn(f64) -> f64;
+        let cases: [(Activation, Reference); 4] = [
+            (Activation::Tanh, f64::tanh),
+            (Activation::Sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
+            (Activation::Relu, |x| x.max(0.0)),
+            (Activation::Identity, |x| x),
+        ];
+        for (act, f) in cases {
+            let mut esn = hand_model(act, a, None);
+            let x = esn.step(&[0.3], None).unwrap().to_vec();
+            let e0 = (1.0 - a) * 0.2 + a * f(p0);
+            let e1 = (1.0 - a) * -0.4 + a * f(p1);
+            assert!((x[0] - e0).abs() < 1e-15, "{act:?}: {} vs {e0}", x[0]);
+            assert!((x[1] - e1).abs() < 1e-15, "{act:?}: {} vs {e1}", x[1]);
+        }
+        // Leak rate 1: the state is f(pre) and the old state is forgotten.
+        let mut esn = hand_model(Activation::Tanh, 1.0, None);
+        let x = esn.step(&[0.3], None).unwrap();
+        assert!((x[0] - p0.tanh()).abs() < 1e-15);
+        assert!((x[1] - p1.tanh()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn feedback_enters_the_pre_activation() {
+        let fb = Dense::new(2, 1, vec![0.5, 2.0]).unwrap();
+        let mut esn = hand_model(Activation::Identity, 1.0, Some(fb));
+        let x = esn.step(&[0.3], Some(&[0.1])).unwrap();
+        assert!((x[0] - (0.5 + 0.05)).abs() < 1e-15);
+        assert!((x[1] - (-0.36 + 0.2)).abs() < 1e-15);
+        assert_eq!(esn.step(&[0.3], None), Err(StepError::FeedbackMissing));
+        assert_eq!(
+            esn.step(&[0.3], Some(&[0.1, 0.2])),
+            Err(StepError::FeedbackLength {
+                expected: 1,
+                got: 2
+            })
+        );
+    }
+
+    #[test]
+    fn step_errors_leave_the_state_unchanged() {
+        let mut esn = hand_model(Activation::Tanh, 0.5, None);
+        let before = esn.state().to_vec();
+        assert_eq!(
+            esn.step(&[0.3, 0.1], None),
+            Err(StepError::InputLength {
+                expected: 1,
+                got: 2
+            })
+        );
+        assert_eq!(esn.step(&[f64::NAN], None), Err(StepError::NonFiniteInput));
+        assert_eq!(
+            esn.step(&[0.3], Some(&[1.0])),
+            Err(StepError::UnexpectedFeedback)
+        );
+        assert_eq!(esn.state(), &before[..]);
+        assert_eq!(
+            esn.set_state(&[1.0]),
+            Err(StepError::StateLength {
+                expected: 2,
+                got: 1
+            })
+        );
+        esn.reset();
+        assert_eq!(esn.state(), &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn config_validation_gives_typed_errors() {
+        let base = EsnConfig::default();
+        assert_eq!(base.validate(), Ok(()));
+        let check = |f: &dyn Fn(&mut EsnConfig), want: ConfigError| {
+            let mut c = base.clone();
+            f(&mut c);
+            assert_eq!(c.validate(), Err(want.clone()));
+            assert_eq!(Esn::<f32>::new(&c).unwrap_err(), want);
+        };
+        check(&|c| c.units = 0, ConfigError::ZeroUnits);
+        check(&|c| c.inputs = 0, ConfigError::ZeroInputs);
+        check(
+            &|c| c.connectivity = 0.0,
+            ConfigError::BadConnectivity {
+                what: "connectivity",
+                value: 0.0,
+            },
+        );
+        check(
+            &|c| c.connectivity = 1.5,
+            ConfigError::BadConnectivity {
+                what: "connectivity",
+                value: 1.5,
+            },
+        );
+        check(
+            &|c| c.input_connectivity = -0.1,
+            ConfigError::BadConnectivity {
+                what: "input_connectivity",
+                value: -0.1,
+            },
+        );
+        check(&|c| c.leak_rate = 0.0, ConfigError::BadLeakRate(0.0));
+        check(&|c| c.leak_rate = 1.01, ConfigError::BadLeakRate(1.01));
+        check(
+            &|c| c.spectral_radius = -1.0,
+            ConfigError::BadSpectralRadius(-1.0),
+        );
+        check(
+            &|c| c.spectral_radius = f64::INFINITY,
+            ConfigError::BadSpectralRadius(f64::INFINITY),
+        );
+        check(
+            &|c| c.bias_scaling = -1.0,
+            ConfigError::BadScaling {
+                what: "bias_scaling",
+                value: -1.0,
+            },
+        );
+        check(
+            &|c| c.units = MAX_UNITS + 1,
+            ConfigError::DimensionOverflow {
+                what: "units",
+                value: MAX_UNITS + 1,
+            },
+        );
+        check(
+            &|c| c.topology = Topology::CycleJumps { jump: 1 },
+            ConfigError::BadJump {
+                jump: 1,
+                units: 100,
+            },
+        );
+        // NaN compares unequal to itself, so check those variants by shape.
+        let mut c = base.clone();
+        c.spectral_radius = f64::NAN;
+        assert!(matches!(c.validate(), Err(ConfigError::BadSpectralRadius(v)) if v.is_nan()));
+        let mut c = base.clone();
+        c.input_scaling = f64::NAN;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadScaling { what: "input_scaling", value }) if value.is_nan()
+        ));
+        // A dense W of MAX_UNITS² entries is refused before any allocation.
+        let mut c = base.clone();
+        c.units = MAX_UNITS;
+        c.format = MatrixFormat::Dense;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::DimensionOverflow { .. })
+        ));
+        let mut c = base;
+        c.units = MAX_UNITS;
+        c.connectivity = 1.0;
+        c.format = MatrixFormat::Csr;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::DimensionOverflow { .. })
+        ));
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_trajectory_in_process() {
+        for topology in [
+            Topology::Random,
+            Topology::Cycle,
+            Topology::DelayLine,
+            Topology::CycleJumps { jump: 7 },
+        ] {
+            let config = EsnConfig {
+                units: 150,
+                inputs: 2,
+                outputs: 1,
+                topology,
+                leak_rate: 0.7,
+                seed: 99,
+                ..EsnConfig::default()
+            };
+            let run = || {
+                let mut esn = Esn::<f64>::new(&config).unwrap();
+                let mut traj = Vec::new();
+                for t in 0..300 {
+                    let u = [libm::sin(t as f64 * 0.1), libm::cos(t as f64 * 0.37)];
+                    let y = [libm::sin(t as f64 * 0.05)];
+                    traj.extend(esn.step(&u, Some(&y)).unwrap().iter().map(|v| v.to_bits()));
+                }
+                traj
+            };
+            assert_eq!(run(), run(), "{topology:?}");
+            let other = EsnConfig {
+                seed: 100,
+                ..config.clone()
+            };
+            let a = Esn::<f64>::new(&config).unwrap();
+            let b = Esn::<f64>::new(&other).unwrap();
+            assert_ne!(a.w_in(), b.w_in());
+        }
+    }
+
+    #[test]
+    fn dense_and_csr_storage_hold_the_same_reservoir() {
+        let base = EsnConfig {
+            units: 120,
+            connectivity: 0.1,
+            seed: 5,
+            ..EsnConfig::default()
+        };
+        let dense = Esn::<f64>::new(&EsnConfig {
+            format: MatrixFormat::Dense,
+            ..base.clone()
+        })
+        .unwrap();
+        let csr = Esn::<f64>::new(&EsnConfig {
+            format: MatrixFormat::Csr,
+            ..base.clone()
+        })
+        .unwrap();
+        assert_eq!(dense.w().kind(), "dense");
+        assert_eq!(csr.w().kind(), "csr");
+        assert_eq!(Esn::<f64>::new(&base).unwrap().w().kind(), "csr");
+        assert_eq!(dense.w().to_dense(), csr.w().to_dense());
+        assert_eq!(csr.w().nnz(), 120 * 12);
+        let (mut a, mut b) = (dense, csr);
+        for t in 0..200 {
+            let u = [libm::sin(t as f64 * 0.2)];
+            let xa = a.step(&u, None).unwrap().to_vec();
+            let xb = b.step(&u, None).unwrap();
+            for (p, q) in xa.iter().zip(xb) {
+                assert!((p - q).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn f32_reservoir_computes_in_f32_close_to_f64() {
+        let config = EsnConfig {
+            units: 80,
+            seed: 3,
+            ..EsnConfig::default()
+        };
+        let mut a = Esn::<f32>::new(&config).unwrap();
+        let mut b = Esn::<f64>::new(&config).unwrap();
+        assert_eq!(a.w_in(), &b.w_in().cast::<f32>());
+        let mut max_diff = 0.0f64;
+        for t in 0..100 {
+            let u = libm::sin(t as f64 * 0.3);
+            let xa = a.step(&[u as f32], None).unwrap().to_vec();
+            let xb = b.step(&[u], None).unwrap();
+            for (p, q) in xa.iter().zip(xb) {
+                max_diff = max_diff.max((f64::from(*p) - q).abs());
+            }
+        }
+        assert!(max_diff > 0.0, "f32 path must really round to f32");
+        assert!(max_diff < 1e-4, "f32 drifted {max_diff}");
+    }
+
+    #[test]
+    fn from_parts_rejects_malformed_weights() {
+        let config = small_config(Activation::Tanh, 1.0, 0);
+        let w = || ReservoirMatrix::Dense(Dense::new(2, 2, vec![0.5, 0.0, 0.1, 0.2]).unwrap());
+        let w_in = || Dense::new(2, 1, vec![1.0, -1.0]).unwrap();
+        let ok = Esn::<f64>::from_parts(config.clone(), w(), w_in(), None, vec![0.0; 2]);
+        assert!(ok.is_ok());
+        let bad_len = Dense {
+            rows: 2,
+            cols: 1,
+            data: vec![1.0],
+        };
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), w(), bad_len, None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W_in",
+                error: MatrixError::DataLength { .. }
+            })
+        ));
+        let nan_w = ReservoirMatrix::Dense(Dense {
+            rows: 2,
+            cols: 2,
+            data: vec![0.5, f64::NAN, 0.1, 0.2],
+        });
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), nan_w, w_in(), None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W",
+                error: MatrixError::NonFinite { row: 0, col: 1 }
+            })
+        ));
+        let bad_csr = ReservoirMatrix::Csr(Csr {
+            rows: 2,
+            cols: 2,
+            indptr: vec![0, 1, 2],
+            indices: vec![0, 5],
+            values: vec![1.0, 1.0],
+        });
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), bad_csr, w_in(), None, vec![0.0; 2]),
+            Err(ConfigError::Matrix {
+                what: "W",
+                error: MatrixError::BadColumnIndex { row: 1, col: 5 }
+            })
+        ));
+        assert!(matches!(
+            Esn::<f64>::from_parts(config.clone(), w(), w_in(), None, vec![0.0; 3]),
+            Err(ConfigError::ShapeMismatch { what: "bias", .. })
+        ));
+        let fb = Dense::new(2, 1, vec![1.0, 1.0]).unwrap();
+        assert!(matches!(
+            Esn::<f64>::from_parts(config, w(), w_in(), Some(fb), vec![0.0; 2]),
+            Err(ConfigError::ShapeMismatch { what: "W_fb", .. })
+        ));
+    }
+
+    #[test]
+    fn tiny_and_random_configs_never_panic() {
+        for units in 1..=4 {
+            for topology in [Topology::Random, Topology::Cycle, Topology::DelayLine] {
+                let config = EsnConfig {
+                    units,
+                    topology,
+                    ..EsnConfig::default()
+                };
+                let mut esn = Esn::<f32>::new(&config).unwrap();
+                assert!(esn
+                    .step(&[1.0], None)
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.is_finite()));
+            }
+        }
+        // Random (also invalid) configurations: either a typed error or a working reservoir.
+        let mut rng = Rng::new(2024);
+        let pick = |rng: &mut Rng, xs: &[f64]| xs[rng.below(xs.len() as u64) as usize];
+        for _ in 0..300 {
+            let config = EsnConfig {
+                units: rng.below(40) as usize,
+                inputs: rng.below(4) as usize,
+                outputs: rng.below(3) as usize,
+                spectral_radius: pick(&mut rng, &[-1.0, 0.0, 0.5, 1.5, f64::NAN, 1e300]),
+                leak_rate: pick(&mut rng, &[0.0, 0.1, 1.0, 2.0, f64::NAN]),
+                connectivity: pick(&mut rng, &[0.0, 0.01, 0.3, 1.0, 1.1]),
+                input_connectivity: pick(&mut rng, &[0.0, 0.5, 1.0]),
+                input_scaling: pick(&mut rng, &[0.0, 1.0, f64::INFINITY]),
+                topology: match rng.below(4) {
+                    0 => Topology::Random,
+                    1 => Topology::Cycle,
+                    2 => Topology::DelayLine,
+                    _ => Topology::CycleJumps {
+                        jump: rng.below(10) as usize,
+                    },
+                },
+                seed: rng.next_u64(),
+                ..EsnConfig::default()
+            };
+            if let Ok(mut esn) = Esn::<f64>::new(&config) {
+                let u = vec![0.5; config.inputs];
+                let fb = vec![0.1; config.outputs];
+                let fb = (config.outputs > 0).then_some(&fb[..]);
+                for _ in 0..5 {
+                    esn.step(&u, fb).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn structured_topologies_get_their_radius() {
+        let cfg = |topology| EsnConfig {
+            units: 50,
+            spectral_radius: 0.8,
+            topology,
+            ..EsnConfig::default()
+        };
+        let cyc = Esn::<f64>::new(&cfg(Topology::Cycle)).unwrap();
+        assert_eq!(
+            cyc.w(),
+            &ReservoirMatrix::Cycle {
+                units: 50,
+                weight: 0.8
+            }
+        );
+        let dl = Esn::<f64>::new(&cfg(Topology::DelayLine)).unwrap();
+        assert_eq!(spectral::reservoir_spectral_radius(dl.w()).radius, 0.0);
+        let cj = Esn::<f64>::new(&cfg(Topology::CycleJumps { jump: 5 })).unwrap();
+        let est = spectral::spectral_radius(cj.w());
+        assert!(est.converged);
+        assert!((est.radius - 0.8).abs() < 1e-8, "{}", est.radius);
+        assert_eq!(cj.w().bytes(), 16);
+    }
+}

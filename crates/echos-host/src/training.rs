@@ -1,0 +1,528 @@
+//! Batch training of an echo state network and its ridge readout on whole series, and the
+//! trained model's teacher-forced run, closed-loop generation and evaluation. The per-step work
+//! is the engine's (`Esn::step`, `Ridge::accumulate`, `Linear::predict`); this module arranges
+//! series, feature vectors and errors.
+
+use echos_core::esn::{ConfigError, Esn, EsnConfig, StepError};
+use echos_core::metrics::{self, MetricError};
+use echos_core::readout::{Linear, ReadoutError, Ridge};
+use echos_core::rng::Rng;
+use echos_core::topology::Topology;
+use serde::{Deserialize, Serialize};
+
+use crate::array::Array2;
+
+/// Why training, running or evaluating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid reservoir configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("reservoir step failed: {0}")]
+    Step(#[from] StepError),
+    #[error("readout: {0}")]
+    Readout(#[from] ReadoutError),
+    #[error("metric: {0}")]
+    Metric(#[from] MetricError),
+    #[error("input has {input} time steps but target has {target}; they must match")]
+    LengthMismatch { input: usize, target: usize },
+    #[error("{what} has {got} columns, the model expects {expected}")]
+    Columns {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("washout ({washout}) must be smaller than the number of time steps ({steps})")]
+    WashoutTooLong { washout: usize, steps: usize },
+    #[error("closed-loop generation needs a model trained with --generative (output fed back as input) or with output feedback")]
+    NotGenerative,
+    #[error(
+        "generative training needs as many input columns as target columns ({inputs} vs {outputs})"
+    )]
+    GenerativeShape { inputs: usize, outputs: usize },
+    #[error("{name} must be {requirement} (got {value})")]
+    Parameter {
+        name: &'static str,
+        requirement: &'static str,
+        value: f64,
+    },
+}
+
+/// What closed-loop generation feeds the model's output back into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Generative {
+    /// Not trained for generation.
+    None,
+    /// The output becomes the next input (one-step-ahead prediction, inputs == outputs).
+    Input,
+    /// The output goes through the feedback weights W_fb (Jaeger's output feedback).
+    Feedback,
+}
+
+/// The readout side of a trained model, stored with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadoutSetup {
+    pub ridge: f64,
+    pub washout: usize,
+    /// Features are [1, u(t), x(t)] rather than [1, x(t)].
+    pub input_features: bool,
+    pub generative: Generative,
+    /// How the readout's least-squares problem is solved.
+    #[serde(default)]
+    pub solver: Solver,
+}
+
+/// The least-squares method of the readout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// The engine's ridge regression: normal equations XᵀX + λI by Cholesky, accumulated
+    /// step by step (memory O(features²)). Loses accuracy once λ is below ~1e-12·‖XᵀX‖.
+    #[default]
+    NormalEquations,
+    /// Householder QR of the stacked [X; √λ·I] (memory O(steps·features)): error grows with
+    /// cond(X) instead of cond(X)², so tiny λ (near least squares, as Jaeger's pseudo-inverse)
+    /// stays accurate. For output-feedback models, whose free runs amplify readout error.
+    Qr,
+}
+
+/// How the CLI trains a model: the reservoir hyperparameters that matter most, by name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub units: usize,
+    pub spectral_radius: f64,
+    pub leak_rate: f64,
+    pub input_scaling: f64,
+    pub bias_scaling: f64,
+    pub connectivity: f64,
+    pub topology: Topology,
+    pub ridge: f64,
+    pub washout: usize,
+    pub input_features: bool,
+    pub generative: Generative,
+    pub seed: u64,
+}
+
+/// Scores of a prediction against a target (all outputs pooled).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub mse: f64,
+    pub rmse: f64,
+    pub nrmse: f64,
+    pub r2: f64,
+    pub steps: usize,
+}
+
+impl Scores {
+    pub fn of(pred: &[f64], target: &[f64], steps: usize) -> Result<Self, TrainError> {
+        Ok(Self {
+            mse: metrics::mse(pred, target)?,
+            rmse: metrics::rmse(pred, target)?,
+            nrmse: metrics::nrmse(pred, target)?,
+            r2: metrics::r2(pred, target)?,
+            steps,
+        })
+    }
+}
+
+/// A reservoir with its readout and the output it last produced (the next feedback value).
+#[derive(Clone, Debug)]
+pub struct EsnModel {
+    pub esn: Esn<f64>,
+    pub readout: Linear,
+    pub setup: ReadoutSetup,
+    pub last_output: Vec<f64>,
+    /// The last input seen in training: the constant input of closed-loop generation through
+    /// output feedback.
+    pub last_input: Vec<f64>,
+    /// Training-set fit (after washout), for reports.
+    pub training_fit: Scores,
+    features: Vec<f64>,
+}
+
+/// Writes the readout features of the current step into `z`: [u, x] or [x].
+fn features(input_features: bool, u: &[f64], x: &[f64], z: &mut Vec<f64>) {
+    z.clear();
+    if input_features {
+        z.extend_from_slice(u);
+    }
+    z.extend_from_slice(x);
+}
+
+/// Trains on `input` (steps × inputs) and `target` (steps × outputs) with teacher forcing.
+pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<EsnModel, TrainError> {
+    let config = EsnConfig {
+        units: opts.units,
+        inputs: input.cols(),
+        outputs: if opts.generative == Generative::Feedback {
+            target.cols()
+        } else {
+            0
+        },
+        spectral_radius: opts.spectral_radius,
+        leak_rate: opts.leak_rate,
+        input_scaling: opts.input_scaling,
+        bias_scaling: opts.bias_scaling,
+        connectivity: opts.connectivity,
+        topology: opts.topology,
+        seed: opts.seed,
+        ..EsnConfig::default()
+    };
+    let esn = Esn::new(&config)?;
+    let setup = ReadoutSetup {
+        ridge: opts.ridge,
+        washout: opts.washout,
+        input_features: opts.input_features,
+        generative: opts.generative,
+        solver: Solver::NormalEquations,
+    };
+    fit(esn, setup, input, target, 0.0, 0)
+}
+
+/// Teacher-forced training of `esn` (from its current state) with optional state noise
+/// U[−noise, noise] added after each step (Jaeger's regulariser for output-feedback models).
+pub fn fit(
+    mut esn: Esn<f64>,
+    setup: ReadoutSetup,
+    input: &Array2,
+    target: &Array2,
+    noise: f64,
+    noise_seed: u64,
+) -> Result<EsnModel, TrainError> {
+    let steps = input.rows();
+    if target.rows() != steps {
+        return Err(TrainError::LengthMismatch {
+            input: steps,
+            target: target.rows(),
+        });
+    }
+    if setup.washout >= steps {
+        return Err(TrainError::WashoutTooLong {
+            washout: setup.washout,
+            steps,
+        });
+    }
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(TrainError::Parameter {
+            name: "noise",
+            requirement: "finite and >= 0",
+            value: noise,
+        });
+    }
+    if esn.inputs() != input.cols() {
+        return Err(TrainError::Columns {
+            what: "input",
+            expected: esn.inputs(),
+            got: input.cols(),
+        });
+    }
+    let outputs = target.cols();
+    match setup.generative {
+        Generative::Input if input.cols() != outputs => {
+            return Err(TrainError::GenerativeShape {
+                inputs: input.cols(),
+                outputs,
+            })
+        }
+        Generative::Feedback if esn.outputs() != outputs => {
+            return Err(TrainError::Columns {
+                what: "target (feedback)",
+                expected: esn.outputs(),
+                got: outputs,
+            })
+        }
+        _ => {}
+    }
+    let n_features = esn.units()
+        + if setup.input_features {
+            input.cols()
+        } else {
+            0
+        };
+    let mut ridge = Ridge::new(n_features, outputs, setup.ridge)?;
+    let mut rng = Rng::new(noise_seed);
+    let mut noisy = vec![0.0; esn.units()];
+    let mut z = Vec::with_capacity(n_features);
+    let mut all_states = Vec::with_capacity((steps - setup.washout) * n_features);
+    let zeros = vec![0.0; outputs];
+    for t in 0..steps {
+        let fb = if esn.outputs() == 0 {
+            None
+        } else if t == 0 {
+            Some(&zeros[..])
+        } else {
+            Some(target.row(t - 1))
+        };
+        esn.step(input.row(t), fb)?;
+        if noise > 0.0 {
+            for (v, &x) in noisy.iter_mut().zip(esn.state()) {
+                *v = x + rng.uniform(-noise, noise);
+            }
+            esn.set_state(&noisy)?;
+        }
+        if t >= setup.washout {
+            features(setup.input_features, input.row(t), esn.state(), &mut z);
+            ridge.accumulate(&z, target.row(t))?;
+            all_states.extend_from_slice(&z);
+        }
+    }
+    let readout = match setup.solver {
+        Solver::NormalEquations => ridge.fit()?,
+        Solver::Qr => qr_least_squares(
+            &all_states,
+            &target.data()[setup.washout * outputs..],
+            n_features,
+            outputs,
+            setup.ridge,
+        )?,
+    };
+    // Training fit from the states seen, so reports can compare train and test error.
+    let kept = steps - setup.washout;
+    let mut pred = vec![0.0; kept * outputs];
+    for (s, y) in pred.chunks_exact_mut(outputs).enumerate() {
+        readout.predict(&all_states[s * n_features..(s + 1) * n_features], y)?;
+    }
+    let truth = &target.data()[setup.washout * outputs..];
+    let training_fit = Scores::of(&pred, truth, kept)?;
+    Ok(EsnModel {
+        esn,
+        readout,
+        setup,
+        last_output: target.row(steps - 1).to_vec(),
+        last_input: input.row(steps - 1).to_vec(),
+        training_fit,
+        features: Vec::with_capacity(n_features),
+    })
+}
+
+/// Ridge readout by QR: minimises ‖[1, z]·wᵀ − y‖² + λ‖w without bias‖² for the rows of `z`
+/// (`features` columns) and `y` (`outputs` columns).
+fn qr_least_squares(
+    z: &[f64],
+    y: &[f64],
+    features: usize,
+    outputs: usize,
+    ridge: f64,
+) -> Result<Linear, TrainError> {
+    use nalgebra::DMatrix;
+    let rows = z.len() / features;
+    let d = features + 1;
+    let extra = if ridge > 0.0 { features } else { 0 };
+    let mut a = DMatrix::<f64>::zeros(rows + extra, d);
+    let mut b = DMatrix::<f64>::zeros(rows + extra, outputs);
+    for r in 0..rows {
+        a[(r, 0)] = 1.0;
+        for j in 0..features {
+            a[(r, j + 1)] = z[r * features + j];
+        }
+        for o in 0..outputs {
+            b[(r, o)] = y[r * outputs + o];
+        }
+    }
+    let sqrt_ridge = ridge.sqrt();
+    for j in 0..extra {
+        a[(rows + j, j + 1)] = sqrt_ridge;
+    }
+    let qr = a.qr();
+    let qtb = qr.q().transpose() * b;
+    let w = qr
+        .r()
+        .solve_upper_triangular(&qtb)
+        .ok_or(TrainError::Readout(ReadoutError::NotPositiveDefinite))?;
+    let mut weights = echos_core::matrix::Dense::zeros(outputs, d).map_err(|_| {
+        TrainError::Readout(ReadoutError::BadParameter {
+            what: "readout size",
+            value: d as f64,
+        })
+    })?;
+    for o in 0..outputs {
+        for i in 0..d {
+            weights.data[o * d + i] = w[(i, o)];
+        }
+    }
+    Ok(Linear::from_weights(weights)?)
+}
+
+impl EsnModel {
+    /// Reassembles a loaded model, checking that the readout fits the reservoir.
+    pub fn from_parts(
+        esn: Esn<f64>,
+        readout: Linear,
+        setup: ReadoutSetup,
+        last_output: Vec<f64>,
+        last_input: Vec<f64>,
+    ) -> Result<Self, TrainError> {
+        let n_features = esn.units()
+            + if setup.input_features {
+                esn.inputs()
+            } else {
+                0
+            };
+        if readout.units() != n_features {
+            return Err(TrainError::Columns {
+                what: "readout",
+                expected: n_features + 1,
+                got: readout.units() + 1,
+            });
+        }
+        if last_output.len() != readout.outputs() {
+            return Err(TrainError::Columns {
+                what: "last_output",
+                expected: readout.outputs(),
+                got: last_output.len(),
+            });
+        }
+        if last_input.len() != esn.inputs() {
+            return Err(TrainError::Columns {
+                what: "last_input",
+                expected: esn.inputs(),
+                got: last_input.len(),
+            });
+        }
+        if esn.outputs() > 0 && esn.outputs() != readout.outputs() {
+            return Err(TrainError::Columns {
+                what: "feedback weights",
+                expected: readout.outputs(),
+                got: esn.outputs(),
+            });
+        }
+        let nan = f64::NAN;
+        Ok(Self {
+            esn,
+            readout,
+            setup,
+            last_output,
+            last_input,
+            training_fit: Scores {
+                mse: nan,
+                rmse: nan,
+                nrmse: nan,
+                r2: nan,
+                steps: 0,
+            },
+            features: Vec::with_capacity(n_features),
+        })
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.readout.outputs()
+    }
+
+    /// One step with input `u` and (if the reservoir has feedback) the previous output `fb`;
+    /// the prediction goes to `y`.
+    pub fn step(&mut self, u: &[f64], fb: Option<&[f64]>, y: &mut [f64]) -> Result<(), TrainError> {
+        self.esn.step(u, fb)?;
+        features(
+            self.setup.input_features,
+            u,
+            self.esn.state(),
+            &mut self.features,
+        );
+        self.readout.predict(&self.features, y)?;
+        self.last_output.copy_from_slice(y);
+        Ok(())
+    }
+
+    /// Teacher-forced predictions for `input`, continuing from the current state. A model with
+    /// output feedback is fed its own previous prediction (there is no teacher here); use
+    /// [`EsnModel::run_teacher`] to feed a known series.
+    pub fn run(&mut self, input: &Array2) -> Result<Array2, TrainError> {
+        self.run_teacher(input, None)
+    }
+
+    /// Predictions for `input`; with `teacher`, a feedback model is fed teacher(t−1).
+    pub fn run_teacher(
+        &mut self,
+        input: &Array2,
+        teacher: Option<&Array2>,
+    ) -> Result<Array2, TrainError> {
+        if input.cols() != self.esn.inputs() {
+            return Err(TrainError::Columns {
+                what: "input",
+                expected: self.esn.inputs(),
+                got: input.cols(),
+            });
+        }
+        let no = self.outputs();
+        let mut out = vec![0.0; input.rows() * no];
+        let mut prev = self.last_output.clone();
+        for t in 0..input.rows() {
+            if let (Some(tch), true) = (teacher, t > 0) {
+                prev.copy_from_slice(tch.row(t - 1));
+            }
+            let fb = (self.esn.outputs() > 0).then_some(&prev[..]);
+            let (y, _) = out[t * no..].split_at_mut(no);
+            self.step(input.row(t), fb, y)?;
+            if teacher.is_none() {
+                prev.copy_from_slice(y);
+            }
+        }
+        Array2::new(input.rows(), no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+    }
+
+    /// `steps` closed-loop steps from the current state and last output.
+    pub fn generate(&mut self, steps: usize) -> Result<Array2, TrainError> {
+        let no = self.outputs();
+        let ni = self.esn.inputs();
+        let mut out = vec![0.0; steps * no];
+        if self.setup.generative == Generative::None {
+            return Err(TrainError::NotGenerative);
+        }
+        let mut prev = self.last_output.clone();
+        // A feedback model's input is its constant training input (Jaeger's bias input),
+        // stored as `last_input`; a one-step-ahead model's input is its own output.
+        let mut u = match self.setup.generative {
+            Generative::Input => prev.clone(),
+            _ => self.last_input.clone(),
+        };
+        debug_assert_eq!(u.len(), ni);
+        for t in 0..steps {
+            let y = &mut out[t * no..(t + 1) * no];
+            match self.setup.generative {
+                Generative::Input => {
+                    u.copy_from_slice(&prev);
+                    self.step(&u, None, y)?;
+                }
+                _ => self.step(&u, Some(&prev), y)?,
+            }
+            prev.copy_from_slice(y);
+        }
+        Array2::new(steps, no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+    }
+
+    /// Predicts `input` and scores it against `target`, skipping the first `washout` steps.
+    pub fn evaluate(
+        &mut self,
+        input: &Array2,
+        target: &Array2,
+        washout: usize,
+    ) -> Result<Scores, TrainError> {
+        if input.rows() != target.rows() {
+            return Err(TrainError::LengthMismatch {
+                input: input.rows(),
+                target: target.rows(),
+            });
+        }
+        if target.cols() != self.outputs() {
+            return Err(TrainError::Columns {
+                what: "target",
+                expected: self.outputs(),
+                got: target.cols(),
+            });
+        }
+        if washout >= input.rows() {
+            return Err(TrainError::WashoutTooLong {
+                washout,
+                steps: input.rows(),
+            });
+        }
+        let teacher = (self.esn.outputs() > 0).then_some(target);
+        let pred = self.run_teacher(input, teacher)?;
+        let no = self.outputs();
+        Scores::of(
+            &pred.data()[washout * no..],
+            &target.data()[washout * no..],
+            input.rows() - washout,
+        )
+    }
+}
