@@ -20,6 +20,7 @@
 //! indices into an error once, at load time.
 
 pub mod cpu;
+pub mod engine;
 pub mod limits;
 pub mod quant;
 pub mod reservoir;
