@@ -30,6 +30,8 @@ pub struct SellLeaky {
     pub(crate) w_in_t: Vec<f32>,
     /// Bias per slot.
     pub(crate) bias: Vec<f32>,
+    /// Per slice: the length every lane reaches (its shortest row), 0 if it has padding lanes.
+    pub(crate) full: Vec<u32>,
 }
 
 impl SellLeaky {
@@ -86,7 +88,21 @@ impl SellLeaky {
             }
             bias[slot] = p.bias[r];
         }
+        let full = (0..slices)
+            .map(|s| {
+                if (s + 1) * SLICE <= rows {
+                    lens[s * SLICE..(s + 1) * SLICE]
+                        .iter()
+                        .copied()
+                        .min()
+                        .unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+            .collect();
         SellLeaky {
+            full,
             rows,
             cols: w.cols,
             slices,
@@ -104,7 +120,7 @@ impl SellLeaky {
     /// Bytes held (and read once per step).
     pub fn bytes(&self) -> usize {
         4 * (self.perm.len() + self.lens.len() + self.slice_ptr.len() + self.values.len())
-            + 4 * (self.indices.len() + self.w_in_t.len() + self.bias.len())
+            + 4 * (self.indices.len() + self.w_in_t.len() + self.bias.len() + self.full.len())
     }
 
     /// Stored entries including padding.
@@ -184,12 +200,6 @@ pub(crate) mod simd {
         let keep = _mm512_set1_ps(1.0 - leak_rate);
         let a = _mm512_set1_ps(leak_rate);
         let xp = x.as_ptr();
-        let full_len = |s: usize| -> usize {
-            // Lanes of real rows; padding rows have length 0 but count as inactive only.
-            let slot0 = s * SLICE;
-            let n = (m.rows - slot0).min(SLICE);
-            m.lens[slot0..slot0 + n].iter().copied().min().unwrap_or(0) as usize
-        };
         let mut s = 0;
         while s < m.slices {
             let pair = s + 1 < m.slices;
@@ -197,11 +207,7 @@ pub(crate) mod simd {
             let mut done = [0usize; 2];
             if pair {
                 // Both slices have every lane active for k < common.
-                let common = if (s + 2) * SLICE <= m.rows {
-                    full_len(s).min(full_len(s + 1))
-                } else {
-                    0
-                };
+                let common = m.full[s].min(m.full[s + 1]) as usize;
                 let (b0, b1) = (m.slice_ptr[s] as usize, m.slice_ptr[s + 1] as usize);
                 for k in 0..common {
                     // SAFETY: k < min row length of each slice, so the entries are real, inside
