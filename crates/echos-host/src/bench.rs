@@ -320,6 +320,80 @@ mod tests {
     }
 
     #[test]
+    fn bad_bench_parameters_are_errors_before_any_work() {
+        let ok = StepBench {
+            spec: ReservoirSpec::default(),
+            steps: 10,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+        };
+        assert!(ok.run(Kernel::scalar()).is_ok());
+        for bad in [
+            StepBench {
+                steps: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                ensemble: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 4,
+                ensemble: 4,
+                ..ok.clone()
+            },
+            StepBench {
+                repeats: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                threads: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                steps: 100_000_000,
+                batch: 4096,
+                ..ok.clone()
+            },
+            StepBench {
+                spec: ReservoirSpec {
+                    units: 0,
+                    ..ReservoirSpec::default()
+                },
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.run(Kernel::scalar()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bench_report_names_the_kernel_and_a_binding_limit() {
+        let b = StepBench {
+            spec: ReservoirSpec {
+                units: 64,
+                ..ReservoirSpec::default()
+            },
+            steps: 50,
+            batch: 5,
+            ensemble: 1,
+            repeats: 1,
+            threads: 2,
+        };
+        let r = b.run(Kernel::best()).unwrap();
+        assert_eq!(r.kernel, Kernel::best().variant().name());
+        assert!(r.steps_per_s > 0.0 && r.total_steps_per_s > r.steps_per_s);
+        assert!(["bandwidth", "compute"].contains(&r.binding_limit));
+        assert!(r.fraction_of_limit > 0.0);
+    }
+
+    #[test]
     fn median_of_odd_and_even() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
