@@ -121,6 +121,46 @@ fn dense_row(a: DenseRef<'_>, row: usize, x: &[f32]) -> f32 {
     hsum(_mm512_add_ps(acc[0], acc[1]))
 }
 
+/// Four consecutive rows of a dense A·x at once: x is loaded once per block for all four, and
+/// the four rows' accumulator chains overlap. Each row's arithmetic is exactly `dense_row`'s.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn dense_rows4(a: DenseRef<'_>, row0: usize, x: &[f32]) -> [f32; 4] {
+    let n = a.cols;
+    let base = &a.data[row0 * n..(row0 + 4) * n];
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let mut k = 0;
+    while k + LANES <= n {
+        let slot = (k / LANES) & 1;
+        // SAFETY: k + 16 <= n = x.len(), and each row r·n + k + 16 <= 4·n = base.len().
+        unsafe {
+            let g = _mm512_loadu_ps(x.as_ptr().add(k));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let v = _mm512_loadu_ps(base.as_ptr().add(r * n + k));
+                acc_r[slot] = _mm512_fmadd_ps(v, g, acc_r[slot]);
+            }
+        }
+        k += LANES;
+    }
+    if k < n {
+        let m: __mmask16 = (1u32 << (n - k)).wrapping_sub(1) as u16;
+        let slot = (k / LANES) & 1;
+        // SAFETY: only lanes below n are loaded.
+        unsafe {
+            let g = _mm512_maskz_loadu_ps(m, x.as_ptr().add(k));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let v = _mm512_maskz_loadu_ps(m, base.as_ptr().add(r * n + k));
+                acc_r[slot] = _mm512_fmadd_ps(v, g, acc_r[slot]);
+            }
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for (o, acc_r) in out.iter_mut().zip(acc) {
+        *o = hsum(_mm512_add_ps(acc_r[0], acc_r[1]));
+    }
+    out
+}
+
 #[target_feature(enable = "avx512f")]
 pub(crate) fn csr_matvec(a: CsrRef<'_>, x: &[f32], y: &mut [f32]) {
     for (row, yr) in y.iter_mut().enumerate() {
@@ -130,8 +170,13 @@ pub(crate) fn csr_matvec(a: CsrRef<'_>, x: &[f32], y: &mut [f32]) {
 
 #[target_feature(enable = "avx512f")]
 pub(crate) fn dense_matvec(a: DenseRef<'_>, x: &[f32], y: &mut [f32]) {
-    for (row, yr) in y.iter_mut().enumerate() {
-        *yr = dense_row(a, row, x);
+    let mut quads = y.chunks_exact_mut(4);
+    for (q, yq) in quads.by_ref().enumerate() {
+        yq.copy_from_slice(&dense_rows4(a, 4 * q, x));
+    }
+    let done = a.rows / 4 * 4;
+    for (r, yr) in quads.into_remainder().iter_mut().enumerate() {
+        *yr = dense_row(a, done + r, x);
     }
 }
 
@@ -150,13 +195,25 @@ pub(crate) fn leaky_step_rows(
     let mut pre = [0.0f32; LANES];
     for (c, out) in x_next.chunks_mut(LANES).enumerate() {
         let i0 = start + c * LANES;
-        for (l, slot) in pre.iter_mut().enumerate().take(out.len()) {
-            let i = i0 + l;
-            let wx = match w {
-                WeightsRef::Csr(m) => csr_row(m, i, x),
-                WeightsRef::Dense(m) => dense_row(m, i, x),
-            };
-            *slot = scalar::input_and_bias(&p, i, u, wx);
+        let mut l = 0;
+        while l < out.len() {
+            match w {
+                WeightsRef::Dense(m) if l + 4 <= out.len() => {
+                    let wx = dense_rows4(m, i0 + l, x);
+                    for (r, &v) in wx.iter().enumerate() {
+                        pre[l + r] = scalar::input_and_bias(&p, i0 + l + r, u, v);
+                    }
+                    l += 4;
+                }
+                _ => {
+                    let wx = match w {
+                        WeightsRef::Csr(m) => csr_row(m, i0 + l, x),
+                        WeightsRef::Dense(m) => dense_row(m, i0 + l, x),
+                    };
+                    pre[l] = scalar::input_and_bias(&p, i0 + l, u, wx);
+                    l += 1;
+                }
+            }
         }
         let m: __mmask16 = (1u32 << out.len()).wrapping_sub(1) as u16;
         // SAFETY: lanes below out.len() are in bounds of `pre`, of `x` (i0 + l < rows.end <=
