@@ -28,7 +28,7 @@ else
     ECHOS=(./target/release/examples/esn_bench)
 fi
 
-rpy() { # units -> median steps/s of ReservoirPy's Reservoir.run over STEPS steps
+rpy() { # units -> "wall cpu": median steps/s of ReservoirPy's Reservoir.run (wall, per CPU-s)
     "$VENV/bin/python" - "$1" "$STEPS" "$REPEATS" <<'PY'
 import sys, time, statistics
 import numpy as np
@@ -38,12 +38,13 @@ units, steps, repeats = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 x = np.random.default_rng(0).uniform(-1, 1, (steps, 1))
 res = Reservoir(units=units, lr=0.3, sr=0.9, rc_connectivity=0.1, seed=42)
 res.run(x[:100])  # initialise and warm up
-rates = []
+rates, cpu_rates = [], []
 for _ in range(repeats):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res.run(x)
     rates.append(steps / (time.perf_counter() - t))
-print(statistics.median(rates))
+    cpu_rates.append(steps / max(time.process_time() - c, 1e-9))
+print(statistics.median(rates), statistics.median(cpu_rates))
 PY
 }
 
@@ -51,20 +52,24 @@ field() { # json key -> value
     python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d[sys.argv[1]])' "$1"
 }
 
-printf '%-28s %14s %14s %9s  %s\n' "case" "reservoirpy" "echos" "ratio" "echos kernel"
+ratio() { python3 -c "print(f'{$1/$2:.1f}x')"; }
+printf '%-28s %12s %12s %8s | %12s %12s %8s  %s\n' "case" "rpy wall" "echos wall" "ratio" "rpy CPU" "echos CPU" "ratio" "kernel"
+row() { # name rpy_wall rpy_cpu echos_wall echos_cpu kernel
+    printf '%-28s %12.0f %12.0f %8s | %12.0f %12.0f %8s  %s\n' "$1" "$2" "$4" "$(ratio "$4" "$2")" "$3" "$5" "$(ratio "$5" "$3")" "$6"
+}
 for n in 100 500 1000; do
-    r=$(rpy "$n")
+    read -r rw rc <<<"$(rpy "$n")"
     line=$("${ECHOS[@]}" --units "$n" --connectivity 0.1 --steps "$STEPS" --batch 1 --repeats "$REPEATS" --json)
-    e=$(echo "$line" | field steps_per_s)
-    k=$(echo "$line" | field kernel)
-    printf '%-28s %14.0f %14.0f %8.1fx  %s\n' "single N=$n" "$r" "$e" "$(python3 -c "print($e/$r)")" "$k"
+    row "single N=$n" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
     if [ "$n" = 1000 ]; then
         line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --repeats "$REPEATS" --json)
         e=$(echo "$line" | field steps_per_s)
-        tot=$(echo "$line" | field total_steps_per_s)
-        printf '%-28s %14.0f %14.0f %8.1fx  %s\n' "batch 32 N=1000 (per seq)" "$r" "$e" "$(python3 -c "print($e/$r)")" "$k"
-        printf '%-28s %14.0f %14.0f %8.1fx  %s\n' "batch 32 N=1000 (all seqs)" "$r" "$tot" "$(python3 -c "print($tot/$r)")" "$k"
+        ec=$(echo "$line" | field steps_per_cpu_s)
+        k=$(echo "$line" | field step_kernel)
+        row "batch 32 N=1000 (per seq)" "$rw" "$rc" "$e" "$ec" "$k"
+        row "batch 32 N=1000 (all seqs)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
     fi
 done
-echo "ratios: echos steps/s divided by ReservoirPy's, both medians of $REPEATS runs in this run;" \
+echo "ratios: echos steps/s divided by ReservoirPy's, medians of $REPEATS runs each, measured in this run;" \
+     "CPU columns count steps per CPU-second of the working threads (robust to other processes);" \
      "'all seqs' counts the 32 sequences' steps together (ReservoirPy runs one sequence at a time)."
