@@ -2,7 +2,9 @@
 //! gathers from a vector (the single-sequence sparse step is gather-bound) and the rate of
 //! separate multiply + add per lane (the batched step is arithmetic-bound). Timed by the host.
 
-use super::{Kernel, Variant};
+use super::Kernel;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use super::Variant;
 
 /// Sum of x[idx[k]] over all k, gathering 16 (AVX-512) or 8 (AVX2) at a time into four
 /// independent accumulators; indices are clamped to x.len() − 1. Scalar: plain loads.

@@ -16,6 +16,11 @@ pub const SLICE: usize = 16;
 pub struct SellLeaky {
     pub(crate) rows: usize,
     pub(crate) cols: usize,
+    // Read by the SIMD steps only, which soft-float targets do not build.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(dead_code)
+    )]
     pub(crate) slices: usize,
     pub(crate) inputs: usize,
     /// Original row of each slot (slot = slice·16 + lane); padding slots point at row 0.
