@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use echos_host::model_file;
 use echos_host::tasks::{self, TaskName, TaskOptions};
-use echos_host::training::{Generative, TrainOptions};
+use echos_host::training::{Generative, Solver, TrainOptions};
 use echos_host::{read_array, write_array, Array2};
 
 #[derive(Subcommand)]
@@ -49,6 +49,14 @@ enum TopologyArg {
     DelayLine,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum SolverArg {
+    /// Ridge by Cholesky on the accumulated XᵀX (little memory).
+    NormalEquations,
+    /// Householder QR of the state matrix (more accurate at tiny ridge).
+    Qr,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// Input series (.npy or .csv): time steps × input features.
@@ -86,8 +94,21 @@ pub struct TrainArgs {
     input_features: bool,
     /// Train for closed-loop generation with the target as the next input (one-step-ahead
     /// prediction; needs as many inputs as outputs).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "feedback")]
     generative: bool,
+    /// Train with output feedback (Jaeger's generator setup): the target is fed back through
+    /// feedback weights, teacher-forced in training; `generate` then runs on the last input.
+    #[arg(long)]
+    feedback: bool,
+    /// Feedback weights ~ U[−s, s] (with --feedback).
+    #[arg(long, default_value_t = 0.5)]
+    feedback_scaling: f64,
+    /// State noise U[−n, n] added during training (regularises --feedback models).
+    #[arg(long, default_value_t = 0.0)]
+    noise: f64,
+    /// Least-squares method of the readout.
+    #[arg(long, value_enum, default_value_t = SolverArg::NormalEquations)]
+    solver: SolverArg,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long)]
@@ -185,8 +206,16 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         input_features: a.input_features,
         generative: if a.generative {
             Generative::Input
+        } else if a.feedback {
+            Generative::Feedback
         } else {
             Generative::None
+        },
+        feedback_scaling: a.feedback_scaling,
+        noise: a.noise,
+        solver: match a.solver {
+            SolverArg::NormalEquations => Solver::NormalEquations,
+            SolverArg::Qr => Solver::Qr,
         },
         seed: a.seed,
     };

@@ -347,3 +347,64 @@ fn generate_continues_a_one_step_ahead_model_deterministically() {
         "{first}"
     );
 }
+
+#[test]
+fn feedback_model_generates_the_continuation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Teacher: a sine; input: a constant bias column (Jaeger's generator setup).
+    let s: Vec<f64> = (0..620).map(|t| (t as f64 * 0.25).sin() * 0.5).collect();
+    let x: String = (0..600).map(|_| "0.2\n").collect();
+    let y: String = s[..600].iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(d.join("x.csv"), x).unwrap();
+    std::fs::write(d.join("y.csv"), y).unwrap();
+    echos()
+        .current_dir(d)
+        .args([
+            "esn",
+            "train",
+            "--feedback",
+            "--units",
+            "60",
+            "--leak-rate",
+            "0.5",
+            "--spectral-radius",
+            "0.8",
+            "--solver",
+            "qr",
+            "--ridge",
+            "1e-10",
+            "--input",
+            "x.csv",
+            "--target",
+            "y.csv",
+            "--model",
+            "fb.safetensors",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"training\""));
+    let out = echos()
+        .current_dir(d)
+        .args([
+            "esn",
+            "generate",
+            "--steps",
+            "20",
+            "--model",
+            "fb.safetensors",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let gen: Vec<f64> = text.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(gen.len(), 20);
+    for (k, g) in gen.iter().enumerate() {
+        assert!(
+            (g - s[600 + k]).abs() < 0.05,
+            "step {k}: {g} vs {}",
+            s[600 + k]
+        );
+    }
+}

@@ -393,12 +393,15 @@ impl Rls {
                 *w += e * k / gamma;
             }
         }
+        // P stays exactly symmetric: the upper triangle is computed and mirrored, since a P that
+        // drifts from symmetry is the classic way RLS loses positive definiteness.
         let inv_l = 1.0 / self.forgetting;
         for i in 0..d {
             let ki = self.pz[i] / gamma;
-            for j in 0..d {
-                let v = &mut self.p[i * d + j];
-                *v = (*v - ki * self.pz[j]) * inv_l;
+            for j in i..d {
+                let v = (self.p[i * d + j] - ki * self.pz[j]) * inv_l;
+                self.p[i * d + j] = v;
+                self.p[j * d + i] = v;
             }
         }
         Ok(())
@@ -406,6 +409,11 @@ impl Rls {
 
     pub fn readout(&self) -> &Linear {
         &self.readout
+    }
+
+    /// The inverse correlation matrix P, (1+units)² row-major (for inspection and tests).
+    pub fn inverse_correlation(&self) -> &[f64] {
+        &self.p
     }
 }
 

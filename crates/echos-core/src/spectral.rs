@@ -421,8 +421,8 @@ fn ritz_vector_last_component(hk: &[f64], k: usize, theta: Complex) -> f64 {
 }
 
 /// Eigenvalues of a real upper-Hessenberg `n × n` matrix (row-major) by the Francis
-/// double-shift QR algorithm (EISPACK `hqr`). `None` if an eigenvalue needs more than 60
-/// iterations.
+/// double-shift QR algorithm (EISPACK `hqr`, with dlahqr's alternating exceptional shifts and
+/// iteration budget). `None` if an eigenvalue needs more than 30·max(10, n) iterations.
 pub fn hessenberg_eigenvalues(h: &[f64], n: usize) -> Option<Vec<Complex>> {
     // 1-based indexing mirrors the published algorithm and keeps the translation checkable.
     let mut a = vec![0.0; (n + 1) * (n + 1)];
@@ -440,6 +440,8 @@ pub fn hessenberg_eigenvalues(h: &[f64], n: usize) -> Option<Vec<Complex>> {
             anorm += a[ix(i, j)].abs();
         }
     }
+    // LAPACK's iteration budget per active block.
+    let max_its = 30 * n.max(10);
     let mut nn = n;
     let mut t = 0.0;
     let (mut p, mut q, mut r): (f64, f64, f64);
@@ -488,16 +490,22 @@ pub fn hessenberg_eigenvalues(h: &[f64], n: usize) -> Option<Vec<Complex>> {
                     }
                     nn = nn.saturating_sub(2);
                 } else {
-                    if its == 60 {
+                    if its == max_its {
                         return None;
                     }
-                    if its == 10 || its == 20 || its == 40 {
-                        // Exceptional shift to break a cycle.
+                    if its > 0 && its % 10 == 0 {
+                        // Exceptional shift to break a cycle (permutation-like and defective
+                        // blocks stall the standard shift), alternating, as LAPACK's dlahqr does,
+                        // between the bottom and the top of the active block.
                         t += x;
                         for i in 1..=nn {
                             a[ix(i, i)] -= x;
                         }
-                        let s = a[ix(nn, nn - 1)].abs() + a[ix(nn - 1, nn - 2)].abs();
+                        let s = if (its / 10) % 2 == 1 {
+                            a[ix(nn, nn - 1)].abs() + a[ix(nn - 1, nn - 2)].abs()
+                        } else {
+                            a[ix(l + 1, l)].abs() + a[ix(l + 2, l + 1)].abs()
+                        };
                         x = 0.75 * s;
                         y = x;
                         w = -0.4375 * s * s;

@@ -182,6 +182,13 @@ fn rls_equals_regularised_least_squares_and_converges_to_ridge() {
             assert!((w - fit.weights.get(o, c)).abs() < 1e-5, "RLS vs ridge");
         }
     }
+    // P is kept exactly symmetric.
+    let p = rls.inverse_correlation();
+    for i in 0..=d {
+        for j in 0..=d {
+            assert_eq!(p[i * (d + 1) + j].to_bits(), p[j * (d + 1) + i].to_bits());
+        }
+    }
     assert!(Rls::new(d, 1, 0.0, 1.0).is_err());
     assert!(Rls::new(d, 1, 1.2, 1.0).is_err());
     assert!(Rls::new(d, 1, 0.99, 0.0).is_err());

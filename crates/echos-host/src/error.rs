@@ -17,11 +17,12 @@ pub enum DataError {
     },
     #[error("{path}: unknown file type (expected a .npy or .csv extension)")]
     UnknownExtension { path: PathBuf },
-    #[error("{path}: {source}")]
+    /// A format error with the file it is in. The inner error is part of the message and
+    /// deliberately not a `source()`, so error chains do not print it twice.
+    #[error("{path}: {error}")]
     InFile {
         path: PathBuf,
-        #[source]
-        source: Box<DataError>,
+        error: Box<DataError>,
     },
 
     // .npy
@@ -85,7 +86,7 @@ impl DataError {
             e @ (DataError::Read { .. } | DataError::Write { .. } | DataError::InFile { .. }) => e,
             e => DataError::InFile {
                 path: path.into(),
-                source: Box::new(e),
+                error: Box::new(e),
             },
         }
     }
@@ -93,7 +94,7 @@ impl DataError {
     /// The innermost error (inside any `InFile` wrapper), for callers that match on the kind.
     pub fn kind(&self) -> &DataError {
         match self {
-            DataError::InFile { source, .. } => source.kind(),
+            DataError::InFile { error, .. } => error.kind(),
             e => e,
         }
     }

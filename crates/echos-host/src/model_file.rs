@@ -489,6 +489,9 @@ mod tests {
             washout: 100,
             input_features,
             generative: Generative::None,
+            feedback_scaling: 0.0,
+            noise: 0.0,
+            solver: crate::training::Solver::NormalEquations,
             seed: 11,
         };
         let model = training::train(&opts, &input, &target).unwrap();

@@ -33,6 +33,8 @@ pub enum TrainError {
     },
     #[error("washout ({washout}) must be smaller than the number of time steps ({steps})")]
     WashoutTooLong { washout: usize, steps: usize },
+    #[error("the model's output became NaN or infinite (the closed loop or the input drove it out of range)")]
+    NonFiniteOutput,
     #[error("closed-loop generation needs a model trained with --generative (output fed back as input) or with output feedback")]
     NotGenerative,
     #[error(
@@ -100,6 +102,11 @@ pub struct TrainOptions {
     pub washout: usize,
     pub input_features: bool,
     pub generative: Generative,
+    /// W_fb ~ U[−feedback_scaling, feedback_scaling] when `generative` is `Feedback`.
+    pub feedback_scaling: f64,
+    /// State noise U[−noise, noise] added during training (regularises feedback models).
+    pub noise: f64,
+    pub solver: Solver,
     pub seed: u64,
 }
 
@@ -165,6 +172,7 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         bias_scaling: opts.bias_scaling,
         connectivity: opts.connectivity,
         topology: opts.topology,
+        feedback_scaling: opts.feedback_scaling,
         seed: opts.seed,
         ..EsnConfig::default()
     };
@@ -174,9 +182,9 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         washout: opts.washout,
         input_features: opts.input_features,
         generative: opts.generative,
-        solver: Solver::NormalEquations,
+        solver: opts.solver,
     };
-    fit(esn, setup, input, target, 0.0, 0)
+    fit(esn, setup, input, target, opts.noise, opts.seed)
 }
 
 /// Teacher-forced training of `esn` (from its current state) with optional state noise
@@ -457,7 +465,7 @@ impl EsnModel {
                 prev.copy_from_slice(y);
             }
         }
-        Array2::new(input.rows(), no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// `steps` closed-loop steps from the current state and last output.
@@ -487,7 +495,7 @@ impl EsnModel {
             }
             prev.copy_from_slice(y);
         }
-        Array2::new(steps, no, out).map_err(|_| TrainError::Step(StepError::NonFiniteInput))
+        Array2::new(steps, no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
     /// Predicts `input` and scores it against `target`, skipping the first `washout` steps.
