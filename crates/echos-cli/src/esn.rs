@@ -22,6 +22,8 @@ pub enum EsnCommand {
     Generate(GenerateArgs),
     /// Predict an input series and score it against a target (mse, rmse, nrmse, r2).
     Eval(EvalArgs),
+    /// Measure steps/s of the engine's best kernel on this CPU (medians; --json for scripts).
+    Bench(crate::esn_bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +162,7 @@ pub fn run(cmd: EsnCommand) -> anyhow::Result<()> {
         EsnCommand::Run(a) => run_model(a),
         EsnCommand::Generate(a) => generate(a),
         EsnCommand::Eval(a) => eval(a),
+        EsnCommand::Bench(a) => crate::esn_bench::run(a),
     }
 }
 

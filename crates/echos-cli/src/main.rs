@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod esn;
+mod esn_bench;
 mod progress;
 mod rwkv;
 

@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod esn;
 pub mod history;
 pub mod integer;
+pub mod kernels;
 pub mod matrix;
 pub mod metrics;
 pub mod model;

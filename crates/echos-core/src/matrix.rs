@@ -186,6 +186,10 @@ impl<T: Scalar> Dense<T> {
     /// engine checks dimensions where user input enters).
     pub fn matvec(&self, x: &[T], y: &mut [T]) {
         self.check_dims(x, y);
+        y.fill(T::zero());
+        if T::dense_matvec_add_simd(self.cols, &self.data, x, y) {
+            return;
+        }
         for (r, yr) in y.iter_mut().enumerate() {
             *yr = dot_dense_row(self.row(r), x, T::zero());
         }
@@ -194,6 +198,9 @@ impl<T: Scalar> Dense<T> {
     /// y += A x (each row's sum starts from the existing y value).
     pub fn matvec_add(&self, x: &[T], y: &mut [T]) {
         self.check_dims(x, y);
+        if T::dense_matvec_add_simd(self.cols, &self.data, x, y) {
+            return;
+        }
         for (r, yr) in y.iter_mut().enumerate() {
             *yr = dot_dense_row(self.row(r), x, *yr);
         }
@@ -360,6 +367,10 @@ impl<T: Scalar> Csr<T> {
     /// y = A x. Panics on a dimension mismatch (see `Dense::matvec`).
     pub fn matvec(&self, x: &[T], y: &mut [T]) {
         self.check_dims(x, y);
+        y.fill(T::zero());
+        if T::csr_matvec_add_simd(self.cols, &self.indptr, &self.indices, &self.values, x, y) {
+            return;
+        }
         for (r, yr) in y.iter_mut().enumerate() {
             let k = self.row_range(r);
             *yr = dot_csr_row(&self.indices[k.clone()], &self.values[k], x, T::zero());
@@ -369,6 +380,9 @@ impl<T: Scalar> Csr<T> {
     /// y += A x.
     pub fn matvec_add(&self, x: &[T], y: &mut [T]) {
         self.check_dims(x, y);
+        if T::csr_matvec_add_simd(self.cols, &self.indptr, &self.indices, &self.values, x, y) {
+            return;
+        }
         for (r, yr) in y.iter_mut().enumerate() {
             let k = self.row_range(r);
             *yr = dot_csr_row(&self.indices[k.clone()], &self.values[k], x, *yr);

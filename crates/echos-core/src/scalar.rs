@@ -41,10 +41,39 @@ pub trait Scalar:
     fn is_finite(self) -> bool;
     /// The larger of two values; NaN in `self` propagates (so ReLU does not hide a NaN state).
     fn max(self, other: Self) -> Self;
+    /// y += A·x (CSR) by a SIMD kernel giving the portable loop's exact bits; false = not taken.
+    fn csr_matvec_add_simd(
+        _cols: usize,
+        _indptr: &[u32],
+        _indices: &[u32],
+        _values: &[Self],
+        _x: &[Self],
+        _y: &mut [Self],
+    ) -> bool {
+        false
+    }
+    /// y += A·x (dense row-major) likewise; false = not taken.
+    fn dense_matvec_add_simd(_cols: usize, _data: &[Self], _x: &[Self], _y: &mut [Self]) -> bool {
+        false
+    }
 }
 
 impl Scalar for f32 {
     const NAME: &'static str = "f32";
+
+    fn csr_matvec_add_simd(
+        cols: usize,
+        indptr: &[u32],
+        indices: &[u32],
+        values: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+    ) -> bool {
+        crate::kernels::engine::csr_matvec_add_lanes8_f32(cols, indptr, indices, values, x, y)
+    }
+    fn dense_matvec_add_simd(cols: usize, data: &[f32], x: &[f32], y: &mut [f32]) -> bool {
+        crate::kernels::engine::dense_matvec_add_lanes8_f32(cols, data, x, y)
+    }
 
     #[inline]
     fn from_f64(x: f64) -> Self {

@@ -1,0 +1,674 @@
+//! Benchmark support for the reservoir kernels: random reservoirs of a given size and
+//! connectivity, the read bandwidth of a working set, and the physical time limit of a step
+//! (bytes read per step ÷ bandwidth for that working-set size).
+
+use cpu_time::ProcessTime;
+use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
+use echos_core::kernels::{limits, Kernel, KernelError};
+use std::hint::black_box;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Why a benchmark reservoir could not be made.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// A size or rate is out of range.
+    #[error("{what} = {value} is out of range: {why}")]
+    Parameter {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    /// The kernels refused the reservoir (shape, variant, …).
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// SplitMix64: the benchmark's own deterministic generator (speed does not depend on weights).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 53 bits.
+    pub fn uniform01(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Parameters of a benchmark reservoir.
+#[derive(Clone, Copy, Debug)]
+pub struct ReservoirSpec {
+    /// Reservoir units N.
+    pub units: usize,
+    /// Inputs.
+    pub inputs: usize,
+    /// Fraction of non-zero recurrent weights; 1.0 builds a dense matrix.
+    pub connectivity: f64,
+    /// Target spectral radius (circular-law estimate, see [`random_reservoir`]).
+    pub spectral_radius: f64,
+    /// Leak rate a.
+    pub leak_rate: f32,
+    /// Input weights are uniform in [−input_scaling, input_scaling].
+    pub input_scaling: f32,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for ReservoirSpec {
+    fn default() -> Self {
+        ReservoirSpec {
+            units: 100,
+            inputs: 1,
+            connectivity: 0.1,
+            spectral_radius: 0.9,
+            leak_rate: 0.3,
+            input_scaling: 1.0,
+            seed: 42,
+        }
+    }
+}
+
+/// Largest reservoir the benchmark builds (the dense form would need 4·N² bytes).
+pub const MAX_UNITS: usize = 1 << 16;
+
+/// A random reservoir: each weight present with probability `connectivity`, uniform in
+/// [−1, 1], scaled by the circular law (radius ≈ σ·√(N·p), σ² = 1/3) to the target spectral
+/// radius — an estimate that is close for these sizes; the tasks scale exactly with the engine's
+/// spectral module. Input weights uniform in [−1, 1], bias uniform in [−0.1, 0.1].
+pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchError> {
+    let n = spec.units;
+    if n == 0 || n > MAX_UNITS {
+        return Err(BenchError::Parameter {
+            what: "units",
+            value: n.to_string(),
+            why: "must be in 1..=65536",
+        });
+    }
+    if !(spec.connectivity > 0.0 && spec.connectivity <= 1.0) {
+        return Err(BenchError::Parameter {
+            what: "connectivity",
+            value: spec.connectivity.to_string(),
+            why: "must be in (0, 1]",
+        });
+    }
+    if spec.inputs > 4096 {
+        return Err(BenchError::Parameter {
+            what: "inputs",
+            value: spec.inputs.to_string(),
+            why: "must be at most 4096",
+        });
+    }
+    if !(spec.input_scaling.is_finite() && spec.input_scaling >= 0.0) {
+        return Err(BenchError::Parameter {
+            what: "input_scaling",
+            value: spec.input_scaling.to_string(),
+            why: "must be finite and non-negative",
+        });
+    }
+    if !(spec.spectral_radius.is_finite() && spec.spectral_radius >= 0.0) {
+        return Err(BenchError::Parameter {
+            what: "spectral_radius",
+            value: spec.spectral_radius.to_string(),
+            why: "must be finite and non-negative",
+        });
+    }
+    let mut rng = SplitMix64(spec.seed);
+    let density = spec.connectivity;
+    let scale = spec.spectral_radius / ((1.0 / 3.0) * n as f64 * density).sqrt();
+    let weights = if density >= 1.0 {
+        OwnedWeights::Dense(
+            (0..n * n)
+                .map(|_| ((rng.uniform01() * 2.0 - 1.0) * scale) as f32)
+                .collect(),
+        )
+    } else {
+        let mut indptr = Vec::with_capacity(n + 1);
+        indptr.push(0u32);
+        let expected = (n as f64 * n as f64 * density * 1.1) as usize + 16;
+        let (mut indices, mut values) =
+            (Vec::with_capacity(expected), Vec::with_capacity(expected));
+        for _ in 0..n {
+            for c in 0..n {
+                if rng.uniform01() < density {
+                    indices.push(c as u32);
+                    values.push(((rng.uniform01() * 2.0 - 1.0) * scale) as f32);
+                }
+            }
+            indptr.push(indices.len() as u32);
+        }
+        OwnedWeights::Csr {
+            indptr,
+            indices,
+            values,
+        }
+    };
+    let w_in = (0..n * spec.inputs)
+        .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
+        .collect();
+    let bias = (0..n)
+        .map(|_| ((rng.uniform01() * 2.0 - 1.0) * 0.1) as f32)
+        .collect();
+    Ok(FusedReservoir::new(
+        n,
+        spec.inputs,
+        weights,
+        w_in,
+        bias,
+        spec.leak_rate,
+    )?)
+}
+
+/// Median of the samples (sorted copy); NaN for none.
+pub fn median(samples: &[f64]) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        0.5 * (s[m - 1] + s[m])
+    }
+}
+
+/// Read bandwidth (bytes/s) for a working set of `bytes`, streamed repeatedly by `kernel`:
+/// the median over `repeats` timings of ≥ 2 ms each. This is the ceiling for a kernel that
+/// reads that many bytes per step from the same cache level.
+pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
+    let n = (bytes / 4).max(16);
+    let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+    black_box(kernel.read_sum(&data)); // warm the caches
+    let mut passes = 1usize;
+    loop {
+        let t = cpu_time::ThreadTime::now();
+        for _ in 0..passes {
+            black_box(kernel.read_sum(black_box(&data)));
+        }
+        if t.elapsed().as_secs_f64() > 2e-3 {
+            break;
+        }
+        passes *= 2;
+    }
+    let samples: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let t = cpu_time::ThreadTime::now();
+            for _ in 0..passes {
+                black_box(kernel.read_sum(black_box(&data)));
+            }
+            (n * 4 * passes) as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&samples)
+}
+
+/// Times `f` (which does `work` units per call) until ≥ 2 ms per sample; median units per
+/// CPU-second of this thread, so other processes on the cores do not lower the limit.
+fn rate(repeats: usize, work: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut calls = 1usize;
+    loop {
+        let t = cpu_time::ThreadTime::now();
+        for _ in 0..calls {
+            f();
+        }
+        if t.elapsed().as_secs_f64() > 2e-3 {
+            break;
+        }
+        calls *= 2;
+    }
+    let samples: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let t = cpu_time::ThreadTime::now();
+            for _ in 0..calls {
+                f();
+            }
+            work * calls as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&samples)
+}
+
+/// Gathered elements per second for gathers of `x` at `indices` (the sparse step's pattern).
+pub fn gather_rate(kernel: Kernel, x_len: usize, indices: &[u32]) -> f64 {
+    let x: Vec<f32> = (0..x_len.max(1)).map(|i| (i % 5) as f32).collect();
+    rate(5, indices.len() as f64, || {
+        black_box(limits::gather_sum(
+            kernel,
+            black_box(&x),
+            black_box(indices),
+        ));
+    })
+}
+
+/// Lane multiply-adds (separate mul and add, as the batched kernel does) per second.
+pub fn muladd_rate(kernel: Kernel) -> f64 {
+    let lanes = limits::muladd_spin(kernel, 1, 0.0).1;
+    rate(5, (10_000 * lanes) as f64, || {
+        black_box(limits::muladd_spin(kernel, 10_000, black_box(1e-9)));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_reservoir_has_the_requested_shape_and_density() {
+        let r = random_reservoir(&ReservoirSpec {
+            units: 300,
+            connectivity: 0.1,
+            ..Default::default()
+        })
+        .unwrap();
+        let c = r.csr_ref().unwrap();
+        assert_eq!(c.rows(), 300);
+        let density = c.nnz() as f64 / 90_000.0;
+        assert!((density - 0.1).abs() < 0.01, "density {density}");
+        let d = random_reservoir(&ReservoirSpec {
+            units: 20,
+            connectivity: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(d.csr_ref().is_none());
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        for spec in [
+            ReservoirSpec {
+                units: 0,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                units: MAX_UNITS + 1,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: 0.0,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: f64::NAN,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: 1.5,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                spectral_radius: f64::INFINITY,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                leak_rate: 0.0,
+                ..Default::default()
+            },
+        ] {
+            assert!(random_reservoir(&spec).is_err(), "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn bad_bench_parameters_are_errors_before_any_work() {
+        let ok = StepBench {
+            spec: ReservoirSpec::default(),
+            steps: 10,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+        };
+        assert!(ok.run(Kernel::scalar()).is_ok());
+        for bad in [
+            StepBench {
+                steps: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                ensemble: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 4,
+                ensemble: 4,
+                ..ok.clone()
+            },
+            StepBench {
+                repeats: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                threads: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                steps: 100_000_000,
+                batch: 4096,
+                ..ok.clone()
+            },
+            StepBench {
+                spec: ReservoirSpec {
+                    units: 0,
+                    ..ReservoirSpec::default()
+                },
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.run(Kernel::scalar()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bench_report_names_the_kernel_and_a_binding_limit() {
+        let b = StepBench {
+            spec: ReservoirSpec {
+                units: 64,
+                ..ReservoirSpec::default()
+            },
+            steps: 50,
+            batch: 5,
+            ensemble: 1,
+            repeats: 1,
+            threads: 2,
+        };
+        let r = b.run(Kernel::best()).unwrap();
+        assert_eq!(r.kernel, Kernel::best().variant().name());
+        assert!(r.steps_per_s > 0.0 && r.total_steps_per_s > r.steps_per_s);
+        assert!(["bandwidth", "compute"].contains(&r.binding_limit));
+        assert!(r.fraction_of_limit > 0.0);
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}
+
+/// What `echos esn bench` measures.
+#[derive(Clone, Debug)]
+pub struct StepBench {
+    /// The reservoir (its seed is offset per ensemble member).
+    pub spec: ReservoirSpec,
+    /// Time steps per timed run.
+    pub steps: usize,
+    /// Sequences through one reservoir (1 = single sequence).
+    pub batch: usize,
+    /// Independent reservoirs stepped together (1 = none).
+    pub ensemble: usize,
+    /// Timed runs; the report gives their median.
+    pub repeats: usize,
+    /// Threads for batch and ensemble runs.
+    pub threads: usize,
+}
+
+/// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
+/// reservoir for ensembles), the median over the timed runs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepBenchReport {
+    pub kernel: &'static str,
+    pub units: usize,
+    pub connectivity: f64,
+    pub nnz: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub ensemble: usize,
+    pub threads: usize,
+    pub steps_per_s: f64,
+    pub steps_per_s_runs: Vec<f64>,
+    /// The same per CPU-second of the working threads (process CPU time ÷ threads): what the
+    /// hardware does when other processes take turns on the cores; wall-clock is the figure.
+    pub steps_per_cpu_s: f64,
+    /// steps_per_s × batch × ensemble.
+    pub total_steps_per_s: f64,
+    /// Bytes of weights and state one thread reads per step of its group (the matrix once).
+    pub bytes_per_step: usize,
+    /// Weights plus states one thread touches: the working set whose bandwidth binds.
+    pub working_set_bytes: usize,
+    /// Read bandwidth measured for that working set with the same kernel variant, one thread.
+    pub bandwidth_bytes_per_s: f64,
+    /// Per-sequence steps/s if every step only had to read its bytes at that bandwidth.
+    pub bandwidth_limit_steps_per_s: f64,
+    /// steps_per_cpu_s ÷ bandwidth_limit_steps_per_s (1.0 = at the limit; limits and this
+    /// ratio use CPU time, so a shared machine does not distort them).
+    pub fraction_of_bandwidth_limit: f64,
+    /// What the compute limit counts: `gathers` (sparse single sequence / ensemble),
+    /// `mul-adds` (batched and dense).
+    pub compute_limit_kind: &'static str,
+    /// Per-sequence steps/s if the step only had to do its gathers or mul-adds at the rate
+    /// measured on this CPU with the same variant (one thread).
+    pub compute_limit_steps_per_s: f64,
+    /// `bandwidth` or `compute`: the lower of the two limits.
+    pub binding_limit: &'static str,
+    /// steps_per_cpu_s ÷ the lower limit.
+    pub fraction_of_limit: f64,
+    /// The code that ran, e.g. `avx512-sell16`, `avx512-batch`, `scalar-csr`.
+    pub step_kernel: &'static str,
+    /// Bytes held per reservoir: weights, input weights, bias, state buffers.
+    pub reservoir_bytes: usize,
+}
+
+impl StepBench {
+    fn check(&self) -> Result<(), BenchError> {
+        let bad = |what, value: usize, why| {
+            Err(BenchError::Parameter {
+                what,
+                value: value.to_string(),
+                why,
+            })
+        };
+        if self.steps == 0 || self.steps > 100_000_000 {
+            return bad("steps", self.steps, "must be in 1..=100000000");
+        }
+        if self.batch == 0 || self.batch > 4096 {
+            return bad("batch", self.batch, "must be in 1..=4096");
+        }
+        if self.ensemble == 0 || self.ensemble > 4096 {
+            return bad("ensemble", self.ensemble, "must be in 1..=4096");
+        }
+        if self.batch > 1 && self.ensemble > 1 {
+            return bad(
+                "ensemble",
+                self.ensemble,
+                "batch and ensemble cannot be combined",
+            );
+        }
+        if self.repeats == 0 || self.repeats > 1000 {
+            return bad("repeats", self.repeats, "must be in 1..=1000");
+        }
+        if self.threads == 0 || self.threads > 1024 {
+            return bad("threads", self.threads, "must be in 1..=1024");
+        }
+        let floats = self.steps as u128
+            * self.batch.max(self.ensemble) as u128
+            * self.spec.inputs.max(1) as u128;
+        if floats > 1 << 28 {
+            return bad(
+                "steps × batch × inputs",
+                self.steps,
+                "the input buffer would exceed 1 GiB",
+            );
+        }
+        Ok(())
+    }
+
+    /// Builds the reservoir(s), runs the timed steps with `kernel` and measures the bandwidth
+    /// limit for the same working set.
+    pub fn run(&self, kernel: Kernel) -> Result<StepBenchReport, BenchError> {
+        use crate::ensemble::{BatchRunner, Ensemble};
+        self.check()?;
+        let reservoir = random_reservoir(&self.spec)?;
+        let n = self.spec.units;
+        let lanes = self.batch.max(self.ensemble);
+        let mut rng = SplitMix64(self.spec.seed ^ 0xB1A5);
+        let inputs: Vec<f32> = (0..self.steps * lanes * self.spec.inputs)
+            .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+            .map_err(|_| BenchError::Parameter {
+                what: "threads",
+                value: self.threads.to_string(),
+                why: "could not start the thread pool",
+            })?;
+        let map_err = |e: crate::ensemble::EnsembleError| match e {
+            crate::ensemble::EnsembleError::Kernel(k) => BenchError::Kernel(k),
+            other => BenchError::Parameter {
+                what: "batch/ensemble",
+                value: other.to_string(),
+                why: "refused",
+            },
+        };
+        let mut runs = Vec::with_capacity(self.repeats);
+        let mut cpu_runs = Vec::with_capacity(self.repeats);
+        // One untimed run warms caches and the pool; then the timed runs.
+        for rep in 0..=self.repeats {
+            let (seconds, cpu_seconds) = if self.batch > 1 {
+                let groups = self.threads.min(self.batch);
+                let mut runner =
+                    BatchRunner::new(&reservoir, kernel, self.batch, groups).map_err(map_err)?;
+                let (t, c) = (Instant::now(), ProcessTime::now());
+                pool.install(|| runner.run(self.steps, &inputs))
+                    .map_err(map_err)?;
+                (
+                    t.elapsed().as_secs_f64(),
+                    c.elapsed().as_secs_f64() / groups as f64,
+                )
+            } else if self.ensemble > 1 {
+                let members = (0..self.ensemble)
+                    .map(|m| {
+                        random_reservoir(&ReservoirSpec {
+                            seed: self.spec.seed.wrapping_add(m as u64),
+                            ..self.spec
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut e = Ensemble::new(members, kernel).map_err(map_err)?;
+                let (t, c) = (Instant::now(), ProcessTime::now());
+                pool.install(|| e.run(self.steps, &inputs))
+                    .map_err(map_err)?;
+                let active = self.threads.min(self.ensemble) as f64;
+                (
+                    t.elapsed().as_secs_f64(),
+                    c.elapsed().as_secs_f64() / active,
+                )
+            } else {
+                let mut r = reservoir.clone();
+                let (t, c) = (Instant::now(), ProcessTime::now());
+                for u in inputs
+                    .chunks_exact(self.spec.inputs.max(1))
+                    .take(self.steps)
+                {
+                    let u = if self.spec.inputs == 0 { &[][..] } else { u };
+                    black_box(r.step(kernel, black_box(u))?);
+                }
+                (t.elapsed().as_secs_f64(), c.elapsed().as_secs_f64())
+            };
+            if rep > 0 {
+                runs.push(self.steps as f64 / seconds);
+                cpu_runs.push(self.steps as f64 / cpu_seconds.max(1e-9));
+            }
+        }
+        let steps_per_s = median(&runs);
+        // Per thread and step: the matrix (and input weights, bias) once, plus the states of the
+        // sequences that thread carries (read x, write x').
+        let state_bytes = n * 4 * 2;
+        let per_thread_lanes = lanes.div_ceil(self.threads.min(lanes));
+        let weight_bytes = if self.batch > 1 {
+            reservoir.bytes_per_step() - n * 4
+        } else {
+            reservoir.bytes_read_per_step(kernel) - n * 4
+        };
+        let (bytes_per_step, working_set) = if self.ensemble > 1 {
+            // Each member runs all its steps before the next starts: one reservoir is hot at a time.
+            (weight_bytes + state_bytes, weight_bytes + state_bytes)
+        } else {
+            (
+                weight_bytes + per_thread_lanes * state_bytes,
+                weight_bytes + per_thread_lanes * state_bytes,
+            )
+        };
+        let bandwidth = read_bandwidth(kernel, working_set, 5);
+        // Steps of one sequence per second at the limit: a thread advances per_thread_lanes
+        // sequences per group step (batch) or one reservoir per step (ensemble).
+        let limit = if self.ensemble > 1 {
+            bandwidth / bytes_per_step as f64 / per_thread_lanes as f64
+        } else {
+            bandwidth / bytes_per_step as f64
+        };
+        let nnz = reservoir.csr_ref().map_or(n * n, |c| c.nnz());
+        let width = per_thread_lanes as f64;
+        let (kind, compute_limit) = match reservoir.csr_ref() {
+            Some(c) if self.batch == 1 => {
+                let g = gather_rate(kernel, n, c.indices());
+                let per_member = if self.ensemble > 1 { width } else { 1.0 };
+                ("gathers", g / nnz as f64 / per_member)
+            }
+            _ => {
+                let m = muladd_rate(kernel);
+                let per_step = if self.ensemble > 1 {
+                    nnz as f64 * width
+                } else {
+                    nnz as f64 * width.max(1.0)
+                };
+                ("mul-adds", m / per_step)
+            }
+        };
+        let (binding, bound) = if compute_limit < limit {
+            ("compute", compute_limit)
+        } else {
+            ("bandwidth", limit)
+        };
+        let step_kernel = if self.batch > 1 {
+            match kernel.variant() {
+                echos_core::kernels::Variant::Scalar => "scalar-batch",
+                echos_core::kernels::Variant::Avx2Fma => "avx2-batch",
+                echos_core::kernels::Variant::Avx512 => "avx512-batch",
+            }
+        } else {
+            reservoir.step_kernel_name(kernel)
+        };
+        Ok(StepBenchReport {
+            compute_limit_kind: kind,
+            compute_limit_steps_per_s: compute_limit,
+            binding_limit: binding,
+            fraction_of_limit: median(&cpu_runs) / bound,
+            step_kernel,
+            kernel: kernel.variant().name(),
+            units: n,
+            connectivity: self.spec.connectivity,
+            nnz,
+            steps: self.steps,
+            batch: self.batch,
+            ensemble: self.ensemble,
+            threads: self.threads,
+            steps_per_s,
+            steps_per_s_runs: runs,
+            steps_per_cpu_s: median(&cpu_runs),
+            total_steps_per_s: steps_per_s * lanes as f64,
+            bytes_per_step,
+            working_set_bytes: working_set,
+            bandwidth_bytes_per_s: bandwidth,
+            bandwidth_limit_steps_per_s: limit,
+            fraction_of_bandwidth_limit: median(&cpu_runs) / limit,
+            reservoir_bytes: reservoir.bytes(),
+        })
+    }
+}

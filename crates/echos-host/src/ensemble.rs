@@ -1,0 +1,359 @@
+//! Many sequences through one reservoir ([`BatchRunner`]: the batched kernel reads the matrix
+//! once per step for a whole group of sequences) and many independent reservoirs
+//! ([`Ensemble`]), spread over the cores with rayon. Both give results bit-identical to running
+//! the sequences / reservoirs one by one (batched lanes repeat the scalar arithmetic; ensemble
+//! members run the same single-sequence kernel), which the tests check.
+//!
+//! Work is split so threads never synchronise inside a run: a batch is cut into groups of
+//! sequences, each group stepping through all time steps on its own core.
+
+use echos_core::kernels::reservoir::FusedReservoir;
+use echos_core::kernels::{Kernel, KernelError};
+use rayon::prelude::*;
+use thiserror::Error;
+
+/// Why a batch or ensemble run was refused.
+#[derive(Debug, Error)]
+pub enum EnsembleError {
+    /// A buffer does not match the run's shape.
+    #[error("{what} has length {found}, expected {expected}")]
+    Shape {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    /// Batched stepping needs a sparse (CSR) reservoir.
+    #[error("batched stepping needs a sparse (CSR) reservoir; this one is dense")]
+    NotSparse,
+    /// A batch of zero sequences or an ensemble of zero reservoirs.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// Ensemble members must all take the same number of inputs.
+    #[error("ensemble member {member} takes {found} inputs, member 0 takes {expected}")]
+    MixedInputs {
+        member: usize,
+        expected: usize,
+        found: usize,
+    },
+    /// The kernel refused (dimensions, variant).
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+struct Group {
+    /// First sequence of the group within the batch.
+    b0: usize,
+    width: usize,
+    /// State, unit-major: x[i·width + b].
+    x: Vec<f32>,
+    next: Vec<f32>,
+    /// This step's inputs, input-major: u[j·width + b].
+    u: Vec<f32>,
+}
+
+/// `batch` sequences stepping through one CSR reservoir.
+pub struct BatchRunner<'r> {
+    reservoir: &'r FusedReservoir,
+    kernel: Kernel,
+    batch: usize,
+    groups: Vec<Group>,
+}
+
+impl<'r> BatchRunner<'r> {
+    /// Splits the batch into `groups` contiguous groups (at most one per sequence; use the
+    /// number of cores). States start at zero.
+    pub fn new(
+        reservoir: &'r FusedReservoir,
+        kernel: Kernel,
+        batch: usize,
+        groups: usize,
+    ) -> Result<Self, EnsembleError> {
+        if batch == 0 {
+            return Err(EnsembleError::Empty("batch"));
+        }
+        if reservoir.csr_ref().is_none() {
+            return Err(EnsembleError::NotSparse);
+        }
+        let groups = groups.clamp(1, batch);
+        let (n, inputs) = (reservoir.units(), reservoir.inputs());
+        let size = |what, a: usize, b: usize| {
+            a.checked_mul(b)
+                .ok_or(EnsembleError::Kernel(KernelError::Dimension {
+                    what,
+                    value: a.max(b),
+                }))
+        };
+        let mut out = Vec::with_capacity(groups);
+        let mut b0 = 0;
+        for g in 0..groups {
+            let width = batch / groups + usize::from(g < batch % groups);
+            out.push(Group {
+                b0,
+                width,
+                x: vec![0.0; size("units × batch", n, width)?],
+                next: vec![0.0; n * width],
+                u: vec![0.0; size("inputs × batch", inputs, width)?],
+            });
+            b0 += width;
+        }
+        Ok(BatchRunner {
+            reservoir,
+            kernel,
+            batch,
+            groups: out,
+        })
+    }
+
+    /// Number of sequences.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Zeroes every state.
+    pub fn reset(&mut self) {
+        for g in &mut self.groups {
+            g.x.fill(0.0);
+        }
+    }
+
+    /// Runs `steps` steps; `inputs` is step-major, then sequence, then input:
+    /// `inputs[(t·batch + b)·inputs + j]`.
+    pub fn run(&mut self, steps: usize, inputs: &[f32]) -> Result<(), EnsembleError> {
+        let (batch, n_in) = (self.batch, self.reservoir.inputs());
+        let expected = steps
+            .checked_mul(batch)
+            .and_then(|v| v.checked_mul(n_in))
+            .ok_or(EnsembleError::Kernel(KernelError::Dimension {
+                what: "steps × batch × inputs",
+                value: steps,
+            }))?;
+        if inputs.len() != expected {
+            return Err(EnsembleError::Shape {
+                what: "inputs",
+                expected,
+                found: inputs.len(),
+            });
+        }
+        let (kernel, reservoir) = (self.kernel, self.reservoir);
+        let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
+        let p = reservoir.update_ref();
+        let units = reservoir.units();
+        self.groups.par_iter_mut().try_for_each(|g| {
+            for t in 0..steps {
+                for bl in 0..g.width {
+                    let src = &inputs[(t * batch + g.b0 + bl) * n_in..][..n_in];
+                    for (j, &v) in src.iter().enumerate() {
+                        g.u[j * g.width + bl] = v;
+                    }
+                }
+                kernel.leaky_step_batch_rows(w, p, g.width, 0..units, &g.u, &g.x, &mut g.next)?;
+                std::mem::swap(&mut g.x, &mut g.next);
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies sequence `b`'s state into `out` (length `units`).
+    pub fn copy_state(&self, b: usize, out: &mut [f32]) -> Result<(), EnsembleError> {
+        let units = self.reservoir.units();
+        if out.len() != units {
+            return Err(EnsembleError::Shape {
+                what: "state buffer",
+                expected: units,
+                found: out.len(),
+            });
+        }
+        let g = self
+            .groups
+            .iter()
+            .find(|g| b >= g.b0 && b < g.b0 + g.width)
+            .ok_or(EnsembleError::Shape {
+                what: "sequence index (must be below batch)",
+                expected: self.batch,
+                found: b,
+            })?;
+        let bl = b - g.b0;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = g.x[i * g.width + bl];
+        }
+        Ok(())
+    }
+}
+
+/// Independent reservoirs stepped together, one rayon task per member.
+pub struct Ensemble {
+    members: Vec<FusedReservoir>,
+    kernel: Kernel,
+}
+
+impl Ensemble {
+    /// Members must share their number of inputs.
+    pub fn new(members: Vec<FusedReservoir>, kernel: Kernel) -> Result<Self, EnsembleError> {
+        let first = members
+            .first()
+            .ok_or(EnsembleError::Empty("ensemble"))?
+            .inputs();
+        if let Some((member, r)) = members
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.inputs() != first)
+        {
+            return Err(EnsembleError::MixedInputs {
+                member,
+                expected: first,
+                found: r.inputs(),
+            });
+        }
+        Ok(Ensemble { members, kernel })
+    }
+
+    /// The reservoirs.
+    pub fn members(&self) -> &[FusedReservoir] {
+        &self.members
+    }
+
+    /// Runs `steps` steps; `inputs[(t·members + m)·inputs + j]` feeds member m at step t.
+    pub fn run(&mut self, steps: usize, inputs: &[f32]) -> Result<(), EnsembleError> {
+        let (m_count, n_in) = (self.members.len(), self.members[0].inputs());
+        let expected = steps
+            .checked_mul(m_count)
+            .and_then(|v| v.checked_mul(n_in))
+            .ok_or(EnsembleError::Kernel(KernelError::Dimension {
+                what: "steps × members × inputs",
+                value: steps,
+            }))?;
+        if inputs.len() != expected {
+            return Err(EnsembleError::Shape {
+                what: "inputs",
+                expected,
+                found: inputs.len(),
+            });
+        }
+        let kernel = self.kernel;
+        self.members
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(m, r)| {
+                for t in 0..steps {
+                    r.step(kernel, &inputs[(t * m_count + m) * n_in..][..n_in])?;
+                }
+                Ok(())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{random_reservoir, ReservoirSpec};
+
+    fn input(t: usize, b: usize, j: usize) -> f32 {
+        ((t * 13 + b * 5 + j) as f32 * 0.07).sin()
+    }
+
+    #[test]
+    fn batch_runner_equals_one_by_one_scalar_for_every_variant_and_grouping() {
+        let spec = ReservoirSpec {
+            units: 150,
+            inputs: 2,
+            connectivity: 0.1,
+            ..Default::default()
+        };
+        let r = random_reservoir(&spec).unwrap();
+        let (batch, steps) = (37, 30);
+        let inputs: Vec<f32> = (0..steps * batch * 2)
+            .map(|k| input(k / (batch * 2), (k / 2) % batch, k % 2))
+            .collect();
+        let mut reference = Vec::new();
+        for b in 0..batch {
+            let mut one = r.clone();
+            for t in 0..steps {
+                one.step(Kernel::scalar(), &[input(t, b, 0), input(t, b, 1)])
+                    .unwrap();
+            }
+            reference.push(one.state().to_vec());
+        }
+        for k in Kernel::available() {
+            for groups in [1, 2, 5] {
+                let mut runner = BatchRunner::new(&r, k, batch, groups).unwrap();
+                runner.run(steps, &inputs).unwrap();
+                let mut s = vec![0.0; 150];
+                for (b, want) in reference.iter().enumerate() {
+                    runner.copy_state(b, &mut s).unwrap();
+                    assert!(
+                        s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{:?} groups {groups} seq {b}",
+                        k.variant()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ensemble_equals_members_run_one_by_one() {
+        let members: Vec<FusedReservoir> = (0..9)
+            .map(|m| {
+                random_reservoir(&ReservoirSpec {
+                    units: 40 + m * 7,
+                    seed: m as u64,
+                    ..Default::default()
+                })
+                .unwrap()
+            })
+            .collect();
+        let steps = 25;
+        let inputs: Vec<f32> = (0..steps * 9).map(|k| input(k / 9, k % 9, 0)).collect();
+        for k in Kernel::available() {
+            let mut e = Ensemble::new(members.clone(), k).unwrap();
+            e.run(steps, &inputs).unwrap();
+            for (m, got) in e.members().iter().enumerate() {
+                let mut one = members[m].clone();
+                for t in 0..steps {
+                    one.step(k, &[input(t, m, 0)]).unwrap();
+                }
+                assert_eq!(one.state(), got.state(), "{:?} member {m}", k.variant());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let r = random_reservoir(&ReservoirSpec::default()).unwrap();
+        assert!(matches!(
+            BatchRunner::new(&r, Kernel::scalar(), 0, 1),
+            Err(EnsembleError::Empty(_))
+        ));
+        let mut b = BatchRunner::new(&r, Kernel::scalar(), 4, 2).unwrap();
+        assert!(matches!(
+            b.run(2, &[0.0; 7]),
+            Err(EnsembleError::Shape { .. })
+        ));
+        assert!(b.run(usize::MAX, &[]).is_err());
+        assert!(b.copy_state(4, &mut [0.0; 100]).is_err());
+        assert!(b.copy_state(0, &mut [0.0; 99]).is_err());
+        let dense = random_reservoir(&ReservoirSpec {
+            units: 10,
+            connectivity: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            BatchRunner::new(&dense, Kernel::scalar(), 4, 1),
+            Err(EnsembleError::NotSparse)
+        ));
+        assert!(matches!(
+            Ensemble::new(vec![], Kernel::scalar()),
+            Err(EnsembleError::Empty(_))
+        ));
+        let two = random_reservoir(&ReservoirSpec {
+            inputs: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            Ensemble::new(vec![r.clone(), two], Kernel::scalar()),
+            Err(EnsembleError::MixedInputs { .. })
+        ));
+    }
+}
