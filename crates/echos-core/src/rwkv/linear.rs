@@ -123,12 +123,12 @@ pub struct Kernel(KernelKind);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KernelKind {
     Scalar,
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     Avx2,
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     Avx512,
     /// AVX-512 with VNNI: int8 products with `vpdpbusd`.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     Avx512Vnni,
 }
 
@@ -140,7 +140,7 @@ impl Kernel {
     /// The widest kernel this CPU runs: AVX-512F, then AVX2+FMA, else scalar.
     #[cfg(feature = "std")]
     pub fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
             if std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
@@ -162,7 +162,7 @@ impl Kernel {
     ///
     /// # Safety
     /// The CPU that runs the model must support AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     pub const unsafe fn assume_avx2() -> Kernel {
         Kernel(KernelKind::Avx2)
     }
@@ -171,7 +171,7 @@ impl Kernel {
     ///
     /// # Safety
     /// The CPU that runs the model must support AVX-512F.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     pub const unsafe fn assume_avx512() -> Kernel {
         Kernel(KernelKind::Avx512)
     }
@@ -180,7 +180,7 @@ impl Kernel {
     ///
     /// # Safety
     /// The CPU that runs the model must support AVX-512F, AVX-512BW and AVX-512VNNI.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     pub const unsafe fn assume_avx512_vnni() -> Kernel {
         Kernel(KernelKind::Avx512Vnni)
     }
@@ -188,7 +188,7 @@ impl Kernel {
     /// AVX-512F without VNNI if present (to compare kernels), else scalar.
     #[cfg(feature = "std")]
     pub fn detect_avx512() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
             if std::is_x86_feature_detected!("avx512f") {
                 return Kernel(KernelKind::Avx512);
@@ -200,7 +200,7 @@ impl Kernel {
     /// AVX2+FMA if present (to compare kernels), else scalar.
     #[cfg(feature = "std")]
     pub fn detect_avx2() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 return Kernel(KernelKind::Avx2);
@@ -212,11 +212,11 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self.0 {
             KernelKind::Scalar => "scalar",
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             KernelKind::Avx2 => "avx2",
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             KernelKind::Avx512 => "avx512",
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             KernelKind::Avx512Vnni => "avx512-vnni",
         }
     }
@@ -350,6 +350,11 @@ pub fn matmul(
 }
 
 #[allow(clippy::too_many_arguments)]
+// Without SIMD (soft-float targets) the int8 row sums feed no kernel.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    allow(unused_variables)
+)]
 fn rows_range(
     w: &Matrix,
     x: &[f32],
@@ -367,10 +372,10 @@ fn rows_range(
             rows: n_out,
         } => match kernel.0 {
             KernelKind::Scalar => scalar_f32(data, *cols, *n_out, x, rows, y, lo, hi),
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             // SAFETY: a Kernel with Avx2 is only made after checking avx2 and fma.
             KernelKind::Avx2 => unsafe { x86::avx2_f32(data, *cols, *n_out, x, rows, y, lo, hi) },
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             KernelKind::Avx512 | KernelKind::Avx512Vnni => {
                 // SAFETY: Avx512 kernels are only made after checking avx512f.
                 unsafe { super::avx512::f32_rows(data, *cols, *n_out, x, rows, y, lo, hi) }
@@ -383,7 +388,7 @@ fn rows_range(
             row_sum,
             rows: n_out,
         } => match kernel.0 {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             KernelKind::Avx512Vnni => {
                 // SAFETY: Avx512Vnni is only made after checking avx512f, avx512bw and
                 // avx512vnni.
@@ -465,7 +470,7 @@ fn scalar_i8(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86 {
     //! AVX2/AVX-512 products: ROW_BLOCK weight rows at a time against each input row, one
     //! vector accumulator per weight row, reduced in a fixed order.

@@ -5,7 +5,8 @@
 //! arrive as plain f32 (or int8 + per-row scale) matrices from a host loader; the step functions
 //! take a preallocated [`Scratch`] and allocate nothing.
 
-#[cfg(target_arch = "x86_64")]
+// Soft-float targets (x86_64-unknown-none) get the scalar kernel only: LLVM cannot lower SIMD there.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx512;
 mod forward;
 pub mod linear;
