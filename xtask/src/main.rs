@@ -1,7 +1,9 @@
 //! `cargo xtask`: one command each to set up, run and test echo-os (the convention of Rust
 //! kernels: Hermit, Hubris). Subcommands:
-//!   run   — build and boot the kernel under QEMU (`--kvm`, `--iso`; see docs/kernel.md)
-//!   run-host — the host main job (train and evaluate a reservoir on a built-in task)
+//!   run   — the main job: train and evaluate a reservoir on a built-in task on the host, then
+//!           build and boot the kernel under QEMU and show its report
+//!   run-host — only the host part of `run` (extra args go to `echos esn task narma10`)
+//!   run-kernel — only the kernel part of `run` (`--kvm`, `--iso`; see docs/kernel.md)
 //!   test  — every test suite (host crates, then the others as they exist), closing with one
 //!           `N passed, M failed` line summed over all suites
 #![forbid(unsafe_code)]
@@ -13,7 +15,17 @@ mod suite;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run|run-host|test> [args]\n  run   build and boot the kernel (--kvm, --iso)\n  run-host  run the host main job\n  test  run every test suite");
+    eprintln!(
+        "usage: cargo xtask <run|run-host|run-kernel|test> [args]
+  \
+         run         the main job: a reservoir task on the host, then the kernel booted under QEMU
+  \
+         run-host    only the host reservoir task (args go to `echos esn task narma10`)
+  \
+         run-kernel  only the kernel (--kvm, --iso; see docs/kernel.md)
+  \
+         test        run every test suite"
+    );
     ExitCode::from(2)
 }
 
@@ -24,8 +36,9 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match cmd.as_str() {
-        "run" => kernel::run(rest),
-        "run-host" => run(rest),
+        "run" => run(rest),
+        "run-host" => run_host(rest),
+        "run-kernel" => kernel::run(rest),
         "test" => test(rest),
         _ => return usage(),
     };
@@ -39,8 +52,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// The main job on its embedded default: train and evaluate a reservoir on a built-in task.
+/// The main job on its embedded default: the host task, then the kernel.
 fn run(rest: &[String]) -> Result<bool, String> {
+    if !rest.is_empty() {
+        return Err(format!(
+            "`run` takes no arguments (got {rest:?}); use run-host or run-kernel to pass them"
+        ));
+    }
+    println!("xtask: 1/2 host: train and evaluate a reservoir on NARMA10 (echos esn task narma10)");
+    if !run_host(&[])? {
+        return Ok(false);
+    }
+    println!("xtask: 2/2 kernel: build echo-os and boot it under QEMU (TCG)");
+    kernel::run(&[])
+}
+
+/// Train and evaluate a reservoir on a built-in task on the host.
+fn run_host(rest: &[String]) -> Result<bool, String> {
     let mut args = vec![
         "run",
         "--release",
@@ -73,6 +101,7 @@ fn test(_rest: &[String]) -> Result<bool, String> {
     total.add(kernel::suite_kernel()?);
     total.add(kernel::suite_iso()?);
     total.add(python::python_tests()?);
+    total.add(suite::lint()?);
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)
 }

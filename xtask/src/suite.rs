@@ -104,6 +104,68 @@ pub fn cargo_tests(name: &str, args: &[&str]) -> Result<Tally, String> {
     Ok(tally)
 }
 
+/// The lint suite: `cargo fmt --check` and `cargo clippy -D warnings` over the host workspace and
+/// the kernel workspace, one counted test each.
+pub fn lint() -> Result<Tally, String> {
+    println!("xtask: suite lint");
+    let checks: [(&str, &[&str], Option<&str>); 4] = [
+        ("fmt (workspace)", &["fmt", "--all", "--", "--check"], None),
+        (
+            "clippy (workspace)",
+            &[
+                "clippy",
+                "--quiet",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            None,
+        ),
+        (
+            "fmt (kernel)",
+            &["fmt", "--all", "--", "--check"],
+            Some("kernel"),
+        ),
+        (
+            "clippy (kernel)",
+            &["clippy", "--quiet", "--release", "--", "-D", "warnings"],
+            Some("kernel"),
+        ),
+    ];
+    let mut tally = Tally {
+        suites_ok: true,
+        started: true,
+        ..Tally::default()
+    };
+    for (name, args, dir) in checks {
+        let mut cmd = Command::new("cargo");
+        cmd.args(args);
+        // Paths from xtask's own manifest, so `cargo xtask test` works from any directory.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        cmd.current_dir(match dir {
+            Some(d) => root.join(d),
+            None => root,
+        });
+        let ok = cmd
+            .status()
+            .map_err(|e| format!("cannot start cargo: {e}"))?
+            .success();
+        println!("test lint::{name} ... {}", if ok { "ok" } else { "FAILED" });
+        if ok {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+        }
+    }
+    println!(
+        "xtask: suite lint: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
+    Ok(tally)
+}
+
 /// The number just before `label` in a libtest result line (`ok. 3 passed; 0 failed; ...`).
 fn count(line: &str, label: &str) -> u64 {
     line.split(';')
