@@ -22,8 +22,8 @@
 //! levels before encoding); `u_HD = W_in u` with `W_in ∈ {−1, +1}^{N×K}` packed one bit per
 //! entry (set = +1), so the step is additions and subtractions only.
 
-use super::rng::Xoshiro256;
 use super::IntegerError;
+use crate::rng::Rng;
 
 /// Largest supported κ: states are `i8`.
 pub const MAX_KAPPA: i8 = i8::MAX;
@@ -100,7 +100,7 @@ impl<'a> IntEsn<'a> {
         w_in: &'a mut [u64],
     ) -> Result<Self, IntegerError> {
         let esn = Self::check(cfg, state, w_in)?;
-        let mut rng = Xoshiro256::from_seed(cfg.seed);
+        let mut rng = Rng::new(cfg.seed);
         for w in esn.w_in.iter_mut() {
             *w = rng.next_u64();
         }
@@ -214,7 +214,7 @@ impl<'a> IntEsn<'a> {
         }
         let input = &mut input[..k];
         self.reset();
-        let mut rng = Xoshiro256::from_seed(input_seed);
+        let mut rng = Rng::new(input_seed);
         let mut h = super::Fnv1a::new();
         for _ in 0..steps {
             for u in input.iter_mut() {
@@ -308,7 +308,7 @@ mod tests {
             .map(|i| [sign(i, 0), sign(i, 1), sign(i, 2)])
             .collect();
         let mut model = vec![0i64; 37];
-        let mut rng = Xoshiro256::from_seed(3);
+        let mut rng = Rng::new(3);
         for _ in 0..500 {
             let u = [
                 rng.below(11) as i32 - 5,
@@ -458,7 +458,7 @@ mod tests {
                 }
             })
             .collect();
-        let mut rng = Xoshiro256::from_seed(77);
+        let mut rng = Rng::new(77);
         let mut hits = vec![0u32; delays.len()];
         let mut history = std::vec::Vec::new();
         let (warmup, steps) = (300, 1300);

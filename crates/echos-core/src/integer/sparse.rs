@@ -19,8 +19,9 @@
 //! matrices: 0.907–0.935 for a target of 0.9 at N = 200–1000 (k = 20–100); it asserts 6 %.
 
 use super::fixed::{round_shift, sat_i32, tanh_q15, Q16_ONE};
-use super::rng::Xoshiro256;
+use super::rng::IntegerDraws;
 use super::IntegerError;
+use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedEsnConfig {
@@ -211,7 +212,7 @@ impl<'a> FixedEsn<'a> {
         let scale = Self::weight_scale_q16(&cfg, layout.per_row)?;
         let mut esn = Self { cfg, layout, b };
         let (n, k) = (layout.units, layout.per_row);
-        let mut rng = Xoshiro256::from_seed(cfg.seed);
+        let mut rng = Rng::new(cfg.seed);
         let scaled = |r: i16, s: i64| round_shift(r as i64 * s, 16) as i16;
         let mut at = 0usize;
         for i in 0..n {
@@ -368,7 +369,7 @@ impl<'a> FixedEsn<'a> {
         need("input", input.len(), k)?;
         let input = &mut input[..k];
         self.reset();
-        let mut rng = Xoshiro256::from_seed(input_seed);
+        let mut rng = Rng::new(input_seed);
         let mut h = super::Fnv1a::new();
         for _ in 0..steps {
             for u in input.iter_mut() {
@@ -655,7 +656,7 @@ mod tests {
         let q15 = |v: i16| v as f64 / 32768.0;
         let a = 0.3;
         let mut x = vec![0.0f64; 200];
-        let mut rng = super::super::rng::Xoshiro256::from_seed(99);
+        let mut rng = crate::rng::Rng::new(99);
         let mut worst = 0.0f64;
         for _ in 0..500 {
             let u = [
@@ -698,7 +699,7 @@ mod tests {
             .map(|i| if i % 2 == 0 { 30000 } else { -30000 })
             .collect();
         e2.set_state(&far).unwrap();
-        let mut rng = super::super::rng::Xoshiro256::from_seed(4);
+        let mut rng = crate::rng::Rng::new(4);
         for _ in 0..400 {
             let u = [(rng.next_u64() >> 47) as i32 - Q16_ONE, 0];
             e1.step(&u).unwrap();
