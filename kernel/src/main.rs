@@ -15,6 +15,7 @@ mod bootinfo;
 mod console;
 mod ktests;
 mod memory;
+mod sched;
 mod time;
 
 use core::panic::PanicInfo;

@@ -12,5 +12,6 @@ pub mod phys;
 pub mod qemu;
 pub mod serial;
 pub mod stacks;
+pub mod switch;
 pub mod traps;
 pub mod tsc;

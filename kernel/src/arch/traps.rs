@@ -469,6 +469,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         return;
     }
     LAST_ENTRY_TSC.store(entry_tsc, Ordering::Relaxed);
+    let depth = NESTING.fetch_add(1, Ordering::AcqRel);
     let handler = HANDLERS[vector as usize].load(Ordering::Acquire);
     if !handler.is_null() {
         // SAFETY: only `Handler` values are stored in HANDLERS.
@@ -479,6 +480,29 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         x86_64::instructions::interrupts::disable();
     }
     apic::eoi();
+    NESTING.fetch_sub(1, Ordering::AcqRel);
+    // Only the outermost interrupt may switch threads: a nested one would leave the handler it
+    // interrupted half done on another thread's behalf. After the EOI, so the APIC delivers the
+    // next interrupt to whichever thread runs.
+    if depth == 0 {
+        let hook = PREEMPT_HOOK.load(Ordering::Acquire);
+        if !hook.is_null() {
+            // SAFETY: only `fn()` values are stored in PREEMPT_HOOK.
+            let hook: fn() = unsafe { core::mem::transmute(hook) };
+            hook();
+        }
+    }
+}
+
+/// External interrupts being handled right now (nesting depth).
+static NESTING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Called with interrupts off at the end of every outermost external interrupt: the scheduler's
+/// preemption point.
+static PREEMPT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_preempt_hook(hook: Option<fn()>) {
+    let p = hook.map_or(core::ptr::null_mut(), |h| h as *mut ());
+    PREEMPT_HOOK.store(p, Ordering::Release);
 }
 
 /// Reads a u64 at `addr`, returning the exception vector instead if the read faulted.

@@ -10,6 +10,7 @@ mod bootinfo;
 mod cpu;
 mod engine;
 mod memory;
+mod sched;
 mod time;
 
 /// Fails the current test with a formatted message unless `cond` holds.
@@ -91,6 +92,7 @@ pub fn report(kernel: &mut Kernel) -> bool {
         engine::fixed_esn_digest_matches_host(kernel),
         memory::pool_stress_report(kernel),
         time::timer_latency_report(kernel),
+        sched::ten_khz_report(kernel).map(|_| ()),
     ] {
         if let Err(e) = r {
             kprintln!("error: {e}");
