@@ -17,6 +17,7 @@ mod ktests;
 mod memory;
 mod sched;
 mod time;
+mod user;
 
 use core::panic::PanicInfo;
 
@@ -66,6 +67,7 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
     kprintln!("echo-os: kernel entered");
     let first_line_tsc = arch::tsc::read();
     arch::gdt::init();
+    arch::syscall::init();
     arch::traps::init();
     arch::tsc::mask_legacy_pic();
 

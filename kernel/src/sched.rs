@@ -47,6 +47,17 @@ pub struct ThreadSpec {
     pub spec: TaskSpec,
     pub entry: ThreadEntry,
     pub arg: u64,
+    /// Page-table root of the thread's own address space (a user task); `None`: the kernel's.
+    pub address_space: Option<u64>,
+}
+
+/// An exception a user task raised, which stopped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserFault {
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cr2: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +105,17 @@ impl core::fmt::Display for SchedFault {
 /// What a finished run leaves: each thread's periodic accounting and the switch count.
 pub struct Report {
     pub periodic: [Option<PeriodicTask>; MAX_THREADS],
+    /// The code each thread passed to [`exit_with`] (`None`: plain [`exit`] or a fault).
+    pub exit_codes: [Option<i64>; MAX_THREADS],
+    pub faults: [Option<UserFault>; MAX_THREADS],
     pub switches: u64,
     pub scheduler_calls: u64,
 }
 
 struct Run {
+    roots: [u64; MAX_THREADS + 1],
+    exit_codes: [Option<i64>; MAX_THREADS],
+    faults: [Option<UserFault>; MAX_THREADS],
     dispatch: Dispatcher<MAX_THREADS, MAX_WINDOWS>,
     mutexes: Mutexes<MAX_THREADS, MAX_MUTEXES>,
     current: usize,
@@ -164,6 +181,10 @@ fn reschedule(op: impl FnOnce(&mut Run, u64) -> Result<Decision, SchedFault>) {
         let from = run.current;
         run.current = next;
         run.switches += 1;
+        crate::arch::uspace::activate(run.roots[next]);
+        if next != IDLE {
+            crate::arch::gdt::set_kernel_stack(THREAD_STACKS[next].top());
+        }
         (from, next)
     };
     switch::switch(&CONTEXTS[from], &CONTEXTS[to]);
@@ -230,11 +251,56 @@ pub fn unlock(mutex: MutexId) {
     })
 }
 
+/// Gives the processor to the next ready thread of the same priority.
+pub fn yield_now() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        reschedule(|run, now| {
+            let task = current_task(run)?;
+            Ok(run.dispatch.yield_now(task, now)?)
+        })
+    })
+}
+
+/// The running thread's slot (`None` outside a run or in the idle thread).
+pub fn current() -> Option<usize> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        RUN.lock()
+            .as_ref()
+            .map(|r| r.current)
+            .filter(|&c| c != IDLE)
+    })
+}
+
+/// Stops the calling thread for good, recording `code` for the report.
+pub fn exit_with(code: i64) -> ! {
+    stop_current(Some(code), None)
+}
+
 /// Stops the calling thread for good; the others go on.
 pub fn exit() -> ! {
+    stop_current(None, None)
+}
+
+/// A user task raised an exception: it is stopped and the fault recorded; the kernel and the
+/// other tasks go on. Runs on the task's kernel stack with interrupts off and never returns.
+pub fn user_fault(frame: &crate::arch::traps::TrapFrame, cr2: u64) {
+    stop_current(
+        None,
+        Some(UserFault {
+            vector: frame.vector,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            cr2,
+        }),
+    )
+}
+
+fn stop_current(code: Option<i64>, fault: Option<UserFault>) -> ! {
     x86_64::instructions::interrupts::disable();
     reschedule(|run, now| {
         let task = current_task(run)?;
+        run.exit_codes[task as usize] = code;
+        run.faults[task as usize] = fault;
         let mut woken: [Option<TaskId>; MAX_THREADS] = [None; MAX_THREADS];
         let mut n = 0;
         let mut changes: [Option<PriorityChange>; MAX_THREADS] = [None; MAX_THREADS];
@@ -288,7 +354,11 @@ pub fn run(
         if guard.is_some() {
             return Err(SchedFault::AlreadyRunning);
         }
+        let kernel_root = crate::arch::uspace::kernel_root();
         let mut run = Run {
+            roots: [kernel_root; MAX_THREADS + 1],
+            exit_codes: [None; MAX_THREADS],
+            faults: [None; MAX_THREADS],
             dispatch: Dispatcher::new(table, JITTER_BUCKET_NS),
             mutexes: Mutexes::new(inheritance),
             current: IDLE,
@@ -303,6 +373,9 @@ pub fn run(
             run.dispatch.add_task(i as TaskId, t.spec)?;
             run.mutexes
                 .set_base_priority(i as TaskId, t.spec.priority)?;
+            if let Some(root) = t.address_space {
+                run.roots[i] = root;
+            }
             let stack = &THREAD_STACKS[i];
             CONTEXTS[i].prepare(stack.bottom(), stack.top(), t.entry, t.arg);
         }
@@ -311,6 +384,7 @@ pub fn run(
     });
     setup?;
     crate::arch::traps::set_preempt_hook(Some(preempt_hook));
+    crate::arch::traps::set_user_fault_hook(user_fault);
     x86_64::instructions::interrupts::without_interrupts(|| {
         reschedule(|run, now| Ok(run.dispatch.tick(now)?))
     });
@@ -353,6 +427,8 @@ pub fn run(
     }
     Ok(Report {
         periodic,
+        exit_codes: run.exit_codes,
+        faults: run.faults,
         switches: run.switches,
         scheduler_calls: run.scheduler_calls,
     })

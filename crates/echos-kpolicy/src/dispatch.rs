@@ -248,6 +248,19 @@ impl<const T: usize, const W: usize> Dispatcher<T, W> {
         self.tick(now_ns)
     }
 
+    /// `yield` from the running task: it goes to the back of its priority's queue, so the next
+    /// ready task of the same priority runs (a higher one would already be running).
+    pub fn yield_now(&mut self, task: TaskId, now_ns: u64) -> Result<Decision, DispatchError> {
+        let t = self.running_slot(task)?;
+        self.charge_running(now_ns)?;
+        if let (Life::Ready, Some(spec)) = (self.life[t], self.spec[t]) {
+            let queue = &mut self.queues[spec.partition as usize];
+            queue.remove(task)?;
+            queue.enqueue(task, spec.priority)?;
+        }
+        self.tick(now_ns)
+    }
+
     /// The running task blocks (e.g. on a mutex held by another task).
     pub fn block(&mut self, task: TaskId, now_ns: u64) -> Result<Decision, DispatchError> {
         self.running_slot(task)?;
@@ -358,6 +371,46 @@ mod tests {
             deadline_ns: period_ns,
             budget_ns,
         })
+    }
+
+    #[test]
+    fn yield_alternates_equal_priorities_and_never_passes_a_higher_one() {
+        let table = PartitionTable::<2>::new(
+            1_000 * US,
+            &[Window {
+                start_ns: 0,
+                duration_ns: 1_000 * US,
+                partition: 0,
+            }],
+        )
+        .unwrap();
+        let mut d = Dispatcher::<3, 2>::new(table, US);
+        let plain = |priority| TaskSpec {
+            priority,
+            partition: 0,
+            periodic: None,
+        };
+        d.add_task(0, plain(5)).unwrap();
+        d.add_task(1, plain(5)).unwrap();
+        let mut now = 0;
+        let mut running = d.tick(now).unwrap().run.unwrap();
+        for _ in 0..6 {
+            now += US;
+            let next = d.yield_now(running, now).unwrap().run.unwrap();
+            assert_ne!(
+                next, running,
+                "yield must hand over to the other equal task"
+            );
+            running = next;
+        }
+        assert_eq!(
+            d.yield_now(1 - running, now),
+            Err(DispatchError::NotRunning { task: 1 - running })
+        );
+        // A lone higher task keeps the processor through its own yields.
+        d.add_task(2, plain(9)).unwrap();
+        assert_eq!(d.tick(now).unwrap().run, Some(2));
+        assert_eq!(d.yield_now(2, now + US).unwrap().run, Some(2));
     }
 
     #[test]

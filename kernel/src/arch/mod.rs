@@ -13,5 +13,7 @@ pub mod qemu;
 pub mod serial;
 pub mod stacks;
 pub mod switch;
+pub mod syscall;
 pub mod traps;
 pub mod tsc;
+pub mod uspace;

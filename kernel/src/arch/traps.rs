@@ -457,6 +457,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
             _ => {}
         }
+        if frame.cs & 3 == 3 {
+            // A fault in ring 3 stops that task only; the hook never returns to it.
+            let hook = USER_FAULT_HOOK.load(Ordering::Acquire);
+            if !hook.is_null() {
+                // SAFETY: only `UserFaultHook` values are stored in USER_FAULT_HOOK.
+                let hook: UserFaultHook = unsafe { core::mem::transmute(hook) };
+                hook(frame, x86_64::registers::control::Cr2::read_raw());
+            }
+        }
         if let Some(fixup) = fixup_for(frame.rip) {
             record_fault(frame);
             frame.rip = fixup;
@@ -492,6 +501,14 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             hook();
         }
     }
+}
+
+/// Called for an exception raised in ring 3 with the frame and CR2; must not return.
+pub type UserFaultHook = fn(&TrapFrame, u64);
+static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_user_fault_hook(hook: UserFaultHook) {
+    USER_FAULT_HOOK.store(hook as *mut (), Ordering::Release);
 }
 
 /// External interrupts being handled right now (nesting depth).

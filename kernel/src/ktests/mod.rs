@@ -12,6 +12,7 @@ mod engine;
 mod memory;
 mod sched;
 mod time;
+mod user;
 
 /// Fails the current test with a formatted message unless `cond` holds.
 #[macro_export]

@@ -212,6 +212,7 @@ pub fn ten_khz_report(k: &mut Kernel) -> Result<(u64, u64), String> {
             ),
             entry: reservoir_task,
             arg: 0,
+            address_space: None,
         },
         ThreadSpec {
             spec: TaskSpec {
@@ -221,6 +222,7 @@ pub fn ten_khz_report(k: &mut Kernel) -> Result<(u64, u64), String> {
             },
             entry: background_task,
             arg: iterations_for(5 * US),
+            address_space: None,
         },
     ];
     let limit = PERIODS as u64 * PERIOD_NS * 3;
@@ -343,16 +345,19 @@ fn inversion_run(inheritance: bool) -> Result<(u64, [u32; 3]), String> {
             spec: periodic(1, 0, once(0)),
             entry: low_task,
             arg: 0,
+            address_space: None,
         },
         ThreadSpec {
             spec: periodic(5, 0, once(100 * US)),
             entry: medium_task,
             arg: 0,
+            address_space: None,
         },
         ThreadSpec {
             spec: periodic(10, 0, once(200 * US)),
             entry: high_task,
             arg: 0,
+            address_space: None,
         },
     ];
     sched::run(one_window()?, &threads, inheritance, 100 * MS)
@@ -470,11 +475,13 @@ fn overloaded_partition_takes_nothing_from_the_other(k: &mut Kernel) -> Result<(
             spec: periodic(10, 0, params(0, 400 * US)),
             entry: partition_a_task,
             arg: 0,
+            address_space: None,
         },
         ThreadSpec {
             spec: periodic(10, 1, params(500 * US, 200 * US)),
             entry: overloaded_task,
             arg: chunk,
+            address_space: None,
         },
         ThreadSpec {
             spec: TaskSpec {
@@ -484,6 +491,7 @@ fn overloaded_partition_takes_nothing_from_the_other(k: &mut Kernel) -> Result<(
             },
             entry: partition_hog,
             arg: chunk,
+            address_space: None,
         },
     ];
     let report = sched::run(table, &threads, true, 1_000 * MS)

@@ -1,0 +1,258 @@
+//! Ring-3 tasks: user programs (user/echos-user, embedded ELF files) run in their own address
+//! spaces; faults stop only the faulting task; bad syscalls, pointers and program images are
+//! refused with error codes; the user-to-user context switch is measured.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use echos_kpolicy::dispatch::TaskSpec;
+use echos_kpolicy::elf::ElfError;
+use echos_kpolicy::partition::{PartitionTable, Window};
+
+use crate::sched::{self, Report, ThreadSpec, MAX_WINDOWS};
+use crate::user::{self, programs, LoadError, UserTask};
+use crate::{ensure, kernel_test, kprintln, time, Kernel};
+
+const MS: u64 = 1_000_000;
+
+fn table() -> Result<PartitionTable<MAX_WINDOWS>, String> {
+    PartitionTable::new(
+        MS,
+        &[Window {
+            start_ns: 0,
+            duration_ns: MS,
+            partition: 0,
+        }],
+    )
+    .map_err(|e| alloc::format!("{e:?}"))
+}
+
+/// Loads each (program, argument, priority), runs them all, unloads them and checks that every
+/// frame came back.
+fn run_programs(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<Report, String> {
+    run_programs_timed(k, tasks).map(|(r, _)| r)
+}
+
+/// As [`run_programs`], also returning how long the scheduler run took (ns).
+fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Report, u64), String> {
+    let free_before = k.memory.frames.free_frames();
+    let mut loaded: Vec<UserTask> = Vec::new();
+    for &(image, _, _) in tasks {
+        match user::load(&mut k.memory.frames, image) {
+            Ok(t) => loaded.push(t),
+            Err(e) => {
+                for t in loaded {
+                    user::unload(&mut k.memory.frames, t)?;
+                }
+                return Err(alloc::format!("loading: {e}"));
+            }
+        }
+    }
+    let mut threads = Vec::new();
+    for (slot, (task, &(_, arg, priority))) in loaded.iter().zip(tasks).enumerate() {
+        user::prepare(slot, task, arg);
+        threads.push(ThreadSpec {
+            spec: TaskSpec {
+                priority,
+                partition: 0,
+                periodic: None,
+            },
+            entry: user::user_thread,
+            arg: slot as u64,
+            address_space: Some(task.root),
+        });
+    }
+    let table = table()?;
+    let t0 = time::now().0;
+    let report = sched::run(table, &threads, true, 2_000 * MS);
+    let run_ns = time::now().0 - t0;
+    user::clear_slots();
+    for t in loaded {
+        user::unload(&mut k.memory.frames, t)?;
+    }
+    let report = report.map_err(|e| alloc::format!("scheduler run: {e}"))?;
+    ensure!(
+        k.memory.frames.free_frames() == free_before,
+        "{} frames free after the run, {free_before} before",
+        k.memory.frames.free_frames()
+    );
+    Ok((report, run_ns))
+}
+
+fn user_program_logs_and_exits_with_its_code(k: &mut Kernel) -> Result<(), String> {
+    let r = run_programs(k, &[(programs::HELLO, 7, 5)])?;
+    ensure!(r.faults[0].is_none(), "hello faulted: {:?}", r.faults[0]);
+    ensure!(
+        r.exit_codes[0] == Some(7),
+        "exit code {:?}",
+        r.exit_codes[0]
+    );
+    Ok(())
+}
+kernel_test!(user_program_logs_and_exits_with_its_code);
+
+fn user_faults_stop_only_the_faulting_task(k: &mut Kernel) -> Result<(), String> {
+    // The faulting tasks run first (higher priority); hello must still run after them.
+    let r = run_programs(
+        k,
+        &[
+            (programs::FAULT, 0, 9),
+            (programs::FAULT, 1, 9),
+            (programs::FAULT, 2, 9),
+            (programs::HELLO, 3, 1),
+        ],
+    )?;
+    for (slot, (vector, name)) in [(14, "#PF"), (0, "#DE"), (13, "#GP")].iter().enumerate() {
+        let f = r.faults[slot].ok_or(alloc::format!("task {slot} did not fault ({name})"))?;
+        ensure!(
+            f.vector == *vector,
+            "task {slot}: vector {} instead of {name}",
+            f.vector
+        );
+        ensure!(
+            f.rip >= 0x80_0000_0000 && f.rip < user::STACK_TOP,
+            "task {slot}: fault rip {:#x} is not in the program",
+            f.rip
+        );
+        kprintln!(
+            "user task {slot} stopped by {name}: rip {:#x} error code {:#x}",
+            f.rip,
+            f.error_code
+        );
+    }
+    let pf = r.faults[0].ok_or("no #PF")?;
+    ensure!(
+        pf.cr2 == 0x10_0000,
+        "#PF at {:#x}, expected 0x100000",
+        pf.cr2
+    );
+    // Error code: present page (the kernel's), read, from user mode.
+    ensure!(
+        pf.error_code & 0b111 == 0b101,
+        "#PF error code {:#x}",
+        pf.error_code
+    );
+    ensure!(
+        r.exit_codes[3] == Some(3) && r.faults[3].is_none(),
+        "the healthy task: exit {:?}, fault {:?}",
+        r.exit_codes[3],
+        r.faults[3]
+    );
+    Ok(())
+}
+kernel_test!(user_faults_stop_only_the_faulting_task);
+
+fn bad_syscalls_and_pointers_are_refused(k: &mut Kernel) -> Result<(), String> {
+    let r = run_programs(k, &[(programs::BAD_CALLS, 0, 5)])?;
+    ensure!(
+        r.faults[0].is_none(),
+        "bad_calls faulted: {:?}",
+        r.faults[0]
+    );
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "{:?} bad calls were not refused with the expected error code",
+        r.exit_codes[0]
+    );
+    Ok(())
+}
+kernel_test!(bad_syscalls_and_pointers_are_refused);
+
+fn patched(image: &[u8], at: usize, value: u64) -> Vec<u8> {
+    let mut v = image.to_vec();
+    v[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    v
+}
+
+fn bad_program_images_are_refused(k: &mut Kernel) -> Result<(), String> {
+    let free_before = k.memory.frames.free_frames();
+    let image = programs::HELLO;
+    let phoff = u64::from_le_bytes(image[32..40].try_into().map_err(|_| "short header")?) as usize;
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("truncated", image[..100].to_vec()),
+        (
+            "segment in the kernel half",
+            patched(image, phoff + 16, 0xffff_8000_0000_0000),
+        ),
+        (
+            "segment over the kernel's identity map",
+            patched(&patched(image, phoff + 16, 0x10_0000), 24, 0x10_0000),
+        ),
+        (
+            "entry point in the kernel",
+            patched(image, 24, 0xffff_ffff_8000_0000),
+        ),
+    ];
+    for (what, bytes) in cases {
+        match user::load(&mut k.memory.frames, &bytes) {
+            Ok(t) => {
+                user::unload(&mut k.memory.frames, t)?;
+                return Err(alloc::format!("{what}: the image was accepted"));
+            }
+            Err(e) => {
+                kprintln!("bad image ({what}) refused: {e}");
+                if what == "truncated" {
+                    ensure!(
+                        matches!(e, LoadError::Elf(ElfError::Truncated { .. })),
+                        "truncated image refused as {e}"
+                    );
+                }
+                // The ELF rules allow low addresses; the kernel's own map must refuse them.
+                if what.starts_with("segment over") {
+                    ensure!(
+                        e == LoadError::Map { vaddr: 0x10_0000 },
+                        "identity-map overlap refused as {e}"
+                    );
+                }
+            }
+        }
+    }
+    ensure!(
+        k.memory.frames.free_frames() == free_before,
+        "refused loads leaked {} frames",
+        free_before - k.memory.frames.free_frames()
+    );
+    Ok(())
+}
+kernel_test!(bad_program_images_are_refused);
+
+const YIELDS: u64 = 2_000;
+
+fn context_switch_between_two_user_tasks(k: &mut Kernel) -> Result<(), String> {
+    // The same two tasks with no yields give the fixed cost (first entry, exits, the run's
+    // setup); the difference over 2·YIELDS yields is the cost of one yield: syscall entry,
+    // scheduler decision, CR3 and stack switch to the other task, sysret.
+    let (base, base_ns) =
+        run_programs_timed(k, &[(programs::YIELDER, 0, 5), (programs::YIELDER, 0, 5)])?;
+    let (r, run_ns) = run_programs_timed(
+        k,
+        &[
+            (programs::YIELDER, YIELDS, 5),
+            (programs::YIELDER, YIELDS, 5),
+        ],
+    )?;
+    ensure!(
+        r.exit_codes[0] == Some(0) && r.exit_codes[1] == Some(0),
+        "yielders exited with {:?} / {:?}",
+        r.exit_codes[0],
+        r.exit_codes[1]
+    );
+    let extra_switches = r.switches.saturating_sub(base.switches);
+    // Each yield hands over to the other task (the last one of each may find it gone).
+    ensure!(
+        extra_switches + 2 >= 2 * YIELDS,
+        "{extra_switches} switches for {} yields: the tasks did not alternate",
+        2 * YIELDS
+    );
+    let per_switch = run_ns.saturating_sub(base_ns) / extra_switches.max(1);
+    kprintln!("metric context_switch_ns {per_switch} ns");
+    kprintln!("metric context_switches_measured {extra_switches} switches");
+    if crate::ktests::virtual_time(k) {
+        ensure!(
+            per_switch < 20_000,
+            "a user-to-user switch costs {per_switch} ns"
+        );
+    }
+    Ok(())
+}
+kernel_test!(context_switch_between_two_user_tasks);
