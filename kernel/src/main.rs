@@ -15,6 +15,7 @@ mod bootinfo;
 mod console;
 mod ktests;
 mod memory;
+mod reservoir;
 mod sched;
 mod time;
 mod user;

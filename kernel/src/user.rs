@@ -20,6 +20,7 @@ pub mod programs {
     pub static BAD_CALLS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/bad_calls"));
     pub static FAULT: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fault"));
     pub static YIELDER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/yielder"));
+    pub static RESERVOIR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/reservoir"));
 }
 
 /// Loadable segments per program at most.
@@ -208,6 +209,39 @@ pub extern "C" fn user_thread(slot: u64) -> ! {
     }
 }
 
+/// Copies `buf.len()` bytes in from user address `ptr` after checking it against the task's
+/// address space.
+pub fn copy_in(slot: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    SLOTS.lock()[slot]
+        .as_ref()
+        .ok_or(Errno::BadPointer)?
+        .space
+        .check(ptr, buf.len() as u64, Access::Read)?;
+    syscall::copy_from_user(buf, ptr);
+    Ok(())
+}
+
+/// Checks that the task may write `len` bytes at `ptr` (before a call changes anything).
+pub fn check_writable(slot: usize, ptr: u64, len: u64) -> Result<(), Errno> {
+    SLOTS.lock()[slot]
+        .as_ref()
+        .ok_or(Errno::BadPointer)?
+        .space
+        .check(ptr, len, Access::Write)
+        .map(|_| ())
+}
+
+/// Copies `bytes` out to user address `ptr` after checking that the task may write there.
+pub fn copy_out(slot: usize, ptr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    SLOTS.lock()[slot]
+        .as_ref()
+        .ok_or(Errno::BadPointer)?
+        .space
+        .check(ptr, bytes.len() as u64, Access::Write)?;
+    syscall::copy_to_user(ptr, bytes);
+    Ok(())
+}
+
 /// Copies and checks a log message; the result is the byte count or the refusal.
 fn log_write(slot: usize, ptr: u64, len: u64) -> Result<u64, Errno> {
     if len > MAX_LOG_LEN {
@@ -244,6 +278,15 @@ fn handle(frame: &mut syscall::SyscallFrame) {
             Ok(0)
         }
         Ok(Request::LogWrite { ptr, len }) => log_write(slot, ptr, len),
+        Ok(Request::ReservoirCreate { args }) => crate::reservoir::create(slot, args),
+        Ok(Request::ReservoirStep { args }) => crate::reservoir::step(slot, args),
+        Ok(Request::ReservoirReadState { args }) => crate::reservoir::read_state(slot, args),
+        Ok(Request::ReservoirModifyWeights { args }) => {
+            crate::reservoir::modify_weights(slot, args)
+        }
+        Ok(Request::ReservoirIntrospect { args }) => crate::reservoir::introspect(slot, args),
+        Ok(Request::CapDerive { handle, rights }) => crate::reservoir::derive(slot, handle, rights),
+        Ok(Request::CapRevoke { handle }) => crate::reservoir::revoke(slot, handle),
         // Decoded but not wired into the kernel yet: refused rather than faked.
         Ok(_) => Err(Errno::BadSyscall),
     };

@@ -179,3 +179,10 @@ pub fn copy_from_user(dst: &mut [u8], src: u64) {
     // (mapped, user-readable, in the lower half), which is the one in CR3.
     unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
 }
+
+/// Copies `src` to user address `dst` (in the current address space).
+pub fn copy_to_user(dst: u64, src: &[u8]) {
+    // SAFETY: the caller checked `[dst, dst + src.len())` against the task's address space
+    // (mapped, user-writable, in the lower half), which is the one in CR3.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+}

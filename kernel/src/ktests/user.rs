@@ -64,6 +64,7 @@ fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Rep
     }
     let table = table()?;
     let t0 = time::now().0;
+    crate::reservoir::reset();
     let report = sched::run(table, &threads, true, 2_000 * MS);
     let run_ns = time::now().0 - t0;
     user::clear_slots();
@@ -256,3 +257,83 @@ fn context_switch_between_two_user_tasks(k: &mut Kernel) -> Result<(), String> {
     Ok(())
 }
 kernel_test!(context_switch_between_two_user_tasks);
+
+/// Mirrors user/echos-user/src/bin/reservoir.rs: its creation arguments and input stream.
+const RESERVOIR_UNITS: usize = 50;
+const RESERVOIR_STEPS: usize = 21;
+
+fn reservoir_input(k: usize) -> i32 {
+    ((k as i64 * 7919) % 131_072 - 65_536) as i32
+}
+
+fn reservoir_through_capabilities_from_ring_3(k: &mut Kernel) -> Result<(), String> {
+    use echos_abi::{ReservoirCreateArgs, Topology, Q16_ONE};
+    use echos_core::integer::{FixedEsn, FixedEsnBuffers, FixedEsnLayout};
+
+    let r = run_programs(k, &[(programs::RESERVOIR, 0, 5)])?;
+    ensure!(
+        r.faults[0].is_none(),
+        "the reservoir program faulted: {:?}",
+        r.faults[0]
+    );
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "{:?} answers of the reservoir syscalls were wrong",
+        r.exit_codes[0]
+    );
+    // The object the program stepped must hold what the engine computes for the same inputs:
+    // the syscall path neither skipped nor repeated a step, nor corrupted the state.
+    let (steps, state) =
+        crate::reservoir::object_state(0).ok_or("the program's reservoir object is gone")?;
+    let cfg = crate::reservoir::config_of(&ReservoirCreateArgs {
+        seed: 42,
+        units: RESERVOIR_UNITS as u32,
+        inputs: 1,
+        outputs: 1,
+        topology: Topology::SparseRandom,
+        spectral_radius_q16: Q16_ONE * 9 / 10,
+        leak_rate_q16: Q16_ONE * 3 / 10,
+        input_scaling_q16: Q16_ONE / 2,
+        density_q16: Q16_ONE / 10,
+    })
+    .map_err(|e| alloc::format!("{e:?}"))?;
+    let l = FixedEsnLayout::of(&cfg);
+    let (mut ro, mut co, mut va) = (
+        alloc::vec![0u32; l.units + 1],
+        alloc::vec![0u16; l.nnz],
+        alloc::vec![0i16; l.nnz],
+    );
+    let (mut wi, mut bi) = (
+        alloc::vec![0i16; l.units * l.inputs],
+        alloc::vec![0i16; l.units],
+    );
+    let (mut st, mut sc) = (alloc::vec![0i16; l.units], alloc::vec![0i16; l.units]);
+    let mut esn = FixedEsn::new(
+        cfg,
+        FixedEsnBuffers {
+            row_offsets: &mut ro,
+            columns: &mut co,
+            values: &mut va,
+            w_in: &mut wi,
+            bias: &mut bi,
+            state: &mut st,
+            scratch: &mut sc,
+        },
+    )
+    .map_err(|e| alloc::format!("{e}"))?;
+    for i in 0..RESERVOIR_STEPS {
+        esn.step(&[reservoir_input(i)])
+            .map_err(|e| alloc::format!("{e}"))?;
+    }
+    ensure!(
+        steps == RESERVOIR_STEPS as u64,
+        "the object took {steps} steps"
+    );
+    ensure!(
+        state.as_slice() == esn.state(),
+        "the object's state differs from the engine's for the same inputs"
+    );
+    crate::reservoir::reset();
+    Ok(())
+}
+kernel_test!(reservoir_through_capabilities_from_ring_3);

@@ -77,3 +77,116 @@ macro_rules! entry {
 fn panic(_: &core::panic::PanicInfo) -> ! {
     exit(-100)
 }
+
+/// Reservoir calls: thin wrappers that encode the argument structs of `echos-abi`.
+pub mod reservoir {
+    use super::call;
+    use echos_abi::{
+        CapHandle, Errno, IntrospectArgs, Request, ReservoirCreateArgs, ReservoirDebugInfo,
+        ReservoirModifyWeightsArgs, ReservoirReadStateArgs, ReservoirStepArgs, Rights,
+        WeightMatrix,
+    };
+
+    fn handle(raw: u64) -> Result<CapHandle, Errno> {
+        CapHandle::from_raw(raw)
+    }
+
+    pub fn create(args: &ReservoirCreateArgs) -> Result<CapHandle, Errno> {
+        let bytes = args.to_bytes();
+        handle(call(Request::ReservoirCreate {
+            args: bytes.as_ptr() as u64,
+        })?)
+    }
+
+    /// `args` at any address: how the tests hand the kernel bad pointers.
+    pub fn create_at(args: u64) -> Result<CapHandle, Errno> {
+        handle(call(Request::ReservoirCreate { args })?)
+    }
+
+    /// One step on Q16.16 inputs; the readout (Q16.16) lands in `output`.
+    pub fn step(h: CapHandle, input: &[i32], output: &mut [i32]) -> Result<u64, Errno> {
+        step_raw(
+            h,
+            input.as_ptr() as u64,
+            input.len() as u32,
+            output.as_mut_ptr() as u64,
+            output.len() as u32,
+        )
+    }
+
+    pub fn step_raw(
+        h: CapHandle,
+        input_ptr: u64,
+        input_len: u32,
+        output_ptr: u64,
+        output_len: u32,
+    ) -> Result<u64, Errno> {
+        let bytes = ReservoirStepArgs {
+            handle: h,
+            input_ptr,
+            output_ptr,
+            input_len,
+            output_len,
+        }
+        .to_bytes();
+        call(Request::ReservoirStep {
+            args: bytes.as_ptr() as u64,
+        })
+    }
+
+    /// The state in Q16.16, one entry per unit.
+    pub fn read_state(h: CapHandle, out: &mut [i32]) -> Result<u64, Errno> {
+        let bytes = ReservoirReadStateArgs {
+            handle: h,
+            buf_ptr: out.as_mut_ptr() as u64,
+            buf_len: out.len() as u32,
+            _pad: 0,
+        }
+        .to_bytes();
+        call(Request::ReservoirReadState {
+            args: bytes.as_ptr() as u64,
+        })
+    }
+
+    /// Writes Q16.16 values in [-1, 1) into `matrix` from `offset`.
+    pub fn modify_weights(
+        h: CapHandle,
+        matrix: WeightMatrix,
+        offset: u32,
+        values: &[i32],
+    ) -> Result<u64, Errno> {
+        let bytes = ReservoirModifyWeightsArgs {
+            handle: h,
+            data_ptr: values.as_ptr() as u64,
+            matrix,
+            offset,
+            count: values.len() as u32,
+            _pad: 0,
+        }
+        .to_bytes();
+        call(Request::ReservoirModifyWeights {
+            args: bytes.as_ptr() as u64,
+        })
+    }
+
+    pub fn introspect(h: CapHandle) -> Result<ReservoirDebugInfo, Errno> {
+        let mut out = [0u8; ReservoirDebugInfo::SIZE];
+        let bytes = IntrospectArgs {
+            handle: h,
+            out_ptr: out.as_mut_ptr() as u64,
+        }
+        .to_bytes();
+        call(Request::ReservoirIntrospect {
+            args: bytes.as_ptr() as u64,
+        })?;
+        ReservoirDebugInfo::from_bytes(&out)
+    }
+
+    pub fn derive(h: CapHandle, rights: Rights) -> Result<CapHandle, Errno> {
+        handle(call(Request::CapDerive { handle: h, rights })?)
+    }
+
+    pub fn revoke(h: CapHandle) -> Result<u64, Errno> {
+        call(Request::CapRevoke { handle: h })
+    }
+}

@@ -1,0 +1,352 @@
+//! Reservoirs as kernel objects reached through capabilities (`echos_kpolicy::caps`): create,
+//! step, read state, modify weights (needs the write right), introspect, derive and revoke.
+//! Each object is the Q1.15 sparse ESN of `echos_core::integer` plus a Q1.15 readout, a step
+//! counter and the recent trajectory that introspection returns.
+//!
+//! A step rebuilds the `FixedEsn` view over the object's arrays (validation O(nnz)) and restores
+//! the state the view's constructor clears (O(N)): the same order of work as the step itself,
+//! allocation-free and deterministic; creation allocates the arrays once.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use spin::Mutex;
+
+use echos_abi::introspect::{
+    DEBUG_STATE_UNITS, MEMORY_CAPACITY_UNKNOWN, TRAJECTORY_STEPS, TRAJECTORY_UNITS,
+};
+use echos_abi::{
+    CapHandle, EchoContext, Errno, IntrospectArgs, ReservoirCreateArgs, ReservoirDebugInfo,
+    ReservoirModifyWeightsArgs, ReservoirReadStateArgs, ReservoirStepArgs, Rights, Topology,
+    WeightMatrix,
+};
+use echos_core::integer::{FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout};
+use echos_kpolicy::caps::{CapSpace, ObjectId};
+
+use crate::sched::MAX_THREADS;
+use crate::user::{check_writable, copy_in, copy_out};
+
+/// Reservoir objects alive at once.
+pub const MAX_OBJECTS: usize = 8;
+/// Capability slots per task.
+pub const CAPS_PER_TASK: usize = 16;
+/// Bias scale of kernel reservoirs (0.1, as the canonical fixed ESN).
+const BIAS_SCALING_Q16: i32 = 6554;
+
+struct Reservoir {
+    cfg: FixedEsnConfig,
+    topology: Topology,
+    outputs: usize,
+    nnz: usize,
+    row_offsets: Vec<u32>,
+    columns: Vec<u16>,
+    values: Vec<i16>,
+    w_in: Vec<i16>,
+    bias: Vec<i16>,
+    state: Vec<i16>,
+    scratch: Vec<i16>,
+    saved: Vec<i16>,
+    /// Q1.15, row-major `outputs × units`.
+    readout: Vec<i16>,
+    steps: u64,
+    trajectory: [[i32; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
+}
+
+struct Objects {
+    slots: [Option<Reservoir>; MAX_OBJECTS],
+    caps: CapSpace<MAX_THREADS, CAPS_PER_TASK>,
+}
+
+static OBJECTS: Mutex<Objects> = Mutex::new(Objects {
+    slots: [const { None }; MAX_OBJECTS],
+    caps: CapSpace::new(),
+});
+
+fn with<R>(f: impl FnOnce(&mut Objects) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| f(&mut OBJECTS.lock()))
+}
+
+/// Drops every object and capability (between test runs).
+pub fn reset() {
+    with(|o| {
+        for s in o.slots.iter_mut() {
+            *s = None;
+        }
+        o.caps = CapSpace::new();
+    })
+}
+
+fn q15_to_q16(v: i16) -> i32 {
+    i32::from(v) << 1
+}
+
+fn task(slot: usize) -> u16 {
+    slot as u16
+}
+
+fn read_args<const N: usize>(slot: usize, ptr: u64) -> Result<[u8; N], Errno> {
+    let mut b = [0u8; N];
+    copy_in(slot, ptr, &mut b)?;
+    Ok(b)
+}
+
+/// The engine configuration a create call asks for.
+pub fn config_of(a: &ReservoirCreateArgs) -> Result<FixedEsnConfig, Errno> {
+    let permille = ((u64::from(a.density_q16) * 1000) >> 16).max(1) as u32;
+    let q16 = |v: u32| i32::try_from(v).map_err(|_| Errno::InvalidArgument);
+    Ok(FixedEsnConfig {
+        units: a.units as usize,
+        inputs: a.inputs as usize,
+        connectivity_permille: permille,
+        spectral_radius_q16: q16(a.spectral_radius_q16)?,
+        input_scaling_q16: q16(a.input_scaling_q16)?,
+        bias_scaling_q16: BIAS_SCALING_Q16,
+        leak_rate_q16: q16(a.leak_rate_q16)?,
+        seed: a.seed,
+    })
+}
+
+pub fn create(slot: usize, args: u64) -> Result<u64, Errno> {
+    let a = ReservoirCreateArgs::from_bytes(&read_args(slot, args)?)?;
+    if a.topology != Topology::SparseRandom {
+        // Only the sparse Q1.15 reservoir exists in the kernel so far.
+        return Err(Errno::InvalidArgument);
+    }
+    let cfg = config_of(&a)?;
+    let l = FixedEsnLayout::of(&cfg);
+    let mut r = Reservoir {
+        cfg,
+        topology: a.topology,
+        outputs: a.outputs as usize,
+        nnz: l.nnz,
+        row_offsets: vec![0; l.units + 1],
+        columns: vec![0; l.nnz],
+        values: vec![0; l.nnz],
+        w_in: vec![0; l.units * l.inputs],
+        bias: vec![0; l.units],
+        state: vec![0; l.units],
+        scratch: vec![0; l.units],
+        saved: vec![0; l.units],
+        readout: vec![0; a.outputs as usize * l.units],
+        steps: 0,
+        trajectory: [[0; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
+    };
+    FixedEsn::new(cfg, buffers(&mut r)).map_err(|_| Errno::InvalidArgument)?;
+    with(|o| {
+        let free = o
+            .slots
+            .iter()
+            .position(|s| s.is_none())
+            .ok_or(Errno::NoMemory)?;
+        let handle = o
+            .caps
+            .insert(task(slot), ObjectId(free as u32), Rights::ALL)?;
+        o.slots[free] = Some(r);
+        Ok(handle.to_raw())
+    })
+}
+
+fn buffers(r: &mut Reservoir) -> FixedEsnBuffers<'_> {
+    FixedEsnBuffers {
+        row_offsets: &mut r.row_offsets,
+        columns: &mut r.columns,
+        values: &mut r.values,
+        w_in: &mut r.w_in,
+        bias: &mut r.bias,
+        state: &mut r.state,
+        scratch: &mut r.scratch,
+    }
+}
+
+fn object(
+    o: &mut Objects,
+    slot: usize,
+    h: CapHandle,
+    needed: Rights,
+) -> Result<&mut Reservoir, Errno> {
+    let id = o.caps.lookup(task(slot), h, needed)?;
+    o.slots
+        .get_mut(id.0 as usize)
+        .and_then(|s| s.as_mut())
+        .ok_or(Errno::BadHandle)
+}
+
+/// Reads `n` Q16.16 values from user memory into `out` (which has room for the widest call).
+fn read_q16(slot: usize, ptr: u64, out: &mut [i32]) -> Result<(), Errno> {
+    let mut bytes = [0u8; 4 * echos_abi::MAX_RESERVOIR_IO as usize];
+    let bytes = bytes.get_mut(..out.len() * 4).ok_or(Errno::BadLength)?;
+    copy_in(slot, ptr, bytes)?;
+    for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    Ok(())
+}
+
+pub fn step(slot: usize, args: u64) -> Result<u64, Errno> {
+    let a = ReservoirStepArgs::from_bytes(&read_args(slot, args)?)?;
+    let mut input = [0i32; echos_abi::MAX_RESERVOIR_IO as usize];
+    let mut output = [0u8; 4 * echos_abi::MAX_RESERVOIR_IO as usize];
+    with(|o| {
+        let r = object(o, slot, a.handle, Rights::STEP)?;
+        if a.input_len as usize != r.cfg.inputs || a.output_len as usize != r.outputs {
+            return Err(Errno::DimensionMismatch);
+        }
+        let input = &mut input[..r.cfg.inputs];
+        read_q16(slot, a.input_ptr, input)?;
+        if r.outputs > 0 {
+            // A refused output buffer must refuse the whole call, before the state moves.
+            check_writable(slot, a.output_ptr, 4 * r.outputs as u64)?;
+        }
+        r.saved.copy_from_slice(&r.state);
+        let (cfg, nnz) = (r.cfg, r.nnz);
+        let saved = core::mem::take(&mut r.saved);
+        let result = (|| {
+            let mut esn =
+                FixedEsn::from_parts(cfg, nnz, buffers(r)).map_err(|_| Errno::InvalidArgument)?;
+            esn.set_state(&saved).map_err(|_| Errno::InvalidArgument)?;
+            esn.step(input).map_err(|_| Errno::DimensionMismatch)
+        })();
+        r.saved = saved;
+        result?;
+        let units = r.cfg.units;
+        let row = (r.steps as usize) % TRAJECTORY_STEPS;
+        for (u, t) in r.trajectory[row].iter_mut().enumerate() {
+            *t = r.state.get(u).copied().map_or(0, q15_to_q16);
+        }
+        r.steps += 1;
+        // Readout y = W_out · x, Q1.15 × Q1.15 summed in i64, returned in Q16.16.
+        for (j, out) in output.chunks_exact_mut(4).take(r.outputs).enumerate() {
+            let w = &r.readout[j * units..(j + 1) * units];
+            let acc: i64 = w
+                .iter()
+                .zip(&r.state)
+                .map(|(&w, &x)| i64::from(w) * i64::from(x))
+                .sum();
+            let y = (acc >> 14).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            out.copy_from_slice(&y.to_le_bytes());
+        }
+        Ok(r.outputs)
+    })
+    .and_then(|outputs| {
+        if outputs > 0 {
+            copy_out(slot, a.output_ptr, &output[..outputs * 4])?;
+        }
+        Ok(0)
+    })
+}
+
+pub fn read_state(slot: usize, args: u64) -> Result<u64, Errno> {
+    let a = ReservoirReadStateArgs::from_bytes(&read_args(slot, args)?)?;
+    with(|o| {
+        let r = object(o, slot, a.handle, Rights::READ)?;
+        if a.buf_len as usize != r.cfg.units {
+            return Err(Errno::DimensionMismatch);
+        }
+        // Through a bounded chunk: no allocation in the call.
+        let mut chunk = [0u8; 256];
+        for (i, part) in r.state.chunks(64).enumerate() {
+            for (j, &x) in part.iter().enumerate() {
+                chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
+            }
+            copy_out(slot, a.buf_ptr + (i * 256) as u64, &chunk[..part.len() * 4])?;
+        }
+        Ok(r.cfg.units as u64)
+    })
+}
+
+pub fn modify_weights(slot: usize, args: u64) -> Result<u64, Errno> {
+    let a = ReservoirModifyWeightsArgs::from_bytes(&read_args(slot, args)?)?;
+    with(|o| {
+        let r = object(o, slot, a.handle, Rights::WRITE)?;
+        let target: &mut [i16] = match a.matrix {
+            WeightMatrix::Input => &mut r.w_in,
+            WeightMatrix::Recurrent => &mut r.values[..r.nnz],
+            WeightMatrix::Readout => &mut r.readout,
+        };
+        let (offset, count) = (a.offset as usize, a.count as usize);
+        let end = offset.checked_add(count).ok_or(Errno::DimensionMismatch)?;
+        if count == 0 || end > target.len() {
+            return Err(Errno::DimensionMismatch);
+        }
+        // Validate everything before changing anything: a refused call leaves no trace.
+        let mut buf = [0u8; 256];
+        for pass in 0..2 {
+            for start in (0..count).step_by(64) {
+                let n = (count - start).min(64);
+                copy_in(slot, a.data_ptr + 4 * start as u64, &mut buf[..4 * n])?;
+                for (k, b) in buf[..4 * n].chunks_exact(4).enumerate() {
+                    let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    // Q16.16 in [-1, 1) → Q1.15.
+                    if !(-65536..65536).contains(&v) {
+                        return Err(Errno::InvalidArgument);
+                    }
+                    if pass == 1 {
+                        target[offset + start + k] = (v >> 1) as i16;
+                    }
+                }
+            }
+        }
+        Ok(count as u64)
+    })
+}
+
+pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
+    let a = IntrospectArgs::from_bytes(&read_args(slot, args)?)?;
+    let bytes = with(|o| {
+        let r = object(o, slot, a.handle, Rights::READ)?;
+        let mut state = [0i32; DEBUG_STATE_UNITS];
+        for (s, &x) in state.iter_mut().zip(&r.state) {
+            *s = q15_to_q16(x);
+        }
+        let kept = (r.steps as usize).min(TRAJECTORY_STEPS);
+        let mut trajectory = [0i32; TRAJECTORY_STEPS * TRAJECTORY_UNITS];
+        for t in 0..kept {
+            let row = (r.steps as usize - kept + t) % TRAJECTORY_STEPS;
+            trajectory[t * TRAJECTORY_UNITS..(t + 1) * TRAJECTORY_UNITS]
+                .copy_from_slice(&r.trajectory[row]);
+        }
+        let info = ReservoirDebugInfo {
+            context: EchoContext {
+                step: r.steps,
+                period: 0,
+                units: r.cfg.units as u32,
+                topology: r.topology,
+                spectral_radius_q16: r.cfg.spectral_radius_q16 as u32,
+                leak_rate_q16: r.cfg.leak_rate_q16 as u32,
+                state_addr: 0,
+            },
+            memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
+            state_len: r.cfg.units.min(DEBUG_STATE_UNITS) as u32,
+            trajectory_len: kept as u32,
+            _pad: 0,
+            deadline_misses: 0,
+            overruns: 0,
+            state,
+            trajectory,
+        };
+        Ok::<_, Errno>(info.to_bytes())
+    })?;
+    copy_out(slot, a.out_ptr, &bytes)?;
+    Ok(ReservoirDebugInfo::SIZE as u64)
+}
+
+pub fn derive(slot: usize, handle: CapHandle, rights: Rights) -> Result<u64, Errno> {
+    with(|o| {
+        o.caps
+            .grant(task(slot), handle, task(slot), rights)
+            .map(|h| h.to_raw())
+    })
+}
+
+pub fn revoke(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
+    with(|o| o.caps.revoke(task(slot), handle).map(|n| n as u64))
+}
+
+/// The step count and state of the object in table slot `index` (for the tests).
+pub fn object_state(index: usize) -> Option<(u64, Vec<i16>)> {
+    with(|o| {
+        o.slots
+            .get(index)
+            .and_then(|s| s.as_ref())
+            .map(|r| (r.steps, r.state.clone()))
+    })
+}
