@@ -251,6 +251,28 @@ pub fn unlock(mutex: MutexId) {
     })
 }
 
+/// `sleep_until_next_period` for the running thread: `NotPeriodic` for a thread without a
+/// period (refused before the scheduler sees it), else returns the number of the job (period)
+/// it wakes in.
+pub fn sleep_until_next_period() -> Result<u64, Errno> {
+    let periodic = x86_64::instructions::interrupts::without_interrupts(|| {
+        RUN.lock().as_ref().is_some_and(|r| {
+            r.current != IDLE && r.dispatch.periodic(r.current as TaskId).is_some()
+        })
+    });
+    if !periodic {
+        return Err(Errno::NotPeriodic);
+    }
+    complete_job();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        RUN.lock()
+            .as_ref()
+            .and_then(|r| r.dispatch.periodic(r.current as TaskId))
+            .and_then(|p| p.job())
+            .ok_or(Errno::NotPeriodic)
+    })
+}
+
 /// Gives the processor to the next ready thread of the same priority.
 pub fn yield_now() {
     x86_64::instructions::interrupts::without_interrupts(|| {

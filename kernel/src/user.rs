@@ -21,6 +21,7 @@ pub mod programs {
     pub static FAULT: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fault"));
     pub static YIELDER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/yielder"));
     pub static RESERVOIR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/reservoir"));
+    pub static PREDICTOR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/predictor"));
 }
 
 /// Loadable segments per program at most.
@@ -278,6 +279,7 @@ fn handle(frame: &mut syscall::SyscallFrame) {
             Ok(0)
         }
         Ok(Request::LogWrite { ptr, len }) => log_write(slot, ptr, len),
+        Ok(Request::SleepUntilNextPeriod) => sched::sleep_until_next_period(),
         Ok(Request::ReservoirCreate { args }) => crate::reservoir::create(slot, args),
         Ok(Request::ReservoirStep { args }) => crate::reservoir::step(slot, args),
         Ok(Request::ReservoirReadState { args }) => crate::reservoir::read_state(slot, args),

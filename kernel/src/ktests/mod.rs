@@ -94,6 +94,7 @@ pub fn report(kernel: &mut Kernel) -> bool {
         memory::pool_stress_report(kernel),
         time::timer_latency_report(kernel),
         sched::ten_khz_report(kernel).map(|_| ()),
+        user::predictor_demo(kernel).map(|_| ()),
     ] {
         if let Err(e) = r {
             kprintln!("error: {e}");

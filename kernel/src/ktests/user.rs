@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use echos_kpolicy::dispatch::TaskSpec;
 use echos_kpolicy::elf::ElfError;
 use echos_kpolicy::partition::{PartitionTable, Window};
+use echos_kpolicy::periodic::PeriodicParams;
 
 use crate::sched::{self, Report, ThreadSpec, MAX_WINDOWS};
 use crate::user::{self, programs, LoadError, UserTask};
@@ -35,6 +36,21 @@ fn run_programs(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<Report, St
 
 /// As [`run_programs`], also returning how long the scheduler run took (ns).
 fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Report, u64), String> {
+    let mut specs = Vec::new();
+    for &(image, arg, priority) in tasks {
+        let spec = TaskSpec {
+            priority,
+            partition: 0,
+            periodic: None,
+        };
+        specs.push((image, arg, spec));
+    }
+    run_specs(k, &specs)
+}
+
+/// Loads each (program, argument, scheduling spec), runs them all, unloads them, checks that
+/// every frame came back, and returns the report and the run's duration (ns).
+fn run_specs(k: &mut Kernel, tasks: &[(&[u8], u64, TaskSpec)]) -> Result<(Report, u64), String> {
     let free_before = k.memory.frames.free_frames();
     let mut loaded: Vec<UserTask> = Vec::new();
     for &(image, _, _) in tasks {
@@ -49,14 +65,10 @@ fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Rep
         }
     }
     let mut threads = Vec::new();
-    for (slot, (task, &(_, arg, priority))) in loaded.iter().zip(tasks).enumerate() {
+    for (slot, (task, &(_, arg, spec))) in loaded.iter().zip(tasks).enumerate() {
         user::prepare(slot, task, arg);
         threads.push(ThreadSpec {
-            spec: TaskSpec {
-                priority,
-                partition: 0,
-                periodic: None,
-            },
+            spec,
             entry: user::user_thread,
             arg: slot as u64,
             address_space: Some(task.root),
@@ -65,7 +77,7 @@ fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Rep
     let table = table()?;
     let t0 = time::now().0;
     crate::reservoir::reset();
-    let report = sched::run(table, &threads, true, 2_000 * MS);
+    let report = sched::run(table, &threads, true, 5_000 * MS);
     let run_ns = time::now().0 - t0;
     user::clear_slots();
     for t in loaded {
@@ -337,3 +349,72 @@ fn reservoir_through_capabilities_from_ring_3(k: &mut Kernel) -> Result<(), Stri
     Ok(())
 }
 kernel_test!(reservoir_through_capabilities_from_ring_3);
+
+pub const PREDICTOR_PERIODS: u64 = 2_000;
+const PREDICTOR_PERIOD_NS: u64 = MS;
+
+/// The demo: a periodic (1 kHz) ring-3 task steps a kernel reservoir through its capability,
+/// predicts its input signal with an online-trained readout, and logs its error and the
+/// kernel's introspection; the kernel prints the task's timing figures.
+/// Returns the task's deadline misses.
+pub fn predictor_demo(k: &mut Kernel) -> Result<u64, String> {
+    let start = (time::now().0 / MS + 5) * MS;
+    let spec = TaskSpec {
+        priority: 10,
+        partition: 0,
+        periodic: Some(PeriodicParams {
+            start_ns: start,
+            period_ns: PREDICTOR_PERIOD_NS,
+            deadline_ns: PREDICTOR_PERIOD_NS,
+            budget_ns: PREDICTOR_PERIOD_NS / 2,
+        }),
+    };
+    kprintln!(
+        "demo: periodic ring-3 reservoir task, {} periods of {} us, reservoir of 50 units behind a capability",
+        PREDICTOR_PERIODS,
+        PREDICTOR_PERIOD_NS / 1_000
+    );
+    let (r, _) = run_specs(k, &[(programs::PREDICTOR, PREDICTOR_PERIODS, spec)])?;
+    let acct = r.periodic[0].ok_or("no periodic accounting for the demo task")?;
+    kprintln!(
+        "metric demo_periods_completed {} periods",
+        acct.completed_jobs
+    );
+    kprintln!(
+        "metric demo_deadline_misses {} misses",
+        acct.deadline_misses
+    );
+    kprintln!("metric demo_budget_overruns {} overruns", acct.overruns);
+    kprintln!(
+        "metric demo_release_latency_max_ns {} ns",
+        acct.jitter.max_ns().unwrap_or(0)
+    );
+    ensure!(
+        r.faults[0].is_none(),
+        "the demo task faulted: {:?}",
+        r.faults[0]
+    );
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "the demo task exited with {:?} (1: its prediction error did not fall)",
+        r.exit_codes[0]
+    );
+    ensure!(
+        acct.completed_jobs >= PREDICTOR_PERIODS,
+        "{} periods completed",
+        acct.completed_jobs
+    );
+    crate::reservoir::reset();
+    Ok(acct.deadline_misses)
+}
+
+fn periodic_ring_3_reservoir_task_learns_and_meets_its_deadlines(
+    k: &mut Kernel,
+) -> Result<(), String> {
+    let misses = predictor_demo(k)?;
+    if crate::ktests::virtual_time(k) {
+        ensure!(misses == 0, "the demo task missed {misses} deadlines");
+    }
+    Ok(())
+}
+kernel_test!(periodic_ring_3_reservoir_task_learns_and_meets_its_deadlines);

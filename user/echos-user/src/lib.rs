@@ -52,6 +52,60 @@ pub fn yield_now() -> Result<u64, Errno> {
     call(Request::Yield)
 }
 
+/// `sleep_until_next_period`: ends this period's job; returns the period it wakes in.
+pub fn sleep_until_next_period() -> Result<u64, Errno> {
+    call(Request::SleepUntilNextPeriod)
+}
+
+/// A log line formatted into a fixed buffer (no allocator in user programs); a line longer
+/// than the buffer is cut at its end.
+pub struct LineBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl LineBuf {
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        // Only whole `str` pieces are ever copied in, so the prefix is valid UTF-8 unless a cut
+        // split a character; then the valid prefix is logged.
+        match core::str::from_utf8(&self.buf[..self.len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl Default for LineBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// `logln!("fmt", args..)`: one formatted log line.
+#[macro_export]
+macro_rules! logln {
+    ($($arg:tt)*) => {{
+        let mut line = $crate::LineBuf::new();
+        let _ = core::fmt::Write::write_fmt(&mut line, format_args!($($arg)*));
+        $crate::log(line.as_str())
+    }};
+}
+
 pub fn log(msg: &str) -> Result<u64, Errno> {
     log_bytes(msg.as_ptr() as u64, msg.len() as u64)
 }
