@@ -2,6 +2,9 @@
 //! and builds the user programs (user/echos-user) first, since the kernel embeds their ELF files.
 use std::process::Command;
 
+/// Hard-float, so ring-3 code may use SSE/AVX (see DESIGN.md); linked without its C runtime.
+const USER_TARGET: &str = "x86_64-unknown-linux-gnu";
+
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
@@ -23,7 +26,7 @@ fn main() {
     // The kernel's own flags and target must not leak into the user build, which has its own.
     let status = Command::new(cargo)
         .current_dir(&user)
-        .args(["build", "--release", "--target", "x86_64-unknown-none"])
+        .args(["build", "--release", "--target", USER_TARGET])
         .args(["--target-dir", &target_dir])
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -33,5 +36,5 @@ fn main() {
         .status()
         .expect("could not run cargo to build the user programs");
     assert!(status.success(), "building the user programs failed");
-    println!("cargo:rustc-env=ECHOS_USER_BIN={target_dir}/x86_64-unknown-none/release");
+    println!("cargo:rustc-env=ECHOS_USER_BIN={target_dir}/{USER_TARGET}/release");
 }

@@ -110,6 +110,13 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
         time.clock.hz(),
         time.source
     );
+    let fpu = arch::fpu::init();
+    kprintln!(
+        "fpu: user state saved with {:?}, xcr0 {:#x}, {} bytes per task",
+        fpu.mode,
+        fpu.xcr0,
+        fpu.save_bytes
+    );
     x86_64::instructions::interrupts::enable();
     // Under -icount the TSC counts instructions from machine reset, so this includes the firmware
     // and the loader; elsewhere (KVM) the TSC's origin is the host's and the figure means nothing.

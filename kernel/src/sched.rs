@@ -114,6 +114,8 @@ pub struct Report {
 
 struct Run {
     roots: [u64; MAX_THREADS + 1],
+    /// Threads whose FPU/SIMD state is saved on switch (user tasks).
+    fpu: [bool; MAX_THREADS + 1],
     exit_codes: [Option<i64>; MAX_THREADS],
     faults: [Option<UserFault>; MAX_THREADS],
     dispatch: Dispatcher<MAX_THREADS, MAX_WINDOWS>,
@@ -181,6 +183,12 @@ fn reschedule(op: impl FnOnce(&mut Run, u64) -> Result<Decision, SchedFault>) {
         let from = run.current;
         run.current = next;
         run.switches += 1;
+        if run.fpu[from] {
+            crate::arch::fpu::save(from);
+        }
+        if run.fpu[next] {
+            crate::arch::fpu::restore(next);
+        }
         crate::arch::uspace::activate(run.roots[next]);
         if next != IDLE {
             crate::arch::gdt::set_kernel_stack(THREAD_STACKS[next].top());
@@ -379,6 +387,7 @@ pub fn run(
         let kernel_root = crate::arch::uspace::kernel_root();
         let mut run = Run {
             roots: [kernel_root; MAX_THREADS + 1],
+            fpu: [false; MAX_THREADS + 1],
             exit_codes: [None; MAX_THREADS],
             faults: [None; MAX_THREADS],
             dispatch: Dispatcher::new(table, JITTER_BUCKET_NS),
@@ -397,6 +406,8 @@ pub fn run(
                 .set_base_priority(i as TaskId, t.spec.priority)?;
             if let Some(root) = t.address_space {
                 run.roots[i] = root;
+                run.fpu[i] = true;
+                crate::arch::fpu::init_area(i);
             }
             let stack = &THREAD_STACKS[i];
             CONTEXTS[i].prepare(stack.bottom(), stack.top(), t.entry, t.arg);

@@ -22,6 +22,7 @@ pub mod programs {
     pub static YIELDER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/yielder"));
     pub static RESERVOIR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/reservoir"));
     pub static PREDICTOR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/predictor"));
+    pub static FPU: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fpu"));
 }
 
 /// Loadable segments per program at most.

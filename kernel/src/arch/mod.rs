@@ -5,6 +5,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod ktest;
 pub mod paging;

@@ -418,3 +418,28 @@ fn periodic_ring_3_reservoir_task_learns_and_meets_its_deadlines(
     Ok(())
 }
 kernel_test!(periodic_ring_3_reservoir_task_learns_and_meets_its_deadlines);
+
+fn simd_state_is_kept_per_user_task(k: &mut Kernel) -> Result<(), String> {
+    kprintln!("fpu: user state saved with {:?}", crate::arch::fpu::mode());
+    let r = run_programs(k, &[(programs::FPU, 1, 5), (programs::FPU, 2, 5)])?;
+    for t in 0..2 {
+        ensure!(
+            r.faults[t].is_none(),
+            "fpu task {t} faulted: {:?}",
+            r.faults[t]
+        );
+        ensure!(
+            r.exit_codes[t] == Some(0),
+            "fpu task {t}: {:?} mismatches (registers or MXCSR changed across a switch, or the \
+             float result differed with yields)",
+            r.exit_codes[t]
+        );
+    }
+    ensure!(
+        r.switches >= 200,
+        "only {} switches: the tasks did not interleave",
+        r.switches
+    );
+    Ok(())
+}
+kernel_test!(simd_state_is_kept_per_user_task);

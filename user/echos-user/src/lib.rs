@@ -127,6 +127,78 @@ macro_rules! entry {
     };
 }
 
+/// The memory functions the compiler calls. A hosted target expects them from libc, which user
+/// programs do not link; volatile accesses keep the compiler from turning these loops back into
+/// calls to themselves.
+pub mod mem {
+    /// # Safety
+    /// `dst` and `src` valid for `n` bytes, not overlapping.
+    #[no_mangle]
+    pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        for i in 0..n {
+            // SAFETY: in bounds by the caller's contract.
+            unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+        }
+        dst
+    }
+
+    /// # Safety
+    /// `dst` and `src` valid for `n` bytes (they may overlap).
+    #[no_mangle]
+    pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        if (dst as usize) < (src as usize) {
+            for i in 0..n {
+                // SAFETY: in bounds; copying upwards never overwrites a byte still to be read.
+                unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+            }
+        } else {
+            for i in (0..n).rev() {
+                // SAFETY: in bounds; copying downwards never overwrites a byte still to be read.
+                unsafe { dst.add(i).write_volatile(src.add(i).read_volatile()) };
+            }
+        }
+        dst
+    }
+
+    /// # Safety
+    /// `dst` valid for `n` bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+        for i in 0..n {
+            // SAFETY: in bounds by the caller's contract.
+            unsafe { dst.add(i).write_volatile(c as u8) };
+        }
+        dst
+    }
+
+    /// # Safety
+    /// `a` and `b` valid for `n` bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        for i in 0..n {
+            // SAFETY: in bounds by the caller's contract.
+            let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+            if x != y {
+                return i32::from(x) - i32::from(y);
+            }
+        }
+        0
+    }
+
+    /// # Safety
+    /// `a` and `b` valid for `n` bytes.
+    #[no_mangle]
+    pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: same contract.
+        unsafe { memcmp(a, b, n) }
+    }
+}
+
+/// The precompiled `core` of a hosted target refers to the unwinding personality routine; user
+/// programs abort on panic and never unwind, so it is never called, only linked.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     exit(-100)
