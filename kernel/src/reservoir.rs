@@ -65,6 +65,13 @@ fn with<R>(f: impl FnOnce(&mut Objects) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| f(&mut OBJECTS.lock()))
 }
 
+/// A task stopped: its capabilities (and those derived from them) are revoked.
+pub fn task_stopped(slot: usize) {
+    with(|o| {
+        let _ = o.caps.stop_task(task(slot));
+    })
+}
+
 /// Drops every object and capability (between test runs).
 pub fn reset() {
     with(|o| {

@@ -228,35 +228,55 @@ pub fn complete_job() {
 }
 
 /// Takes `mutex`, blocking (with priority inheritance when the run has it) while another
-/// thread holds it.
-pub fn lock(mutex: MutexId) {
+/// thread holds it. A refused lock (unknown mutex, already held by the caller, a deadlock or too
+/// long a chain) is returned to the caller and changes nothing; the run goes on.
+pub fn lock(mutex: MutexId) -> Result<(), Errno> {
+    let mut refused = None;
     x86_64::instructions::interrupts::without_interrupts(|| {
         reschedule(|run, now| {
             let task = current_task(run)?;
-            let (outcome, changes) = run.mutexes.lock(task, mutex)?;
-            apply(&mut run.dispatch, changes.as_slice())?;
-            match outcome {
-                // Nothing changed for anyone else: keep running.
-                LockOutcome::Acquired => Ok(run.dispatch.tick(now)?),
-                LockOutcome::Blocked { .. } => Ok(run.dispatch.block(task, now)?),
+            match run.mutexes.lock(task, mutex) {
+                Err(e) => {
+                    refused = Some(e);
+                    Ok(run.dispatch.tick(now)?)
+                }
+                Ok((outcome, changes)) => {
+                    apply(&mut run.dispatch, changes.as_slice())?;
+                    match outcome {
+                        // Nothing changed for anyone else: keep running.
+                        LockOutcome::Acquired => Ok(run.dispatch.tick(now)?),
+                        LockOutcome::Blocked { .. } => Ok(run.dispatch.block(task, now)?),
+                    }
+                }
             }
         })
-    })
+    });
+    refused.map_or(Ok(()), Err)
 }
 
-/// Releases `mutex`; the most urgent waiter owns it next and may preempt the caller.
-pub fn unlock(mutex: MutexId) {
+/// Releases `mutex`; the most urgent waiter owns it next and may preempt the caller. Unlocking a
+/// mutex the caller does not hold is refused and changes nothing.
+pub fn unlock(mutex: MutexId) -> Result<(), Errno> {
+    let mut refused = None;
     x86_64::instructions::interrupts::without_interrupts(|| {
         reschedule(|run, now| {
             let task = current_task(run)?;
-            let unlocked = run.mutexes.unlock(task, mutex)?;
-            apply(&mut run.dispatch, unlocked.changes.as_slice())?;
-            if let Some(w) = unlocked.woken {
-                run.dispatch.wake(w)?;
+            match run.mutexes.unlock(task, mutex) {
+                Err(e) => {
+                    refused = Some(e);
+                    Ok(run.dispatch.tick(now)?)
+                }
+                Ok(unlocked) => {
+                    apply(&mut run.dispatch, unlocked.changes.as_slice())?;
+                    if let Some(w) = unlocked.woken {
+                        run.dispatch.wake(w)?;
+                    }
+                    Ok(run.dispatch.tick(now)?)
+                }
             }
-            Ok(run.dispatch.tick(now)?)
         })
-    })
+    });
+    refused.map_or(Ok(()), Err)
 }
 
 /// `sleep_until_next_period` for the running thread: `NotPeriodic` for a thread without a
@@ -327,6 +347,10 @@ pub fn user_fault(frame: &crate::arch::traps::TrapFrame, cr2: u64) {
 
 fn stop_current(code: Option<i64>, fault: Option<UserFault>) -> ! {
     x86_64::instructions::interrupts::disable();
+    if let Some(slot) = current() {
+        // Its capabilities go with it, and everything derived from them.
+        crate::reservoir::task_stopped(slot);
+    }
     reschedule(|run, now| {
         let task = current_task(run)?;
         run.exit_codes[task as usize] = code;

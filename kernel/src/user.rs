@@ -23,6 +23,7 @@ pub mod programs {
     pub static RESERVOIR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/reservoir"));
     pub static PREDICTOR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/predictor"));
     pub static FPU: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fpu"));
+    pub static MUTEXER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/mutexer"));
 }
 
 /// Loadable segments per program at most.
@@ -281,6 +282,8 @@ fn handle(frame: &mut syscall::SyscallFrame) {
         }
         Ok(Request::LogWrite { ptr, len }) => log_write(slot, ptr, len),
         Ok(Request::SleepUntilNextPeriod) => sched::sleep_until_next_period(),
+        Ok(Request::MutexLock { mutex }) => sched::lock(mutex).map(|()| 0),
+        Ok(Request::MutexUnlock { mutex }) => sched::unlock(mutex).map(|()| 0),
         Ok(Request::ReservoirCreate { args }) => crate::reservoir::create(slot, args),
         Ok(Request::ReservoirStep { args }) => crate::reservoir::step(slot, args),
         Ok(Request::ReservoirReadState { args }) => crate::reservoir::read_state(slot, args),

@@ -305,10 +305,18 @@ fn finished(who: usize) {
     );
 }
 
+static LOCK_ERRORS: AtomicU32 = AtomicU32::new(0);
+
+fn checked(r: Result<(), echos_abi::Errno>) {
+    if r.is_err() {
+        LOCK_ERRORS.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 extern "C" fn low_task(_: u64) -> ! {
-    sched::lock(0);
+    checked(sched::lock(0));
     work(CS_ITERS.load(Ordering::Acquire));
-    sched::unlock(0);
+    checked(sched::unlock(0));
     finished(0);
     sched::exit()
 }
@@ -321,9 +329,9 @@ extern "C" fn medium_task(_: u64) -> ! {
 
 extern "C" fn high_task(_: u64) -> ! {
     let t0 = time::now().0;
-    sched::lock(0);
+    checked(sched::lock(0));
     HIGH_BLOCKED_NS.store(time::now().0 - t0, Ordering::Release);
-    sched::unlock(0);
+    checked(sched::unlock(0));
     finished(2);
     sched::exit()
 }
@@ -373,8 +381,14 @@ fn priority_inheritance_bounds_blocking_by_the_critical_section(
     MEDIUM_ITERS.store(iterations_for(2 * MS), Ordering::Release);
     let cs_ns = time_of_work(CS_ITERS.load(Ordering::Acquire));
     let medium_ns = time_of_work(MEDIUM_ITERS.load(Ordering::Acquire));
+    LOCK_ERRORS.store(0, Ordering::Release);
     let (with, order_with) = inversion_run(true)?;
     let (without, order_without) = inversion_run(false)?;
+    ensure!(
+        LOCK_ERRORS.load(Ordering::Acquire) == 0,
+        "{} lock or unlock calls were refused",
+        LOCK_ERRORS.load(Ordering::Acquire)
+    );
     kprintln!("metric pi_critical_section_ns {cs_ns} ns");
     kprintln!("metric pi_high_blocked_with_inheritance_ns {with} ns");
     kprintln!("metric pi_high_blocked_without_inheritance_ns {without} ns");

@@ -443,3 +443,23 @@ fn simd_state_is_kept_per_user_task(k: &mut Kernel) -> Result<(), String> {
     Ok(())
 }
 kernel_test!(simd_state_is_kept_per_user_task);
+
+fn kernel_mutexes_from_ring_3_block_and_refuse(k: &mut Kernel) -> Result<(), String> {
+    // Twin tasks take mutex 0 in turn and yield while holding it, so each blocks in the kernel
+    // on every round until the other unlocks; a lost wakeup would end the run by its time limit.
+    let r = run_programs(k, &[(programs::MUTEXER, 0, 5), (programs::MUTEXER, 1, 5)])?;
+    for t in 0..2 {
+        ensure!(
+            r.faults[t].is_none(),
+            "mutex task {t} faulted: {:?}",
+            r.faults[t]
+        );
+        ensure!(
+            r.exit_codes[t] == Some(0),
+            "mutex task {t}: {:?} wrong answers",
+            r.exit_codes[t]
+        );
+    }
+    Ok(())
+}
+kernel_test!(kernel_mutexes_from_ring_3_block_and_refuse);

@@ -48,6 +48,14 @@ pub fn exit(code: i64) -> ! {
     }
 }
 
+pub fn mutex_lock(mutex: u16) -> Result<u64, Errno> {
+    call(Request::MutexLock { mutex })
+}
+
+pub fn mutex_unlock(mutex: u16) -> Result<u64, Errno> {
+    call(Request::MutexUnlock { mutex })
+}
+
 pub fn yield_now() -> Result<u64, Errno> {
     call(Request::Yield)
 }
