@@ -24,6 +24,7 @@ pub mod programs {
     pub static PREDICTOR: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/predictor"));
     pub static FPU: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fpu"));
     pub static MUTEXER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/mutexer"));
+    pub static SPINNER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/spinner"));
 }
 
 /// Loadable segments per program at most.

@@ -478,6 +478,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         return;
     }
     LAST_ENTRY_TSC.store(entry_tsc, Ordering::Relaxed);
+    if frame.cs & 3 == 3 {
+        USER_MODE_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    }
     let depth = NESTING.fetch_add(1, Ordering::AcqRel);
     let handler = HANDLERS[vector as usize].load(Ordering::Acquire);
     if !handler.is_null() {
@@ -509,6 +512,13 @@ static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 pub fn set_user_fault_hook(hook: UserFaultHook) {
     USER_FAULT_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// External interrupts that arrived while ring 3 ran (for the preemption tests).
+static USER_MODE_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn user_mode_interrupts() -> u64 {
+    USER_MODE_INTERRUPTS.load(Ordering::Relaxed)
 }
 
 /// External interrupts being handled right now (nesting depth).
