@@ -398,6 +398,18 @@ pub fn run(
     inheritance: bool,
     limit_ns: u64,
 ) -> Result<Report, SchedFault> {
+    run_with_pipeline(table, threads, inheritance, limit_ns, &[])
+}
+
+/// As [`run`], with the threads in `pipeline` (periodic, in stage order) run as a pipeline:
+/// stage k+1 runs a period only after stage k finished it.
+pub fn run_with_pipeline(
+    table: PartitionTable<MAX_WINDOWS>,
+    threads: &[ThreadSpec],
+    inheritance: bool,
+    limit_ns: u64,
+    pipeline: &[TaskId],
+) -> Result<Report, SchedFault> {
     if threads.len() > MAX_THREADS {
         return Err(SchedFault::TooManyThreads {
             threads: threads.len(),
@@ -435,6 +447,9 @@ pub fn run(
             }
             let stack = &THREAD_STACKS[i];
             CONTEXTS[i].prepare(stack.bottom(), stack.top(), t.entry, t.arg);
+        }
+        if !pipeline.is_empty() {
+            run.dispatch.set_pipeline(pipeline)?;
         }
         *guard = Some(run);
         Ok(())
