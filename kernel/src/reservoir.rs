@@ -22,6 +22,7 @@ use echos_abi::{
 use echos_core::integer::{FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout};
 use echos_kpolicy::caps::{CapSpace, ObjectId};
 
+use crate::arch::uspace::Page;
 use crate::sched::MAX_THREADS;
 use crate::user::{check_writable, copy_in, copy_out};
 
@@ -37,11 +38,10 @@ struct Reservoir {
     topology: Topology,
     outputs: usize,
     nnz: usize,
-    row_offsets: Vec<u32>,
-    columns: Vec<u16>,
-    values: Vec<i16>,
-    w_in: Vec<i16>,
-    bias: Vec<i16>,
+    /// The weights, whole pages so they can be mapped read-only into tasks (zero-copy), laid
+    /// out as row offsets (u32 × N+1), columns (u16 × nnz), values (i16 × nnz), input weights
+    /// (i16 × N·K), bias (i16 × N), each right after the previous one.
+    weights: Vec<Page>,
     state: Vec<i16>,
     scratch: Vec<i16>,
     saved: Vec<i16>,
@@ -120,16 +120,16 @@ pub fn create(slot: usize, args: u64) -> Result<u64, Errno> {
     }
     let cfg = config_of(&a)?;
     let l = FixedEsnLayout::of(&cfg);
+    let bytes = weight_bytes(l.units, l.inputs, l.nnz);
+    if bytes as u64 > crate::user::WEIGHTS_PER_OBJECT {
+        return Err(Errno::NoMemory);
+    }
     let mut r = Reservoir {
         cfg,
         topology: a.topology,
         outputs: a.outputs as usize,
         nnz: l.nnz,
-        row_offsets: vec![0; l.units + 1],
-        columns: vec![0; l.nnz],
-        values: vec![0; l.nnz],
-        w_in: vec![0; l.units * l.inputs],
-        bias: vec![0; l.units],
+        weights: vec![Page([0; 4096]); bytes.div_ceil(4096)],
         state: vec![0; l.units],
         scratch: vec![0; l.units],
         saved: vec![0; l.units],
@@ -152,13 +152,49 @@ pub fn create(slot: usize, args: u64) -> Result<u64, Errno> {
     })
 }
 
+fn weight_bytes(units: usize, inputs: usize, nnz: usize) -> usize {
+    4 * (units + 1) + 2 * nnz + 2 * nnz + 2 * units * inputs + 2 * units
+}
+
+/// The weight arrays inside the pages: (row offsets, columns, values, input weights, bias).
+type WeightArrays<'a> = (
+    &'a mut [u32],
+    &'a mut [u16],
+    &'a mut [i16],
+    &'a mut [i16],
+    &'a mut [i16],
+);
+
+fn weight_arrays(
+    weights: &mut [Page],
+    units: usize,
+    inputs: usize,
+    nnz: usize,
+) -> WeightArrays<'_> {
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(weights);
+    let (ro, rest) = bytes.split_at_mut(4 * (units + 1));
+    let (co, rest) = rest.split_at_mut(2 * nnz);
+    let (va, rest) = rest.split_at_mut(2 * nnz);
+    let (wi, rest) = rest.split_at_mut(2 * units * inputs);
+    let bi = &mut rest[..2 * units];
+    (
+        bytemuck::cast_slice_mut(ro),
+        bytemuck::cast_slice_mut(co),
+        bytemuck::cast_slice_mut(va),
+        bytemuck::cast_slice_mut(wi),
+        bytemuck::cast_slice_mut(bi),
+    )
+}
+
 fn buffers(r: &mut Reservoir) -> FixedEsnBuffers<'_> {
+    let (row_offsets, columns, values, w_in, bias) =
+        weight_arrays(&mut r.weights, r.cfg.units, r.cfg.inputs, r.nnz);
     FixedEsnBuffers {
-        row_offsets: &mut r.row_offsets,
-        columns: &mut r.columns,
-        values: &mut r.values,
-        w_in: &mut r.w_in,
-        bias: &mut r.bias,
+        row_offsets,
+        columns,
+        values,
+        w_in,
+        bias,
         state: &mut r.state,
         scratch: &mut r.scratch,
     }
@@ -264,9 +300,11 @@ pub fn modify_weights(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = ReservoirModifyWeightsArgs::from_bytes(&read_args(slot, args)?)?;
     with(|o| {
         let r = object(o, slot, a.handle, Rights::WRITE)?;
+        let (units, inputs, nnz) = (r.cfg.units, r.cfg.inputs, r.nnz);
+        let (_, _, values, w_in, _) = weight_arrays(&mut r.weights, units, inputs, nnz);
         let target: &mut [i16] = match a.matrix {
-            WeightMatrix::Input => &mut r.w_in,
-            WeightMatrix::Recurrent => &mut r.values[..r.nnz],
+            WeightMatrix::Input => w_in,
+            WeightMatrix::Recurrent => values,
             WeightMatrix::Readout => &mut r.readout,
         };
         let (offset, count) = (a.offset as usize, a.count as usize);
@@ -334,6 +372,27 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
     })?;
     copy_out(slot, a.out_ptr, &bytes)?;
     Ok(ReservoirDebugInfo::SIZE as u64)
+}
+
+/// Maps the object's weight pages read-only into the caller (zero-copy: later weight changes
+/// show through); needs the map right. Returns the user address.
+pub fn map_weights(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
+    with(|o| {
+        let id = o.caps.lookup(task(slot), handle, Rights::MAP)?;
+        let r = o
+            .slots
+            .get(id.0 as usize)
+            .and_then(|s| s.as_ref())
+            .ok_or(Errno::BadHandle)?;
+        let mut frames = [0u64; (crate::user::WEIGHTS_PER_OBJECT / 4096) as usize];
+        let n = r.weights.len();
+        for (f, page) in frames.iter_mut().zip(&r.weights) {
+            // The kernel heap is identity-mapped: a page's address is its frame.
+            *f = page as *const Page as u64;
+        }
+        let vaddr = crate::user::WEIGHTS_BASE + u64::from(id.0) * crate::user::WEIGHTS_PER_OBJECT;
+        crate::user::map_read_only(slot, vaddr, &frames[..n])
+    })
 }
 
 pub fn derive(slot: usize, handle: CapHandle, rights: Rights) -> Result<u64, Errno> {

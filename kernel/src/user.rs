@@ -25,16 +25,21 @@ pub mod programs {
     pub static FPU: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/fpu"));
     pub static MUTEXER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/mutexer"));
     pub static SPINNER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/spinner"));
+    pub static WEIGHTS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/weights"));
 }
 
 /// Loadable segments per program at most.
 const MAX_SEGMENTS: usize = 8;
-/// Regions per address space: the segments and the stack.
-const MAX_REGIONS: usize = MAX_SEGMENTS + 1;
+/// Regions per address space: the segments, the stack and mapped reservoir weights.
+const MAX_REGIONS: usize = MAX_SEGMENTS + 1 + crate::reservoir::MAX_OBJECTS;
 const PAGE: u64 = 4096;
 /// The user stack: 16 KiB ending at 513 GiB (PML4 slot 1, above the programs at 512 GiB).
 pub const STACK_TOP: u64 = 0x80_4000_0000;
 pub const STACK_SIZE: u64 = 16 * 1024;
+/// Where reservoir weights are mapped read-only: a 2 MiB window at 514 GiB whose page tables
+/// exist from load on, so mapping in a syscall needs no allocation; 256 KiB per object slot.
+pub const WEIGHTS_BASE: u64 = 0x80_8000_0000;
+pub const WEIGHTS_PER_OBJECT: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadError {
@@ -116,6 +121,7 @@ pub fn load(frames: &mut FrameAllocator<'static>, image: &[u8]) -> Result<UserTa
                 page += PAGE;
             }
         }
+        uspace::ensure_tables(root, WEIGHTS_BASE, &mut alloc).map_err(|e| (e.into(), None))?;
         let stack_base = STACK_TOP - STACK_SIZE;
         space
             .map(stack_base, STACK_SIZE, Perms::RW)
@@ -151,6 +157,8 @@ pub fn load(frames: &mut FrameAllocator<'static>, image: &[u8]) -> Result<UserTa
 
 /// Gives every frame of `task`'s address space back (it must not be running).
 pub fn unload(frames: &mut FrameAllocator<'static>, task: UserTask) -> Result<(), String> {
+    // Mapped weights belong to their reservoir objects, not to the task.
+    uspace::unmap_window(task.root, WEIGHTS_BASE);
     let mut bad = 0usize;
     uspace::for_each_user_frame(task.root, &mut |f| {
         if frames.free(f).is_err() {
@@ -172,6 +180,7 @@ use alloc::string::String;
 struct Slot {
     entry: u64,
     arg: u64,
+    root: u64,
     space: AddressSpace<MAX_REGIONS>,
 }
 
@@ -183,6 +192,7 @@ pub fn prepare(slot: usize, task: &UserTask, arg: u64) {
         SLOTS.lock()[slot] = Some(Slot {
             entry: task.entry,
             arg,
+            root: task.root,
             space: task.space,
         });
     });
@@ -211,6 +221,32 @@ pub extern "C" fn user_thread(slot: u64) -> ! {
         Some((entry, arg)) => syscall::enter_user(entry, STACK_TOP - 8, arg),
         None => sched::exit_with(-1),
     }
+}
+
+/// Maps `frames` read-only at `vaddr` in the task's address space (the window's tables exist);
+/// mapping the same place again is a no-op. Returns `vaddr`.
+pub fn map_read_only(slot: usize, vaddr: u64, frames: &[u64]) -> Result<u64, Errno> {
+    let mut slots = SLOTS.lock();
+    let s = slots[slot].as_mut().ok_or(Errno::BadPointer)?;
+    let len = frames.len() as u64 * PAGE;
+    if s.space.check(vaddr, len, Access::Read).is_ok() {
+        return Ok(vaddr);
+    }
+    s.space
+        .map(vaddr, len, Perms::R)
+        .map_err(|_| Errno::NoMemory)?;
+    for (i, &frame) in frames.iter().enumerate() {
+        uspace::map_user_page(
+            s.root,
+            vaddr + i as u64 * PAGE,
+            frame,
+            false,
+            false,
+            &mut || None,
+        )
+        .map_err(|_| Errno::NoMemory)?;
+    }
+    Ok(vaddr)
 }
 
 /// Copies `buf.len()` bytes in from user address `ptr` after checking it against the task's
@@ -294,8 +330,7 @@ fn handle(frame: &mut syscall::SyscallFrame) {
         Ok(Request::ReservoirIntrospect { args }) => crate::reservoir::introspect(slot, args),
         Ok(Request::CapDerive { handle, rights }) => crate::reservoir::derive(slot, handle, rights),
         Ok(Request::CapRevoke { handle }) => crate::reservoir::revoke(slot, handle),
-        // Decoded but not wired into the kernel yet: refused rather than faked.
-        Ok(_) => Err(Errno::BadSyscall),
+        Ok(Request::ReservoirMapWeights { handle }) => crate::reservoir::map_weights(slot, handle),
     };
     frame.rax = match result {
         Ok(v) => v,

@@ -134,3 +134,63 @@ pub fn activate(root: u64) {
         };
     }
 }
+
+/// One page of kernel memory that may also be mapped into tasks (reservoir weights): page-aligned
+/// so a page of it is a whole frame, which the identity map makes its own physical address.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+pub struct Page(pub [u8; 4096]);
+
+// SAFETY: a plain byte array with no padding (size 4096, a multiple of its alignment); every bit
+// pattern is valid and all-zero is a valid value.
+unsafe impl bytemuck::Zeroable for Page {}
+// SAFETY: as above; `Copy`, `repr(C)`, no padding, no pointers.
+unsafe impl bytemuck::Pod for Page {}
+
+/// Creates the page tables down to the last level for the 2 MiB window at `base` (so later
+/// mappings there need no allocation).
+pub fn ensure_tables(
+    root: u64,
+    base: u64,
+    alloc: &mut dyn FnMut() -> Option<u64>,
+) -> Result<(), MapError> {
+    let idx = [(base >> 39) & 511, (base >> 30) & 511, (base >> 21) & 511];
+    if idx[0] == 0 || base >= echos_abi::USER_SPACE_END || base & 0x1f_ffff != 0 {
+        return Err(MapError::Refused { vaddr: base });
+    }
+    let mut t = root;
+    for &i in &idx {
+        let e = &mut table(t)[i as usize];
+        if *e & PRESENT == 0 {
+            let f = alloc().ok_or(MapError::OutOfFrames)?;
+            zero_frame(f);
+            *e = f | PRESENT | WRITABLE | USER;
+        }
+        t = *e & ADDR_MASK;
+    }
+    Ok(())
+}
+
+/// Removes every page mapped in the 2 MiB window at `base` without freeing the frames (they
+/// belong to someone else, e.g. a reservoir object's weights).
+pub fn unmap_window(root: u64, base: u64) {
+    let idx = [(base >> 39) & 511, (base >> 30) & 511, (base >> 21) & 511];
+    let mut t = root;
+    for &i in &idx {
+        let e = table(t)[i as usize];
+        if e & PRESENT == 0 {
+            return;
+        }
+        t = e & ADDR_MASK;
+    }
+    for pte in table(t).iter_mut() {
+        *pte = 0;
+    }
+    flush_tlb();
+}
+
+fn flush_tlb() {
+    let (frame, flags) = Cr3::read_raw();
+    // SAFETY: reloading the current CR3 only drops cached translations.
+    unsafe { Cr3::write_raw(frame, flags) };
+}

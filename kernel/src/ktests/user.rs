@@ -530,3 +530,36 @@ fn ring_3_tasks_are_preempted_by_releases_without_harm(k: &mut Kernel) -> Result
     Ok(())
 }
 kernel_test!(ring_3_tasks_are_preempted_by_releases_without_harm);
+
+fn reservoir_weights_are_mapped_read_only_and_zero_copy(k: &mut Kernel) -> Result<(), String> {
+    let r = run_programs(k, &[(programs::WEIGHTS, 0, 5)])?;
+    ensure!(
+        r.faults[0].is_none(),
+        "weights task faulted: {:?}",
+        r.faults[0]
+    );
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "weights task: exit {:?} (wrong answers, or 1000+/2000: setup failed)",
+        r.exit_codes[0]
+    );
+    // Writing to the mapped weights must fault: read-only, user, present page.
+    let r = run_programs(k, &[(programs::WEIGHTS, 1, 5)])?;
+    let f = r.faults[0].ok_or(alloc::format!(
+        "the write to mapped weights did not fault (exit {:?})",
+        r.exit_codes[0]
+    ))?;
+    ensure!(f.vector == 14, "vector {} instead of #PF", f.vector);
+    ensure!(
+        f.error_code & 0b111 == 0b111,
+        "error code {:#x}: expected a user write to a present page",
+        f.error_code
+    );
+    ensure!(
+        (user::WEIGHTS_BASE..user::WEIGHTS_BASE + 2 * 1024 * 1024).contains(&f.cr2),
+        "fault address {:#x} outside the weights window",
+        f.cr2
+    );
+    Ok(())
+}
+kernel_test!(reservoir_weights_are_mapped_read_only_and_zero_copy);

@@ -316,6 +316,12 @@ pub mod reservoir {
         ReservoirDebugInfo::from_bytes(&out)
     }
 
+    /// Maps the weights read-only into this task; returns their address (row offsets u32 ×
+    /// N+1, columns u16 × nnz, values i16 × nnz, input weights i16 × N·K, bias i16 × N).
+    pub fn map_weights(h: CapHandle) -> Result<u64, Errno> {
+        call(Request::ReservoirMapWeights { handle: h })
+    }
+
     pub fn derive(h: CapHandle, rights: Rights) -> Result<CapHandle, Errno> {
         handle(call(Request::CapDerive { handle: h, rights })?)
     }
