@@ -42,7 +42,9 @@ struct Reservoir {
     /// out as row offsets (u32 × N+1), columns (u16 × nnz), values (i16 × nnz), input weights
     /// (i16 × N·K), bias (i16 × N), each right after the previous one.
     weights: Vec<Page>,
-    state: Vec<i16>,
+    /// The state (i16 × N, Q1.15) in a page of its own, which pipeline stages may map
+    /// read-only next to the weights.
+    state: Vec<Page>,
     scratch: Vec<i16>,
     saved: Vec<i16>,
     /// Q1.15, row-major `outputs × units`.
@@ -114,14 +116,18 @@ pub fn config_of(a: &ReservoirCreateArgs) -> Result<FixedEsnConfig, Errno> {
 
 pub fn create(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = ReservoirCreateArgs::from_bytes(&read_args(slot, args)?)?;
+    create_from(slot, &a)
+}
+
+fn create_from(slot: usize, a: &ReservoirCreateArgs) -> Result<u64, Errno> {
     if a.topology != Topology::SparseRandom {
         // Only the sparse Q1.15 reservoir exists in the kernel so far.
         return Err(Errno::InvalidArgument);
     }
-    let cfg = config_of(&a)?;
+    let cfg = config_of(a)?;
     let l = FixedEsnLayout::of(&cfg);
     let bytes = weight_bytes(l.units, l.inputs, l.nnz);
-    if bytes as u64 > crate::user::WEIGHTS_PER_OBJECT {
+    if bytes as u64 + 4096 > crate::user::WEIGHTS_PER_OBJECT || 2 * l.units > 4096 {
         return Err(Errno::NoMemory);
     }
     let mut r = Reservoir {
@@ -130,7 +136,7 @@ pub fn create(slot: usize, args: u64) -> Result<u64, Errno> {
         outputs: a.outputs as usize,
         nnz: l.nnz,
         weights: vec![Page([0; 4096]); bytes.div_ceil(4096)],
-        state: vec![0; l.units],
+        state: vec![Page([0; 4096])],
         scratch: vec![0; l.units],
         saved: vec![0; l.units],
         readout: vec![0; a.outputs as usize * l.units],
@@ -186,16 +192,22 @@ fn weight_arrays(
     )
 }
 
+fn state_of(r: &Reservoir) -> &[i16] {
+    let bytes: &[u8] = bytemuck::cast_slice(&r.state);
+    bytemuck::cast_slice(&bytes[..2 * r.cfg.units])
+}
+
 fn buffers(r: &mut Reservoir) -> FixedEsnBuffers<'_> {
     let (row_offsets, columns, values, w_in, bias) =
         weight_arrays(&mut r.weights, r.cfg.units, r.cfg.inputs, r.nnz);
+    let state_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut r.state);
     FixedEsnBuffers {
         row_offsets,
         columns,
         values,
         w_in,
         bias,
-        state: &mut r.state,
+        state: bytemuck::cast_slice_mut(&mut state_bytes[..2 * r.cfg.units]),
         scratch: &mut r.scratch,
     }
 }
@@ -239,9 +251,9 @@ pub fn step(slot: usize, args: u64) -> Result<u64, Errno> {
             // A refused output buffer must refuse the whole call, before the state moves.
             check_writable(slot, a.output_ptr, 4 * r.outputs as u64)?;
         }
-        r.saved.copy_from_slice(&r.state);
+        let mut saved = core::mem::take(&mut r.saved);
+        saved.copy_from_slice(state_of(r));
         let (cfg, nnz) = (r.cfg, r.nnz);
-        let saved = core::mem::take(&mut r.saved);
         let result = (|| {
             let mut esn =
                 FixedEsn::from_parts(cfg, nnz, buffers(r)).map_err(|_| Errno::InvalidArgument)?;
@@ -252,16 +264,18 @@ pub fn step(slot: usize, args: u64) -> Result<u64, Errno> {
         result?;
         let units = r.cfg.units;
         let row = (r.steps as usize) % TRAJECTORY_STEPS;
-        for (u, t) in r.trajectory[row].iter_mut().enumerate() {
-            *t = r.state.get(u).copied().map_or(0, q15_to_q16);
+        let mut recent = [0i32; TRAJECTORY_UNITS];
+        for (u, t) in recent.iter_mut().enumerate() {
+            *t = state_of(r).get(u).copied().map_or(0, q15_to_q16);
         }
+        r.trajectory[row] = recent;
         r.steps += 1;
         // Readout y = W_out · x, Q1.15 × Q1.15 summed in i64, returned in Q16.16.
         for (j, out) in output.chunks_exact_mut(4).take(r.outputs).enumerate() {
             let w = &r.readout[j * units..(j + 1) * units];
             let acc: i64 = w
                 .iter()
-                .zip(&r.state)
+                .zip(state_of(r))
                 .map(|(&w, &x)| i64::from(w) * i64::from(x))
                 .sum();
             let y = (acc >> 14).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
@@ -286,7 +300,7 @@ pub fn read_state(slot: usize, args: u64) -> Result<u64, Errno> {
         }
         // Through a bounded chunk: no allocation in the call.
         let mut chunk = [0u8; 256];
-        for (i, part) in r.state.chunks(64).enumerate() {
+        for (i, part) in state_of(r).chunks(64).enumerate() {
             for (j, &x) in part.iter().enumerate() {
                 chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
             }
@@ -337,9 +351,16 @@ pub fn modify_weights(slot: usize, args: u64) -> Result<u64, Errno> {
 pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = IntrospectArgs::from_bytes(&read_args(slot, args)?)?;
     let bytes = with(|o| {
+        let id = o.caps.lookup(task(slot), a.handle, Rights::READ)?;
         let r = object(o, slot, a.handle, Rights::READ)?;
+        let state_addr = state_vaddr(id.0, r.weights.len());
+        let state_addr = if crate::user::is_readable(slot, state_addr, 4096) {
+            state_addr
+        } else {
+            0
+        };
         let mut state = [0i32; DEBUG_STATE_UNITS];
-        for (s, &x) in state.iter_mut().zip(&r.state) {
+        for (s, &x) in state.iter_mut().zip(state_of(r)) {
             *s = q15_to_q16(x);
         }
         let kept = (r.steps as usize).min(TRAJECTORY_STEPS);
@@ -357,7 +378,7 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
                 topology: r.topology,
                 spectral_radius_q16: r.cfg.spectral_radius_q16 as u32,
                 leak_rate_q16: r.cfg.leak_rate_q16 as u32,
-                state_addr: 0,
+                state_addr,
             },
             memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
             state_len: r.cfg.units.min(DEBUG_STATE_UNITS) as u32,
@@ -374,8 +395,33 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
     Ok(ReservoirDebugInfo::SIZE as u64)
 }
 
-/// Maps the object's weight pages read-only into the caller (zero-copy: later weight changes
-/// show through); needs the map right. Returns the user address.
+fn state_vaddr(object: u32, weight_pages: usize) -> u64 {
+    crate::user::WEIGHTS_BASE
+        + u64::from(object) * crate::user::WEIGHTS_PER_OBJECT
+        + 4096 * weight_pages as u64
+}
+
+/// Creates a reservoir for the task in `slot` from the kernel (a pipeline's shared object,
+/// set up before the tasks run); returns its handle with every right.
+pub fn create_for(slot: usize, a: &ReservoirCreateArgs) -> Result<CapHandle, Errno> {
+    let raw = create_from(slot, a)?;
+    CapHandle::from_raw(raw)
+}
+
+/// Gives the task in `to` a capability to the object `handle` names in `from`'s table, with at
+/// most `rights` (a pipeline's later stage gets read and map).
+pub fn grant(
+    from: usize,
+    handle: CapHandle,
+    to: usize,
+    rights: Rights,
+) -> Result<CapHandle, Errno> {
+    with(|o| o.caps.grant(task(from), handle, task(to), rights))
+}
+
+/// Maps the object's weight pages, and after them its state page, read-only into the caller
+/// (zero-copy: later changes show through); needs the map right. Returns the weights' address;
+/// introspection gives the state page's as `state_addr`.
 pub fn map_weights(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
     with(|o| {
         let id = o.caps.lookup(task(slot), handle, Rights::MAP)?;
@@ -385,8 +431,8 @@ pub fn map_weights(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
             .and_then(|s| s.as_ref())
             .ok_or(Errno::BadHandle)?;
         let mut frames = [0u64; (crate::user::WEIGHTS_PER_OBJECT / 4096) as usize];
-        let n = r.weights.len();
-        for (f, page) in frames.iter_mut().zip(&r.weights) {
+        let n = r.weights.len() + 1;
+        for (f, page) in frames.iter_mut().zip(r.weights.iter().chain(&r.state)) {
             // The kernel heap is identity-mapped: a page's address is its frame.
             *f = page as *const Page as u64;
         }
@@ -413,6 +459,6 @@ pub fn object_state(index: usize) -> Option<(u64, Vec<i16>)> {
         o.slots
             .get(index)
             .and_then(|s| s.as_ref())
-            .map(|r| (r.steps, r.state.clone()))
+            .map(|r| (r.steps, state_of(r).to_vec()))
     })
 }

@@ -26,6 +26,8 @@ pub mod programs {
     pub static MUTEXER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/mutexer"));
     pub static SPINNER: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/spinner"));
     pub static WEIGHTS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/weights"));
+    pub static STAGE0: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage0"));
+    pub static STAGE1: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage1"));
 }
 
 /// Loadable segments per program at most.
@@ -259,6 +261,13 @@ pub fn copy_in(slot: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         .check(ptr, buf.len() as u64, Access::Read)?;
     syscall::copy_from_user(buf, ptr);
     Ok(())
+}
+
+/// Whether the task in `slot` has `[ptr, ptr + len)` mapped readable.
+pub fn is_readable(slot: usize, ptr: u64, len: u64) -> bool {
+    SLOTS.lock()[slot]
+        .as_ref()
+        .is_some_and(|s| s.space.check(ptr, len, Access::Read).is_ok())
 }
 
 /// Checks that the task may write `len` bytes at `ptr` (before a call changes anything).

@@ -51,6 +51,18 @@ fn run_programs_timed(k: &mut Kernel, tasks: &[(&[u8], u64, u8)]) -> Result<(Rep
 /// Loads each (program, argument, scheduling spec), runs them all, unloads them, checks that
 /// every frame came back, and returns the report and the run's duration (ns).
 fn run_specs(k: &mut Kernel, tasks: &[(&[u8], u64, TaskSpec)]) -> Result<(Report, u64), String> {
+    run_specs_with(k, tasks, &[], &mut |_| Ok(()))
+}
+
+/// As [`run_specs`], with `pipeline` (thread slots in stage order) and `setup`, which runs
+/// after the reservoir table is cleared and before the threads start; it may replace each
+/// task's argument (e.g. with a handle it created for it).
+fn run_specs_with(
+    k: &mut Kernel,
+    tasks: &[(&[u8], u64, TaskSpec)],
+    pipeline: &[u16],
+    setup: &mut dyn FnMut(&mut [u64]) -> Result<(), String>,
+) -> Result<(Report, u64), String> {
     let free_before = k.memory.frames.free_frames();
     let mut loaded: Vec<UserTask> = Vec::new();
     for &(image, _, _) in tasks {
@@ -64,8 +76,18 @@ fn run_specs(k: &mut Kernel, tasks: &[(&[u8], u64, TaskSpec)]) -> Result<(Report
             }
         }
     }
+    crate::reservoir::reset();
+    let mut args: Vec<u64> = tasks.iter().map(|t| t.1).collect();
+    if let Err(e) = setup(&mut args) {
+        for t in loaded {
+            user::unload(&mut k.memory.frames, t)?;
+        }
+        return Err(e);
+    }
     let mut threads = Vec::new();
-    for (slot, (task, &(_, arg, spec))) in loaded.iter().zip(tasks).enumerate() {
+    for (slot, (task, (&(_, _, spec), &arg))) in
+        loaded.iter().zip(tasks.iter().zip(&args)).enumerate()
+    {
         user::prepare(slot, task, arg);
         threads.push(ThreadSpec {
             spec,
@@ -76,8 +98,7 @@ fn run_specs(k: &mut Kernel, tasks: &[(&[u8], u64, TaskSpec)]) -> Result<(Report
     }
     let table = table()?;
     let t0 = time::now().0;
-    crate::reservoir::reset();
-    let report = sched::run(table, &threads, true, 5_000 * MS);
+    let report = sched::run_with_pipeline(table, &threads, true, 5_000 * MS, pipeline);
     let run_ns = time::now().0 - t0;
     user::clear_slots();
     for t in loaded {
@@ -563,3 +584,94 @@ fn reservoir_weights_are_mapped_read_only_and_zero_copy(k: &mut Kernel) -> Resul
     Ok(())
 }
 kernel_test!(reservoir_weights_are_mapped_read_only_and_zero_copy);
+
+/// Stage 0 steps a kernel-created reservoir each period; stage 1 (read and map rights only)
+/// reads its state through a shared read-only page. Returns stage 1's exit code.
+fn shared_state_pipeline(
+    k: &mut Kernel,
+    as_pipeline: bool,
+) -> Result<(Report, Option<i64>), String> {
+    use echos_abi::{ReservoirCreateArgs, Rights, Topology, Q16_ONE};
+    let start = (time::now().0 / MS + 5) * MS;
+    let spec = |priority| TaskSpec {
+        priority,
+        partition: 0,
+        periodic: Some(PeriodicParams {
+            start_ns: start,
+            period_ns: MS,
+            deadline_ns: MS,
+            budget_ns: MS / 2,
+        }),
+    };
+    let stages: &[u16] = if as_pipeline { &[0, 1] } else { &[] };
+    let (r, _) = run_specs_with(
+        k,
+        // Stage 1 is the more urgent: only the pipeline makes it wait for stage 0.
+        &[
+            (programs::STAGE0, 0, spec(1)),
+            (programs::STAGE1, 0, spec(9)),
+        ],
+        stages,
+        &mut |args| {
+            let h = crate::reservoir::create_for(
+                0,
+                &ReservoirCreateArgs {
+                    seed: 11,
+                    units: 50,
+                    inputs: 1,
+                    outputs: 0,
+                    topology: Topology::SparseRandom,
+                    spectral_radius_q16: Q16_ONE * 9 / 10,
+                    leak_rate_q16: Q16_ONE / 2,
+                    input_scaling_q16: Q16_ONE / 2,
+                    density_q16: Q16_ONE / 10,
+                },
+            )
+            .map_err(|e| alloc::format!("creating the shared reservoir: {e:?}"))?;
+            let reader = crate::reservoir::grant(0, h, 1, Rights::READ | Rights::MAP)
+                .map_err(|e| alloc::format!("granting it to stage 1: {e:?}"))?;
+            args[0] = h.to_raw();
+            args[1] = reader.to_raw();
+            Ok(())
+        },
+    )?;
+    for t in 0..2 {
+        ensure!(
+            r.faults[t].is_none(),
+            "stage {t} faulted: {:?}",
+            r.faults[t]
+        );
+    }
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "stage 0 exited with {:?}",
+        r.exit_codes[0]
+    );
+    let code = r.exit_codes[1];
+    crate::reservoir::reset();
+    Ok((r, code))
+}
+
+fn pipeline_stages_share_a_state_page_in_order(k: &mut Kernel) -> Result<(), String> {
+    let (r, code) = shared_state_pipeline(k, true)?;
+    ensure!(
+        code == Some(0),
+        "stage 1 found {code:?} periods stale or inconsistent (negative: setup failed)"
+    );
+    for t in 0..2 {
+        let acct = r.periodic[t].ok_or("no accounting")?;
+        ensure!(
+            acct.deadline_misses == 0,
+            "stage {t} missed {} deadlines",
+            acct.deadline_misses
+        );
+    }
+    // Without the pipeline the urgent stage 1 runs first and finds every period stale.
+    let (_, code) = shared_state_pipeline(k, false)?;
+    ensure!(
+        code.is_some_and(|c| c > 0),
+        "without the pipeline stage 1 should see stale state, exit {code:?}"
+    );
+    Ok(())
+}
+kernel_test!(pipeline_stages_share_a_state_page_in_order);
