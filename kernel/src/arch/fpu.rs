@@ -18,6 +18,7 @@ const MXCSR_DEFAULT: u32 = 0x1f80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FpuMode {
+    /// Not saved: under the nested KVM, where ring-0 XSAVE aborts the VM.
     None = 0,
     Fxsave = 1,
     Xsave = 2,
@@ -71,6 +72,24 @@ pub fn init() -> FpuInfo {
             cr4 |= 1 << 18;
         }
         core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nomem, nostack));
+    }
+    if super::cpu::hypervisor_is_kvm() {
+        // The nested "kvm-pvm" of this machine kind aborts the VM on XSAVE/XRSTOR (and any
+        // SSE instruction) in ring 0, so user state cannot be switched there: ring 3 keeps
+        // SSE/AVX, but tasks share those registers. The boot says so; the SIMD test skips.
+        let xcr0 = if xsave { 0b11 } else { 0 };
+        if xsave {
+            // SAFETY: x87|SSE is always valid with OSXSAVE set.
+            unsafe {
+                core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") 3u32, in("edx") 0u32, options(nomem, nostack));
+            }
+        }
+        MODE.store(FpuMode::None as u8, Ordering::Release);
+        return FpuInfo {
+            mode: FpuMode::None,
+            xcr0,
+            save_bytes: 0,
+        };
     }
     if !xsave {
         MODE.store(FpuMode::Fxsave as u8, Ordering::Release);
