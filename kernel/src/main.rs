@@ -15,7 +15,10 @@ mod bootinfo;
 mod console;
 mod ktests;
 mod memory;
+mod reservoir;
+mod sched;
 mod time;
+mod user;
 
 use core::panic::PanicInfo;
 
@@ -65,6 +68,7 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
     kprintln!("echo-os: kernel entered");
     let first_line_tsc = arch::tsc::read();
     arch::gdt::init();
+    arch::syscall::init();
     arch::traps::init();
     arch::tsc::mask_legacy_pic();
 
@@ -105,6 +109,13 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
         time.hardware,
         time.clock.hz(),
         time.source
+    );
+    let fpu = arch::fpu::init();
+    kprintln!(
+        "fpu: user state saved with {:?}, xcr0 {:#x}, {} bytes per task",
+        fpu.mode,
+        fpu.xcr0,
+        fpu.save_bytes
     );
     x86_64::instructions::interrupts::enable();
     // Under -icount the TSC counts instructions from machine reset, so this includes the firmware

@@ -12,6 +12,15 @@ use crate::arch;
 /// Vector of the timer interrupt: the highest priority class below the spurious vector, so the
 /// clock preempts every other interrupt.
 pub const TIMER_VECTOR: u8 = 0xe0;
+/// Tag of the scheduler's timer: its expiry asks the preemption hook to reschedule.
+pub const SCHED_TIMER_TAG: u32 = 0x5c4e_d000;
+static SCHED_DUE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the scheduler's timer expired since the last call (and clears it).
+pub fn take_sched_due() -> bool {
+    SCHED_DUE.swap(false, core::sync::atomic::Ordering::AcqRel)
+}
+
 /// Armed timers at most.
 pub const MAX_TIMERS: usize = 32;
 
@@ -175,6 +184,9 @@ fn timer_interrupt(_frame: &mut arch::traps::TrapFrame) {
     svc.interrupts += 1;
     let now = now();
     while let Ok(Some(e)) = svc.queue.pop_expired(now) {
+        if e.tag == SCHED_TIMER_TAG {
+            SCHED_DUE.store(true, core::sync::atomic::Ordering::Release);
+        }
         let lat = &mut svc.latency;
         if entry.0 >= e.deadline.0 {
             let late = entry.0 - e.deadline.0;

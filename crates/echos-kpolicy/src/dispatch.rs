@@ -10,6 +10,7 @@
 
 use crate::partition::{PartitionId, PartitionTable, MAX_PARTITIONS};
 use crate::periodic::{BudgetVerdict, PeriodicError, PeriodicParams, PeriodicTask};
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::sched::{Priority, ReadyQueues, SchedError, TaskId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,17 @@ pub enum DispatchError {
     },
     Periodic(PeriodicError),
     Sched(SchedError),
+    Pipeline(PipelineError),
+    /// A pipeline stage must be a periodic task not yet released, in at most one pipeline.
+    BadStage {
+        task: TaskId,
+    },
+}
+
+impl From<PipelineError> for DispatchError {
+    fn from(e: PipelineError) -> Self {
+        Self::Pipeline(e)
+    }
 }
 
 impl From<PeriodicError> for DispatchError {
@@ -62,6 +74,11 @@ impl core::fmt::Display for DispatchError {
             Self::NotRunning { task } => write!(f, "task {task} is not the running task"),
             Self::Periodic(e) => write!(f, "{e}"),
             Self::Sched(e) => write!(f, "{e}"),
+            Self::Pipeline(e) => write!(f, "{e}"),
+            Self::BadStage { task } => write!(
+                f,
+                "task {task} cannot be a pipeline stage (not periodic, already released or already a stage)"
+            ),
         }
     }
 }
@@ -76,6 +93,9 @@ enum Life {
     Waiting,
     /// Periodic, budget used up until the next release.
     Throttled,
+    /// A pipeline stage whose job is released but whose input is not ready yet (or whose output
+    /// page the next stage has not consumed).
+    Gated,
     Stopped,
 }
 
@@ -97,7 +117,13 @@ pub struct Dispatcher<const T: usize, const W: usize> {
     running: Option<TaskId>,
     since_ns: u64,
     jitter_bucket_ns: u64,
+    pipeline: Option<Pipeline<MAX_STAGES>>,
+    stage_of: [Option<usize>; T],
+    stage_task: [TaskId; MAX_STAGES],
 }
+
+/// Stages of the (one) pipeline a dispatcher orders.
+pub const MAX_STAGES: usize = 8;
 
 impl<const T: usize, const W: usize> Dispatcher<T, W> {
     pub fn new(table: PartitionTable<W>, jitter_bucket_ns: u64) -> Self {
@@ -110,6 +136,48 @@ impl<const T: usize, const W: usize> Dispatcher<T, W> {
             running: None,
             since_ns: 0,
             jitter_bucket_ns,
+            pipeline: None,
+            stage_of: [None; T],
+            stage_task: [0; MAX_STAGES],
+        }
+    }
+
+    /// Makes `stages` (in order) a pipeline: stage k+1 runs a period only after stage k finished
+    /// it, stage k starts a period only after stage k+1 finished the previous one
+    /// ([`Pipeline`]). Each stage must be a periodic task that has not been released yet; give
+    /// them the same period. Stage 0's releases number the pipeline's periods.
+    pub fn set_pipeline(&mut self, stages: &[TaskId]) -> Result<(), DispatchError> {
+        let pipeline = Pipeline::new(stages.len())?;
+        if self.pipeline.is_some() {
+            // One pipeline per dispatcher.
+            return Err(DispatchError::BadStage { task: stages[0] });
+        }
+        // Check every stage before recording any, so a refused call leaves no trace.
+        for (k, &task) in stages.iter().enumerate() {
+            let t = self.slot(task)?;
+            let unreleased = self.acct[t].as_ref().is_some_and(|a| a.job().is_none());
+            let repeated = stages[..k].contains(&task);
+            if !unreleased
+                || self.life[t] != Life::Waiting
+                || self.stage_of[t].is_some()
+                || repeated
+            {
+                return Err(DispatchError::BadStage { task });
+            }
+        }
+        for (k, &task) in stages.iter().enumerate() {
+            self.stage_of[task as usize] = Some(k);
+            self.stage_task[k] = task;
+        }
+        self.pipeline = Some(pipeline);
+        Ok(())
+    }
+
+    /// A released job of `t` becomes ready, unless the pipeline holds it back.
+    fn release_ready(&mut self, t: usize) {
+        match (self.stage_of[t], self.pipeline.as_ref()) {
+            (Some(stage), Some(p)) if p.runnable(stage).is_none() => self.life[t] = Life::Gated,
+            _ => self.make_ready(t),
         }
     }
 
@@ -194,8 +262,11 @@ impl<const T: usize, const W: usize> Dispatcher<T, W> {
             }
             if acct.next_release_ns()? <= now_ns {
                 acct.release(now_ns)?;
+                if let (Some(0), Some(p)) = (self.stage_of[t], self.pipeline.as_mut()) {
+                    p.release_period();
+                }
                 if matches!(self.life[t], Life::Waiting | Life::Throttled) {
-                    self.make_ready(t);
+                    self.release_ready(t);
                 }
             }
             if let Some(acct) = self.acct[t].as_mut() {
@@ -245,6 +316,31 @@ impl<const T: usize, const W: usize> Dispatcher<T, W> {
             .ok_or(DispatchError::Periodic(PeriodicError::NotRunnable))?;
         acct.complete(now_ns, ran)?;
         self.unready(t, Life::Waiting);
+        if let (Some(stage), Some(p)) = (self.stage_of[t], self.pipeline.as_mut()) {
+            let period = p
+                .runnable(stage)
+                .ok_or(PipelineError::OutOfOrder { stage, period: 0 })?;
+            let (next, prev) = p.complete(stage, period)?;
+            for s in [next, prev].into_iter().flatten() {
+                let other = self.stage_task[s] as usize;
+                if self.life[other] == Life::Gated {
+                    self.make_ready(other);
+                }
+            }
+        }
+        self.tick(now_ns)
+    }
+
+    /// `yield` from the running task: it goes to the back of its priority's queue, so the next
+    /// ready task of the same priority runs (a higher one would already be running).
+    pub fn yield_now(&mut self, task: TaskId, now_ns: u64) -> Result<Decision, DispatchError> {
+        let t = self.running_slot(task)?;
+        self.charge_running(now_ns)?;
+        if let (Life::Ready, Some(spec)) = (self.life[t], self.spec[t]) {
+            let queue = &mut self.queues[spec.partition as usize];
+            queue.remove(task)?;
+            queue.enqueue(task, spec.priority)?;
+        }
         self.tick(now_ns)
     }
 
@@ -293,12 +389,24 @@ impl<const T: usize, const W: usize> Dispatcher<T, W> {
             self.charge_running(now_ns)?;
         }
         self.unready(t, Life::Stopped);
+        if self.stage_of[t].is_some() {
+            // A stopped stage ends its pipeline: the other stages would wait for it forever, so
+            // they run by priority from now on.
+            self.pipeline = None;
+            self.stage_of = [None; T];
+            for other in 0..T {
+                if self.life[other] == Life::Gated {
+                    self.make_ready(other);
+                }
+            }
+        }
         self.tick(now_ns)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
     use crate::partition::Window;
 
@@ -358,6 +466,155 @@ mod tests {
             deadline_ns: period_ns,
             budget_ns,
         })
+    }
+
+    #[test]
+    fn a_pipeline_runs_stage_1_after_stage_0_whatever_their_priorities() {
+        let table = PartitionTable::<2>::new(
+            1_000 * US,
+            &[Window {
+                start_ns: 0,
+                duration_ns: 1_000 * US,
+                partition: 0,
+            }],
+        )
+        .unwrap();
+        let spec = |priority| TaskSpec {
+            priority,
+            partition: 0,
+            periodic: periodic(1_000 * US, 500 * US),
+        };
+        for with_pipeline in [true, false] {
+            let mut d = Dispatcher::<2, 2>::new(table, US);
+            // Stage 1 is the more urgent task: priorities alone would run it first.
+            d.add_task(0, spec(1)).unwrap();
+            d.add_task(1, spec(9)).unwrap();
+            if with_pipeline {
+                d.set_pipeline(&[0, 1]).unwrap();
+                assert_eq!(
+                    d.set_pipeline(&[1]),
+                    Err(DispatchError::BadStage { task: 1 }),
+                    "a task is a stage of one pipeline at most"
+                );
+            }
+            let mut order = std::vec::Vec::new();
+            let mut now = 0;
+            for period in 0..5u64 {
+                now = now.max(period * 1_000 * US);
+                let mut decision = d.tick(now).unwrap();
+                while let Some(task) = decision.run {
+                    order.push(task);
+                    now += 10 * US;
+                    decision = d.complete(task, now).unwrap();
+                }
+            }
+            let expected: std::vec::Vec<u16> = if with_pipeline {
+                [0, 1].repeat(5)
+            } else {
+                [1, 0].repeat(5)
+            };
+            assert_eq!(order, expected, "pipeline {with_pipeline}");
+            if with_pipeline {
+                // Stage 1 completes period 4 and is gated at period 5 until stage 0 runs it;
+                // stage 0 stopping ends the pipeline instead of leaving stage 1 stuck.
+                now = 5_000 * US;
+                assert_eq!(d.tick(now).unwrap().run, Some(0));
+                let after_stop = d.stop(0, now + US).unwrap();
+                assert_eq!(after_stop.run, Some(1));
+            }
+            assert_eq!(d.periodic(0).unwrap().deadline_misses, 0);
+            assert_eq!(d.periodic(1).unwrap().deadline_misses, 0);
+        }
+    }
+
+    #[test]
+    fn pipeline_stages_must_be_unreleased_periodic_tasks() {
+        let table = PartitionTable::<2>::new(
+            1_000 * US,
+            &[Window {
+                start_ns: 0,
+                duration_ns: 1_000 * US,
+                partition: 0,
+            }],
+        )
+        .unwrap();
+        let mut d = Dispatcher::<3, 2>::new(table, US);
+        d.add_task(
+            0,
+            TaskSpec {
+                priority: 1,
+                partition: 0,
+                periodic: None,
+            },
+        )
+        .unwrap();
+        d.add_task(
+            1,
+            TaskSpec {
+                priority: 1,
+                partition: 0,
+                periodic: periodic(1_000 * US, 500 * US),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            d.set_pipeline(&[1, 0]),
+            Err(DispatchError::BadStage { task: 0 })
+        );
+        assert_eq!(
+            d.set_pipeline(&[7]),
+            Err(DispatchError::UnknownTask { task: 7 })
+        );
+        assert!(matches!(
+            d.set_pipeline(&[]),
+            Err(DispatchError::Pipeline(PipelineError::BadStageCount { .. }))
+        ));
+        d.tick(0).unwrap();
+        assert_eq!(
+            d.set_pipeline(&[1]),
+            Err(DispatchError::BadStage { task: 1 }),
+            "already released"
+        );
+    }
+
+    #[test]
+    fn yield_alternates_equal_priorities_and_never_passes_a_higher_one() {
+        let table = PartitionTable::<2>::new(
+            1_000 * US,
+            &[Window {
+                start_ns: 0,
+                duration_ns: 1_000 * US,
+                partition: 0,
+            }],
+        )
+        .unwrap();
+        let mut d = Dispatcher::<3, 2>::new(table, US);
+        let plain = |priority| TaskSpec {
+            priority,
+            partition: 0,
+            periodic: None,
+        };
+        d.add_task(0, plain(5)).unwrap();
+        d.add_task(1, plain(5)).unwrap();
+        let mut now = 0;
+        let mut running = d.tick(now).unwrap().run.unwrap();
+        for _ in 0..6 {
+            now += US;
+            let next = d.yield_now(running, now).unwrap().run.unwrap();
+            assert_ne!(
+                next, running,
+                "yield must hand over to the other equal task"
+            );
+            running = next;
+        }
+        assert_eq!(
+            d.yield_now(1 - running, now),
+            Err(DispatchError::NotRunning { task: 1 - running })
+        );
+        // A lone higher task keeps the processor through its own yields.
+        d.add_task(2, plain(9)).unwrap();
+        assert_eq!(d.tick(now).unwrap().run, Some(2));
+        assert_eq!(d.yield_now(2, now + US).unwrap().run, Some(2));
     }
 
     #[test]

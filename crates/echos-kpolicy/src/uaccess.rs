@@ -85,6 +85,7 @@ pub struct UserRange {
 }
 
 /// The mapped user regions of one task, kept sorted and disjoint.
+#[derive(Clone, Copy, Debug)]
 pub struct AddressSpace<const N: usize> {
     regions: [Region; N],
     len: usize,

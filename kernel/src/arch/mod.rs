@@ -5,6 +5,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod ktest;
 pub mod paging;
@@ -12,5 +13,8 @@ pub mod phys;
 pub mod qemu;
 pub mod serial;
 pub mod stacks;
+pub mod switch;
+pub mod syscall;
 pub mod traps;
 pub mod tsc;
+pub mod uspace;

@@ -45,6 +45,13 @@ pub static MACHINE_CHECK_STACK: GuardedStack<IST_STACK_SIZE> = GuardedStack::new
 /// A stack the tests deliberately overflow to show the guard page works.
 pub static OVERFLOW_TEST_STACK: GuardedStack<{ 16 * 1024 }> = GuardedStack::new();
 
+pub const THREAD_STACK_SIZE: usize = 32 * 1024;
+/// Kernel threads at most (one stack each).
+pub const THREAD_STACK_COUNT: usize = 6;
+/// The kernel threads' stacks, each with its own guard page.
+pub static THREAD_STACKS: [GuardedStack<THREAD_STACK_SIZE>; THREAD_STACK_COUNT] =
+    [const { GuardedStack::new() }; THREAD_STACK_COUNT];
+
 /// One stack's name and layout, for paging (which unmaps the guards) and for reports.
 #[derive(Clone, Copy, Debug)]
 pub struct StackInfo {
@@ -54,7 +61,7 @@ pub struct StackInfo {
     pub top: u64,
 }
 
-pub fn all() -> [StackInfo; 5] {
+pub fn all() -> [StackInfo; 5 + THREAD_STACK_COUNT] {
     let (boot_guard, boot_bottom) = super::boot::boot_stack_layout();
     let info = |name, guard_page, bottom, top| StackInfo {
         name,
@@ -62,7 +69,7 @@ pub fn all() -> [StackInfo; 5] {
         bottom,
         top,
     };
-    [
+    let fixed = [
         info(
             "boot",
             boot_guard,
@@ -93,5 +100,12 @@ pub fn all() -> [StackInfo; 5] {
             OVERFLOW_TEST_STACK.bottom(),
             OVERFLOW_TEST_STACK.top(),
         ),
-    ]
+    ];
+    core::array::from_fn(|i| match fixed.get(i) {
+        Some(s) => *s,
+        None => {
+            let t = &THREAD_STACKS[i - fixed.len()];
+            info("thread", t.guard_page(), t.bottom(), t.top())
+        }
+    })
 }

@@ -457,6 +457,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
             _ => {}
         }
+        if frame.cs & 3 == 3 {
+            // A fault in ring 3 stops that task only; the hook never returns to it.
+            let hook = USER_FAULT_HOOK.load(Ordering::Acquire);
+            if !hook.is_null() {
+                // SAFETY: only `UserFaultHook` values are stored in USER_FAULT_HOOK.
+                let hook: UserFaultHook = unsafe { core::mem::transmute(hook) };
+                hook(frame, x86_64::registers::control::Cr2::read_raw());
+            }
+        }
         if let Some(fixup) = fixup_for(frame.rip) {
             record_fault(frame);
             frame.rip = fixup;
@@ -469,6 +478,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         return;
     }
     LAST_ENTRY_TSC.store(entry_tsc, Ordering::Relaxed);
+    if frame.cs & 3 == 3 {
+        USER_MODE_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    }
+    let depth = NESTING.fetch_add(1, Ordering::AcqRel);
     let handler = HANDLERS[vector as usize].load(Ordering::Acquire);
     if !handler.is_null() {
         // SAFETY: only `Handler` values are stored in HANDLERS.
@@ -479,6 +492,44 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         x86_64::instructions::interrupts::disable();
     }
     apic::eoi();
+    NESTING.fetch_sub(1, Ordering::AcqRel);
+    // Only the outermost interrupt may switch threads: a nested one would leave the handler it
+    // interrupted half done on another thread's behalf. After the EOI, so the APIC delivers the
+    // next interrupt to whichever thread runs.
+    if depth == 0 {
+        let hook = PREEMPT_HOOK.load(Ordering::Acquire);
+        if !hook.is_null() {
+            // SAFETY: only `fn()` values are stored in PREEMPT_HOOK.
+            let hook: fn() = unsafe { core::mem::transmute(hook) };
+            hook();
+        }
+    }
+}
+
+/// Called for an exception raised in ring 3 with the frame and CR2; must not return.
+pub type UserFaultHook = fn(&TrapFrame, u64);
+static USER_FAULT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_user_fault_hook(hook: UserFaultHook) {
+    USER_FAULT_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// External interrupts that arrived while ring 3 ran (for the preemption tests).
+static USER_MODE_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn user_mode_interrupts() -> u64 {
+    USER_MODE_INTERRUPTS.load(Ordering::Relaxed)
+}
+
+/// External interrupts being handled right now (nesting depth).
+static NESTING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Called with interrupts off at the end of every outermost external interrupt: the scheduler's
+/// preemption point.
+static PREEMPT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_preempt_hook(hook: Option<fn()>) {
+    let p = hook.map_or(core::ptr::null_mut(), |h| h as *mut ());
+    PREEMPT_HOOK.store(p, Ordering::Release);
 }
 
 /// Reads a u64 at `addr`, returning the exception vector instead if the read faulted.

@@ -10,7 +10,9 @@ mod bootinfo;
 mod cpu;
 mod engine;
 mod memory;
+mod sched;
 mod time;
+mod user;
 
 /// Fails the current test with a formatted message unless `cond` holds.
 #[macro_export]
@@ -91,6 +93,8 @@ pub fn report(kernel: &mut Kernel) -> bool {
         engine::fixed_esn_digest_matches_host(kernel),
         memory::pool_stress_report(kernel),
         time::timer_latency_report(kernel),
+        sched::ten_khz_report(kernel).map(|_| ()),
+        user::predictor_demo(kernel).map(|_| ()),
     ] {
         if let Err(e) = r {
             kprintln!("error: {e}");
