@@ -40,13 +40,44 @@ pub enum EnsembleError {
     Kernel(#[from] KernelError),
 }
 
+/// A zeroed f32 buffer whose first element sits on a 64-byte boundary: the batched kernel loads
+/// whole cache lines of one unit's batch lanes, and a misaligned base makes every 16-lane load
+/// straddle two lines (glibc returns large blocks 16 bytes past a page boundary).
+struct LineAligned {
+    buf: Vec<f32>,
+    offset: usize,
+    len: usize,
+}
+
+impl LineAligned {
+    const LINE_FLOATS: usize = 16;
+
+    fn zeroed(len: usize) -> Self {
+        let buf = vec![0.0f32; len + Self::LINE_FLOATS];
+        // align_offset may decline (usize::MAX); then fall back to the unaligned start.
+        let offset = match buf.as_ptr().align_offset(64) {
+            o if o <= Self::LINE_FLOATS => o,
+            _ => 0,
+        };
+        LineAligned { buf, offset, len }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
 struct Group {
     /// First sequence of the group within the batch.
     b0: usize,
     width: usize,
     /// State, unit-major: x[i·width + b].
-    x: Vec<f32>,
-    next: Vec<f32>,
+    x: LineAligned,
+    next: LineAligned,
     /// This step's inputs, input-major: u[j·width + b].
     u: Vec<f32>,
 }
@@ -90,8 +121,8 @@ impl<'r> BatchRunner<'r> {
             out.push(Group {
                 b0,
                 width,
-                x: vec![0.0; size("units × batch", n, width)?],
-                next: vec![0.0; n * width],
+                x: LineAligned::zeroed(size("units × batch", n, width)?),
+                next: LineAligned::zeroed(n * width),
                 u: vec![0.0; size("inputs × batch", inputs, width)?],
             });
             b0 += width;
@@ -112,7 +143,7 @@ impl<'r> BatchRunner<'r> {
     /// Zeroes every state.
     pub fn reset(&mut self) {
         for g in &mut self.groups {
-            g.x.fill(0.0);
+            g.x.as_mut_slice().fill(0.0);
         }
     }
 
@@ -146,7 +177,15 @@ impl<'r> BatchRunner<'r> {
                         g.u[j * g.width + bl] = v;
                     }
                 }
-                kernel.leaky_step_batch_rows(w, p, g.width, 0..units, &g.u, &g.x, &mut g.next)?;
+                kernel.leaky_step_batch_rows(
+                    w,
+                    p,
+                    g.width,
+                    0..units,
+                    &g.u,
+                    g.x.as_slice(),
+                    g.next.as_mut_slice(),
+                )?;
                 std::mem::swap(&mut g.x, &mut g.next);
             }
             Ok(())
@@ -174,7 +213,7 @@ impl<'r> BatchRunner<'r> {
             })?;
         let bl = b - g.b0;
         for (i, o) in out.iter_mut().enumerate() {
-            *o = g.x[i * g.width + bl];
+            *o = g.x.as_slice()[i * g.width + bl];
         }
         Ok(())
     }

@@ -205,6 +205,9 @@ pub struct CsrRef<'a> {
     indptr: &'a [u32],
     indices: &'a [u32],
     values: &'a [f32],
+    /// Every column index is known to be below `cols` (checked once), so kernels may skip the
+    /// per-entry clamp.
+    indices_checked: bool,
 }
 
 impl<'a> CsrRef<'a> {
@@ -240,6 +243,7 @@ impl<'a> CsrRef<'a> {
             indptr,
             indices,
             values,
+            indices_checked: false,
         })
     }
 
@@ -253,6 +257,16 @@ impl<'a> CsrRef<'a> {
                 cols: self.cols,
             }),
         }
+    }
+
+    /// The same view after [`CsrRef::validate_indices`]: kernels that know every index is in
+    /// range skip their per-entry clamp (O(nnz): do it once, then reuse the view).
+    pub fn with_checked_indices(self) -> Result<Self, KernelError> {
+        self.validate_indices()?;
+        Ok(CsrRef {
+            indices_checked: true,
+            ..self
+        })
     }
 
     /// Number of rows.

@@ -84,6 +84,8 @@ impl FusedReservoir {
                     indptr,
                     indices,
                     values,
+                    // Validated just above.
+                    indices_checked: true,
                 },
                 p,
             )),
@@ -142,6 +144,8 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
+                // `new` validated every index.
+                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: self.units,
@@ -223,6 +227,8 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
+                // `new` validated every index.
+                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: units,

@@ -242,7 +242,9 @@ fn batched_step_equals_scalar_one_by_one_for_every_variant_and_batch_size() {
                 reference[i * batch + b] = x[i];
             }
         }
-        for k in Kernel::available() {
+        // Both the clamping path and the path for views whose indices were checked once.
+        let views = [a.view(), a.view().with_checked_indices().unwrap()];
+        for (k, view) in Kernel::available().flat_map(|k| views.iter().map(move |&v| (k, v))) {
             let (mut x, mut next) = (vec![0.0f32; n * batch], vec![0.0f32; n * batch]);
             for t in 0..2 {
                 let mut u = vec![0.0f32; 3 * batch];
@@ -254,9 +256,9 @@ fn batched_step_equals_scalar_one_by_one_for_every_variant_and_batch_size() {
                 // Two row ranges, as the multi-core runner splits them.
                 let mid = n / 3;
                 let (lo, hi) = next.split_at_mut(mid * batch);
-                k.leaky_step_batch_rows(a.view(), p, batch, 0..mid, &u, &x, lo)
+                k.leaky_step_batch_rows(view, p, batch, 0..mid, &u, &x, lo)
                     .unwrap();
-                k.leaky_step_batch_rows(a.view(), p, batch, mid..n, &u, &x, hi)
+                k.leaky_step_batch_rows(view, p, batch, mid..n, &u, &x, hi)
                     .unwrap();
                 core::mem::swap(&mut x, &mut next);
             }
@@ -298,6 +300,10 @@ fn bad_input_is_an_error_not_a_crash() {
             index: 1_000_000,
             ..
         })
+    ));
+    assert!(matches!(
+        v.with_checked_indices(),
+        Err(KernelError::ColumnIndex { position: 3, .. })
     ));
     // Unvalidated corrupt indices are clamped: every variant stays in bounds.
     for k in Kernel::available() {
