@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Seed of the random reservoir.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Batches: split the batch only into groups of sequences (one per thread), never the
+    /// reservoir's rows (no per-step join; steadier when other processes share the cores).
+    #[arg(long)]
+    pub no_row_split: bool,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +76,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ensemble: args.ensemble,
         repeats: args.repeats,
         threads,
+        split_rows: !args.no_row_split,
     };
     for kernel in kernels {
         let r = bench

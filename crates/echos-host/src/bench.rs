@@ -328,6 +328,7 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 1,
+            split_rows: true,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
         for bad in [
@@ -385,6 +386,7 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 2,
+            split_rows: true,
         };
         let r = b.run(Kernel::best()).unwrap();
         assert_eq!(r.kernel, Kernel::best().variant().name());
@@ -416,6 +418,8 @@ pub struct StepBench {
     pub repeats: usize,
     /// Threads for batch and ensemble runs.
     pub threads: usize,
+    /// Batches: also cut the reservoir's rows across threads (see [`BatchRunner::with_split`]).
+    pub split_rows: bool,
 }
 
 /// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
@@ -541,15 +545,21 @@ impl StepBench {
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
             let (seconds, cpu_seconds) = if self.batch > 1 {
-                let groups = self.threads.min(self.batch);
-                let mut runner =
-                    BatchRunner::new(&reservoir, kernel, self.batch, groups).map_err(map_err)?;
+                let mut runner = BatchRunner::with_split(
+                    &reservoir,
+                    kernel,
+                    self.batch,
+                    self.threads,
+                    self.split_rows,
+                )
+                .map_err(map_err)?;
+                let workers = runner.workers();
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| runner.run(self.steps, &inputs))
                     .map_err(map_err)?;
                 (
                     t.elapsed().as_secs_f64(),
-                    c.elapsed().as_secs_f64() / groups as f64,
+                    c.elapsed().as_secs_f64() / workers as f64,
                 )
             } else if self.ensemble > 1 {
                 let members = (0..self.ensemble)

@@ -88,16 +88,40 @@ pub struct BatchRunner<'r> {
     kernel: Kernel,
     batch: usize,
     groups: Vec<Group>,
+    /// Each group's rows are cut into this many parts, stepped in parallel every time step.
+    row_parts: usize,
 }
 
+/// Lanes one pass of the widest kernel covers (two AVX-512 vectors): a group narrower than
+/// this pays the per-entry index, broadcast and address work for fewer sequences.
+const PASS_LANES: usize = 32;
+/// Row parts are cut at multiples of the kernel's register block (4 rows).
+const ROW_BLOCK: usize = 4;
+
 impl<'r> BatchRunner<'r> {
-    /// Splits the batch into `groups` contiguous groups (at most one per sequence; use the
-    /// number of cores). States start at zero.
+    /// Spreads the batch over `threads` workers (use the number of cores): into contiguous
+    /// groups of sequences while each group still fills a 32-lane pass, and, when there are
+    /// fewer such groups than threads, by cutting each group's rows into parts stepped in
+    /// parallel (one rayon join per time step). States start at zero.
     pub fn new(
         reservoir: &'r FusedReservoir,
         kernel: Kernel,
         batch: usize,
-        groups: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
+        Self::with_split(reservoir, kernel, batch, threads, true)
+    }
+
+    /// As [`BatchRunner::new`]; with `split_rows` false the batch is only cut into groups of
+    /// sequences (one per thread, however narrow), so threads never meet inside a run — the
+    /// robust choice when other processes share the cores (a per-step join waits for the
+    /// slowest thread).
+    pub fn with_split(
+        reservoir: &'r FusedReservoir,
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+        split_rows: bool,
     ) -> Result<Self, EnsembleError> {
         if batch == 0 {
             return Err(EnsembleError::Empty("batch"));
@@ -105,7 +129,14 @@ impl<'r> BatchRunner<'r> {
         if reservoir.csr_ref().is_none() {
             return Err(EnsembleError::NotSparse);
         }
-        let groups = groups.clamp(1, batch);
+        let threads = threads.max(1);
+        let (groups, row_parts) = if split_rows {
+            let groups = threads.min(batch.div_ceil(PASS_LANES));
+            let parts = (threads / groups).clamp(1, reservoir.units().div_ceil(ROW_BLOCK));
+            (groups, parts)
+        } else {
+            (threads.min(batch), 1)
+        };
         let (n, inputs) = (reservoir.units(), reservoir.inputs());
         let size = |what, a: usize, b: usize| {
             a.checked_mul(b)
@@ -132,7 +163,13 @@ impl<'r> BatchRunner<'r> {
             kernel,
             batch,
             groups: out,
+            row_parts,
         })
+    }
+
+    /// Worker threads a run keeps busy (groups × row parts).
+    pub fn workers(&self) -> usize {
+        self.groups.len() * self.row_parts
     }
 
     /// Number of sequences.
@@ -169,6 +206,8 @@ impl<'r> BatchRunner<'r> {
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
         let p = reservoir.update_ref();
         let units = reservoir.units();
+        let part_rows = units.div_ceil(self.row_parts).div_ceil(ROW_BLOCK) * ROW_BLOCK;
+        let row_parts = self.row_parts;
         self.groups.par_iter_mut().try_for_each(|g| {
             for t in 0..steps {
                 for bl in 0..g.width {
@@ -177,15 +216,20 @@ impl<'r> BatchRunner<'r> {
                         g.u[j * g.width + bl] = v;
                     }
                 }
-                kernel.leaky_step_batch_rows(
-                    w,
-                    p,
-                    g.width,
-                    0..units,
-                    &g.u,
-                    g.x.as_slice(),
-                    g.next.as_mut_slice(),
-                )?;
+                let (width, u, x) = (g.width, &g.u, g.x.as_slice());
+                let next = g.next.as_mut_slice();
+                if row_parts == 1 {
+                    kernel.leaky_step_batch_rows(w, p, width, 0..units, u, x, next)?;
+                } else {
+                    // Each row's sum is unchanged by the cut, so results stay bit-identical.
+                    next.par_chunks_mut(part_rows * width)
+                        .enumerate()
+                        .try_for_each(|(c, out)| {
+                            let start = c * part_rows;
+                            let rows = start..start + out.len() / width;
+                            kernel.leaky_step_batch_rows(w, p, width, rows, u, x, out)
+                        })?;
+                }
                 std::mem::swap(&mut g.x, &mut g.next);
             }
             Ok(())
@@ -313,15 +357,16 @@ mod tests {
             reference.push(one.state().to_vec());
         }
         for k in Kernel::available() {
-            for groups in [1, 2, 5] {
-                let mut runner = BatchRunner::new(&r, k, batch, groups).unwrap();
+            for (threads, split_rows) in [(1, true), (2, true), (5, true), (2, false), (5, false)] {
+                let mut runner =
+                    BatchRunner::with_split(&r, k, batch, threads, split_rows).unwrap();
                 runner.run(steps, &inputs).unwrap();
                 let mut s = vec![0.0; 150];
                 for (b, want) in reference.iter().enumerate() {
                     runner.copy_state(b, &mut s).unwrap();
                     assert!(
                         s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
-                        "{:?} groups {groups} seq {b}",
+                        "{:?} threads {threads} split_rows {split_rows} seq {b}",
                         k.variant()
                     );
                 }
