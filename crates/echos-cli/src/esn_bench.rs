@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// reservoir's rows (no per-step join; steadier when other processes share the cores).
     #[arg(long)]
     pub no_row_split: bool,
+    /// One sequence: share each step between two threads (SELL slices halved, one join per
+    /// step); sparse reservoirs only.
+    #[arg(long)]
+    pub split_step: bool,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -77,6 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         repeats: args.repeats,
         threads,
         split_rows: !args.no_row_split,
+        split_step: args.split_step,
     };
     for kernel in kernels {
         let r = bench

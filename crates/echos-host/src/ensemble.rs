@@ -8,6 +8,7 @@
 //! sequences, each group stepping through all time steps on its own core.
 
 use echos_core::kernels::reservoir::FusedReservoir;
+use echos_core::kernels::sell::SLICE;
 use echos_core::kernels::{Kernel, KernelError};
 use rayon::prelude::*;
 use thiserror::Error;
@@ -325,6 +326,58 @@ impl Ensemble {
     }
 }
 
+/// One sequence whose every step is shared by two threads: the SELL-16 slices are cut in two
+/// halves, stepped with `rayon::join` (results in slot order), then put back in row order.
+/// Each row's sum keeps its order, so states are bit-identical to [`FusedReservoir::step`].
+/// A throughput tool (rayon's join synchronises), not a real-time path.
+pub struct SplitStep<'r> {
+    reservoir: &'r FusedReservoir,
+    kernel: Kernel,
+    state: Vec<f32>,
+    slots: Vec<f32>,
+}
+
+impl<'r> SplitStep<'r> {
+    /// A sparse reservoir, state zero.
+    pub fn new(reservoir: &'r FusedReservoir, kernel: Kernel) -> Result<Self, EnsembleError> {
+        let sell = reservoir.sell().ok_or(EnsembleError::NotSparse)?;
+        Ok(SplitStep {
+            reservoir,
+            kernel,
+            state: vec![0.0; reservoir.units()],
+            slots: vec![0.0; sell.slot_rows().len()],
+        })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// One step with input `u`; returns the new state.
+    pub fn step(&mut self, u: &[f32]) -> Result<&[f32], EnsembleError> {
+        let r = self.reservoir;
+        let m = r.sell().ok_or(EnsembleError::NotSparse)?;
+        let (kernel, leak_rate) = (self.kernel, r.leak_rate());
+        let slices = m.slices();
+        let mid = slices.div_ceil(2);
+        let (lo, hi) = self.slots.split_at_mut(mid * SLICE);
+        let x = &self.state;
+        let (a, b) = rayon::join(
+            || kernel.sell_leaky_step_slots(m, leak_rate, u, x, 0..mid, lo),
+            || kernel.sell_leaky_step_slots(m, leak_rate, u, x, mid..slices, hi),
+        );
+        a?;
+        b?;
+        // Slot order back to row order; slot_rows is a permutation of 0..units on its first
+        // `units` entries, so every row is written exactly once.
+        for (slot, &row) in m.slot_rows()[..r.units()].iter().enumerate() {
+            self.state[row as usize] = self.slots[slot];
+        }
+        Ok(&self.state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +423,40 @@ mod tests {
                         k.variant()
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn split_step_equals_the_single_thread_step_for_every_variant() {
+        for units in [1, 40, 150] {
+            let spec = ReservoirSpec {
+                units,
+                inputs: 2,
+                connectivity: 0.1,
+                ..Default::default()
+            };
+            let r = random_reservoir(&spec).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            for k in Kernel::available() {
+                let mut one = r.clone();
+                let mut split = SplitStep::new(&r, k).unwrap();
+                for t in 0..30 {
+                    let u = [input(t, 0, 0), input(t, 0, 1)];
+                    one.step(k, &u).unwrap();
+                    pool.install(|| split.step(&u)).unwrap();
+                }
+                assert!(
+                    one.state()
+                        .iter()
+                        .zip(split.state())
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{:?} units {units}",
+                    k.variant()
+                );
             }
         }
     }

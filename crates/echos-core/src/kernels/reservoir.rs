@@ -155,6 +155,16 @@ impl FusedReservoir {
         }
     }
 
+    /// The SELL-16 form of the weights (sparse reservoirs only).
+    pub fn sell(&self) -> Option<&SellLeaky> {
+        self.sell.as_ref()
+    }
+
+    /// Leak rate a.
+    pub fn leak_rate(&self) -> f32 {
+        self.leak_rate
+    }
+
     /// The CSR view, if the weights are sparse.
     pub fn csr_ref(&self) -> Option<CsrRef<'_>> {
         match self.weights_ref() {

@@ -439,5 +439,29 @@ fn sell_step_is_bit_identical_to_scalar_csr_on_every_variant() {
             .leaky_step(WeightsRef::Csr(a.view()), inp.update(0.4), &u, &x, &mut y2)
             .unwrap();
         assert_eq!(bits(&y1), bits(&y2));
+        // Slice ranges in slot order, put back by slot_rows, equal the whole step.
+        let slices = m.slices();
+        for k in Kernel::available() {
+            for mid in [0, slices / 2, slices] {
+                let mut slots = vec![0.0f32; slices * sell::SLICE];
+                let (lo, hi) = slots.split_at_mut(mid * sell::SLICE);
+                k.sell_leaky_step_slots(&m, 0.4, &u, &x, 0..mid, lo)
+                    .unwrap();
+                k.sell_leaky_step_slots(&m, 0.4, &u, &x, mid..slices, hi)
+                    .unwrap();
+                let mut y3 = vec![0.0f32; n];
+                for (slot, &row) in m.slot_rows()[..n].iter().enumerate() {
+                    y3[row as usize] = slots[slot];
+                }
+                assert_eq!(bits(&y3), bits(&y2), "{:?} n {n} mid {mid}", k.variant());
+            }
+            let mut out = vec![0.0f32; 16];
+            assert!(k
+                .sell_leaky_step_slots(&m, 0.4, &u, &x, slices..slices + 1, &mut out)
+                .is_err());
+            assert!(k
+                .sell_leaky_step_slots(&m, 0.4, &u, &x, 0..1, &mut out[..15])
+                .is_err());
+        }
     }
 }
