@@ -62,6 +62,10 @@ for n in 100 500 1000; do
     line=$("${ECHOS[@]}" --units "$n" --connectivity 0.1 --steps "$STEPS" --batch 1 --repeats "$REPEATS" --json)
     row "single N=$n" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
     if [ "$n" = 1000 ]; then
+        # One sequence, each step shared by two threads (CPU column: steps per CPU-second of
+        # both threads together, so it measures work, not speed).
+        line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 1 --split-step --threads 2 --repeats "$REPEATS" --json)
+        row "single N=1000, 2 threads" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
         line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --repeats "$REPEATS" --json)
         e=$(echo "$line" | field steps_per_s)
         ec=$(echo "$line" | field steps_per_cpu_s)
