@@ -72,6 +72,10 @@ for n in 100 500 1000; do
         k=$(echo "$line" | field step_kernel)
         row "batch 32 N=1000 (per seq)" "$rw" "$rc" "$e" "$ec" "$k"
         row "batch 32 N=1000 (all seqs)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
+        line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --row-split --repeats "$REPEATS" --json)
+        e=$(echo "$line" | field steps_per_s)
+        ec=$(echo "$line" | field steps_per_cpu_s)
+        row "batch 32, rows split (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
     fi
 done
 echo "ratios: echos steps/s divided by ReservoirPy's, medians of $REPEATS runs each, measured in this run;" \

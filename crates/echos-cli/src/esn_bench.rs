@@ -38,10 +38,10 @@ pub struct BenchArgs {
     /// Seed of the random reservoir.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Batches: split the batch only into groups of sequences (one per thread), never the
-    /// reservoir's rows (no per-step join; steadier when other processes share the cores).
+    /// Batches: keep 32-lane groups and cut the reservoir's rows across threads (one join per
+    /// step; faster on an idle machine, slower when other processes share the cores).
     #[arg(long)]
-    pub no_row_split: bool,
+    pub row_split: bool,
     /// One sequence: share each step between two threads (SELL slices halved, one join per
     /// step); sparse reservoirs only.
     #[arg(long)]
@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ensemble: args.ensemble,
         repeats: args.repeats,
         threads,
-        split_rows: !args.no_row_split,
+        split_rows: args.row_split,
         split_step: args.split_step,
     };
     for kernel in kernels {

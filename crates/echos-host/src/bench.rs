@@ -328,7 +328,7 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 1,
-            split_rows: true,
+            split_rows: false,
             split_step: false,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
@@ -405,7 +405,7 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 2,
-            split_rows: true,
+            split_rows: false,
             split_step: false,
         };
         let r = b.run(Kernel::best()).unwrap();
