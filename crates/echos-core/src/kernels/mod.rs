@@ -206,7 +206,11 @@ pub struct CsrRef<'a> {
     indices: &'a [u32],
     values: &'a [f32],
     /// Every column index is known to be below `cols` (checked once), so kernels may skip the
-    /// per-entry clamp.
+    /// per-entry clamp. Read by the SIMD kernels only, which soft-float targets do not build.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(dead_code)
+    )]
     indices_checked: bool,
 }
 
