@@ -62,12 +62,20 @@ for n in 100 500 1000; do
     line=$("${ECHOS[@]}" --units "$n" --connectivity 0.1 --steps "$STEPS" --batch 1 --repeats "$REPEATS" --json)
     row "single N=$n" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
     if [ "$n" = 1000 ]; then
+        # One sequence, each step shared by two threads (CPU column: steps per CPU-second of
+        # both threads together, so it measures work, not speed).
+        line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 1 --split-step --threads 2 --repeats "$REPEATS" --json)
+        row "single N=1000, 2 threads" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
         line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --repeats "$REPEATS" --json)
         e=$(echo "$line" | field steps_per_s)
         ec=$(echo "$line" | field steps_per_cpu_s)
         k=$(echo "$line" | field step_kernel)
         row "batch 32 N=1000 (per seq)" "$rw" "$rc" "$e" "$ec" "$k"
         row "batch 32 N=1000 (all seqs)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
+        line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --row-split --repeats "$REPEATS" --json)
+        e=$(echo "$line" | field steps_per_s)
+        ec=$(echo "$line" | field steps_per_cpu_s)
+        row "batch 32, rows split (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
     fi
 done
 echo "ratios: echos steps/s divided by ReservoirPy's, medians of $REPEATS runs each, measured in this run;" \

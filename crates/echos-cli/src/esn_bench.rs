@@ -38,6 +38,14 @@ pub struct BenchArgs {
     /// Seed of the random reservoir.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Batches: keep 32-lane groups and cut the reservoir's rows across threads (one join per
+    /// step; faster on an idle machine, slower when other processes share the cores).
+    #[arg(long)]
+    pub row_split: bool,
+    /// One sequence: share each step between two threads (SELL slices halved, one join per
+    /// step); sparse reservoirs only.
+    #[arg(long)]
+    pub split_step: bool,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +80,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ensemble: args.ensemble,
         repeats: args.repeats,
         threads,
+        split_rows: args.row_split,
+        split_step: args.split_step,
     };
     for kernel in kernels {
         let r = bench

@@ -92,6 +92,20 @@ fn every_step_path_allocates_nothing() {
         });
         assert_eq!(n, 0, "batched {:?}", k.variant());
     }
+    // The slot-ordered part-step that two threads share (SplitStep in the host).
+    let m = r.sell().unwrap();
+    let x1 = vec![0.2f32; 97];
+    let mut slots = vec![0.0f32; m.slices() * 16];
+    for k in Kernel::available() {
+        let n = count(|| {
+            let (lo, hi) = slots.split_at_mut(16);
+            k.sell_leaky_step_slots(m, r.leak_rate(), &[0.1, 0.2], &x1, 0..1, lo)
+                .unwrap();
+            k.sell_leaky_step_slots(m, r.leak_rate(), &[0.1, 0.2], &x1, 1..m.slices(), hi)
+                .unwrap();
+        });
+        assert_eq!(n, 0, "sell slots {:?}", k.variant());
+    }
     let mut q8 = QuantReservoir::<i8>::from_fused(&r).unwrap();
     let mut q16 = QuantReservoir::<i16>::from_fused(&r).unwrap();
     assert_eq!(

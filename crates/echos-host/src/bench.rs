@@ -328,11 +328,31 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 1,
+            split_rows: false,
+            split_step: false,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
+        let split = StepBench {
+            split_step: true,
+            threads: 2,
+            ..ok.clone()
+        };
+        assert_eq!(
+            split.run(Kernel::best()).unwrap().step_kernel,
+            if Kernel::best().variant() == echos_core::kernels::Variant::Avx512 {
+                "avx512-sell16-split2"
+            } else {
+                "portable-sell16-split2"
+            }
+        );
         for bad in [
             StepBench {
                 steps: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                split_step: true,
+                batch: 4,
                 ..ok.clone()
             },
             StepBench {
@@ -385,6 +405,8 @@ mod tests {
             ensemble: 1,
             repeats: 1,
             threads: 2,
+            split_rows: false,
+            split_step: false,
         };
         let r = b.run(Kernel::best()).unwrap();
         assert_eq!(r.kernel, Kernel::best().variant().name());
@@ -416,6 +438,12 @@ pub struct StepBench {
     pub repeats: usize,
     /// Threads for batch and ensemble runs.
     pub threads: usize,
+    /// Batches: also cut the reservoir's rows across threads (see
+    /// [`crate::ensemble::BatchRunner::with_split`]).
+    pub split_rows: bool,
+    /// One sequence: share each step between two threads ([`crate::ensemble::SplitStep`],
+    /// sparse only).
+    pub split_step: bool,
 }
 
 /// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
@@ -482,6 +510,13 @@ impl StepBench {
         if self.ensemble == 0 || self.ensemble > 4096 {
             return bad("ensemble", self.ensemble, "must be in 1..=4096");
         }
+        if self.split_step && (self.batch > 1 || self.ensemble > 1) {
+            return bad(
+                "batch",
+                self.batch.max(self.ensemble),
+                "split-step is for one sequence (batch 1, ensemble 1)",
+            );
+        }
         if self.batch > 1 && self.ensemble > 1 {
             return bad(
                 "ensemble",
@@ -511,7 +546,7 @@ impl StepBench {
     /// Builds the reservoir(s), runs the timed steps with `kernel` and measures the bandwidth
     /// limit for the same working set.
     pub fn run(&self, kernel: Kernel) -> Result<StepBenchReport, BenchError> {
-        use crate::ensemble::{BatchRunner, Ensemble};
+        use crate::ensemble::{BatchRunner, Ensemble, SplitStep};
         self.check()?;
         let reservoir = random_reservoir(&self.spec)?;
         let n = self.spec.units;
@@ -541,15 +576,21 @@ impl StepBench {
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
             let (seconds, cpu_seconds) = if self.batch > 1 {
-                let groups = self.threads.min(self.batch);
-                let mut runner =
-                    BatchRunner::new(&reservoir, kernel, self.batch, groups).map_err(map_err)?;
+                let mut runner = BatchRunner::with_split(
+                    &reservoir,
+                    kernel,
+                    self.batch,
+                    self.threads,
+                    self.split_rows,
+                )
+                .map_err(map_err)?;
+                let workers = runner.workers();
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| runner.run(self.steps, &inputs))
                     .map_err(map_err)?;
                 (
                     t.elapsed().as_secs_f64(),
-                    c.elapsed().as_secs_f64() / groups as f64,
+                    c.elapsed().as_secs_f64() / workers as f64,
                 )
             } else if self.ensemble > 1 {
                 let members = (0..self.ensemble)
@@ -569,6 +610,22 @@ impl StepBench {
                     t.elapsed().as_secs_f64(),
                     c.elapsed().as_secs_f64() / active,
                 )
+            } else if self.split_step {
+                let mut r = SplitStep::new(&reservoir, kernel).map_err(map_err)?;
+                let (t, c) = (Instant::now(), ProcessTime::now());
+                pool.install(|| -> Result<(), BenchError> {
+                    for u in inputs
+                        .chunks_exact(self.spec.inputs.max(1))
+                        .take(self.steps)
+                    {
+                        let u = if self.spec.inputs == 0 { &[][..] } else { u };
+                        black_box(r.step(black_box(u)).map_err(map_err)?);
+                    }
+                    Ok(())
+                })?;
+                // Total CPU of both threads (join waits included): work per step, comparable
+                // with the one-core limits below; wall-clock is the speed figure.
+                (t.elapsed().as_secs_f64(), c.elapsed().as_secs_f64())
             } else {
                 let mut r = reservoir.clone();
                 let (t, c) = (Instant::now(), ProcessTime::now());
@@ -641,6 +698,11 @@ impl StepBench {
                 echos_core::kernels::Variant::Scalar => "scalar-batch",
                 echos_core::kernels::Variant::Avx2Fma => "avx2-batch",
                 echos_core::kernels::Variant::Avx512 => "avx512-batch",
+            }
+        } else if self.split_step {
+            match kernel.variant() {
+                echos_core::kernels::Variant::Avx512 => "avx512-sell16-split2",
+                _ => "portable-sell16-split2",
             }
         } else {
             reservoir.step_kernel_name(kernel)

@@ -8,6 +8,7 @@
 //! sequences, each group stepping through all time steps on its own core.
 
 use echos_core::kernels::reservoir::FusedReservoir;
+use echos_core::kernels::sell::SLICE;
 use echos_core::kernels::{Kernel, KernelError};
 use rayon::prelude::*;
 use thiserror::Error;
@@ -40,13 +41,44 @@ pub enum EnsembleError {
     Kernel(#[from] KernelError),
 }
 
+/// A zeroed f32 buffer whose first element sits on a 64-byte boundary: the batched kernel loads
+/// whole cache lines of one unit's batch lanes, and a misaligned base makes every 16-lane load
+/// straddle two lines (glibc returns large blocks 16 bytes past a page boundary).
+struct LineAligned {
+    buf: Vec<f32>,
+    offset: usize,
+    len: usize,
+}
+
+impl LineAligned {
+    const LINE_FLOATS: usize = 16;
+
+    fn zeroed(len: usize) -> Self {
+        let buf = vec![0.0f32; len + Self::LINE_FLOATS];
+        // align_offset may decline (usize::MAX); then fall back to the unaligned start.
+        let offset = match buf.as_ptr().align_offset(64) {
+            o if o <= Self::LINE_FLOATS => o,
+            _ => 0,
+        };
+        LineAligned { buf, offset, len }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
 struct Group {
     /// First sequence of the group within the batch.
     b0: usize,
     width: usize,
     /// State, unit-major: x[i·width + b].
-    x: Vec<f32>,
-    next: Vec<f32>,
+    x: LineAligned,
+    next: LineAligned,
     /// This step's inputs, input-major: u[j·width + b].
     u: Vec<f32>,
 }
@@ -57,16 +89,40 @@ pub struct BatchRunner<'r> {
     kernel: Kernel,
     batch: usize,
     groups: Vec<Group>,
+    /// Each group's rows are cut into this many parts, stepped in parallel every time step.
+    row_parts: usize,
 }
 
+/// Lanes one pass of the widest kernel covers (two AVX-512 vectors): a group narrower than
+/// this pays the per-entry index, broadcast and address work for fewer sequences.
+const PASS_LANES: usize = 32;
+/// Row parts are cut at multiples of the kernel's register block (4 rows).
+const ROW_BLOCK: usize = 4;
+
 impl<'r> BatchRunner<'r> {
-    /// Splits the batch into `groups` contiguous groups (at most one per sequence; use the
-    /// number of cores). States start at zero.
+    /// Splits the batch into `threads` contiguous groups of sequences (at most one per
+    /// sequence; use the number of cores): threads never meet inside a run, the steadiest
+    /// choice on a shared machine. States start at zero.
     pub fn new(
         reservoir: &'r FusedReservoir,
         kernel: Kernel,
         batch: usize,
-        groups: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
+        Self::with_split(reservoir, kernel, batch, threads, false)
+    }
+
+    /// As [`BatchRunner::new`], or with `split_rows`: groups of sequences only while each still
+    /// fills a 32-lane pass, and when there are fewer such groups than threads, each group's
+    /// rows are cut into parts stepped in parallel (one rayon join per time step). Faster on
+    /// an idle machine (one 32-lane pass instead of two 16-lane ones), slower when other
+    /// processes take turns on the cores (the join waits for the slowest thread).
+    pub fn with_split(
+        reservoir: &'r FusedReservoir,
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+        split_rows: bool,
     ) -> Result<Self, EnsembleError> {
         if batch == 0 {
             return Err(EnsembleError::Empty("batch"));
@@ -74,7 +130,14 @@ impl<'r> BatchRunner<'r> {
         if reservoir.csr_ref().is_none() {
             return Err(EnsembleError::NotSparse);
         }
-        let groups = groups.clamp(1, batch);
+        let threads = threads.max(1);
+        let (groups, row_parts) = if split_rows {
+            let groups = threads.min(batch.div_ceil(PASS_LANES));
+            let parts = (threads / groups).clamp(1, reservoir.units().div_ceil(ROW_BLOCK));
+            (groups, parts)
+        } else {
+            (threads.min(batch), 1)
+        };
         let (n, inputs) = (reservoir.units(), reservoir.inputs());
         let size = |what, a: usize, b: usize| {
             a.checked_mul(b)
@@ -90,8 +153,8 @@ impl<'r> BatchRunner<'r> {
             out.push(Group {
                 b0,
                 width,
-                x: vec![0.0; size("units × batch", n, width)?],
-                next: vec![0.0; n * width],
+                x: LineAligned::zeroed(size("units × batch", n, width)?),
+                next: LineAligned::zeroed(n * width),
                 u: vec![0.0; size("inputs × batch", inputs, width)?],
             });
             b0 += width;
@@ -101,7 +164,13 @@ impl<'r> BatchRunner<'r> {
             kernel,
             batch,
             groups: out,
+            row_parts,
         })
+    }
+
+    /// Worker threads a run keeps busy (groups × row parts).
+    pub fn workers(&self) -> usize {
+        self.groups.len() * self.row_parts
     }
 
     /// Number of sequences.
@@ -112,7 +181,7 @@ impl<'r> BatchRunner<'r> {
     /// Zeroes every state.
     pub fn reset(&mut self) {
         for g in &mut self.groups {
-            g.x.fill(0.0);
+            g.x.as_mut_slice().fill(0.0);
         }
     }
 
@@ -138,6 +207,8 @@ impl<'r> BatchRunner<'r> {
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
         let p = reservoir.update_ref();
         let units = reservoir.units();
+        let part_rows = units.div_ceil(self.row_parts).div_ceil(ROW_BLOCK) * ROW_BLOCK;
+        let row_parts = self.row_parts;
         self.groups.par_iter_mut().try_for_each(|g| {
             for t in 0..steps {
                 for bl in 0..g.width {
@@ -146,7 +217,20 @@ impl<'r> BatchRunner<'r> {
                         g.u[j * g.width + bl] = v;
                     }
                 }
-                kernel.leaky_step_batch_rows(w, p, g.width, 0..units, &g.u, &g.x, &mut g.next)?;
+                let (width, u, x) = (g.width, &g.u, g.x.as_slice());
+                let next = g.next.as_mut_slice();
+                if row_parts == 1 {
+                    kernel.leaky_step_batch_rows(w, p, width, 0..units, u, x, next)?;
+                } else {
+                    // Each row's sum is unchanged by the cut, so results stay bit-identical.
+                    next.par_chunks_mut(part_rows * width)
+                        .enumerate()
+                        .try_for_each(|(c, out)| {
+                            let start = c * part_rows;
+                            let rows = start..start + out.len() / width;
+                            kernel.leaky_step_batch_rows(w, p, width, rows, u, x, out)
+                        })?;
+                }
                 std::mem::swap(&mut g.x, &mut g.next);
             }
             Ok(())
@@ -174,7 +258,7 @@ impl<'r> BatchRunner<'r> {
             })?;
         let bl = b - g.b0;
         for (i, o) in out.iter_mut().enumerate() {
-            *o = g.x[i * g.width + bl];
+            *o = g.x.as_slice()[i * g.width + bl];
         }
         Ok(())
     }
@@ -242,6 +326,58 @@ impl Ensemble {
     }
 }
 
+/// One sequence whose every step is shared by two threads: the SELL-16 slices are cut in two
+/// halves, stepped with `rayon::join` (results in slot order), then put back in row order.
+/// Each row's sum keeps its order, so states are bit-identical to [`FusedReservoir::step`].
+/// A throughput tool (rayon's join synchronises), not a real-time path.
+pub struct SplitStep<'r> {
+    reservoir: &'r FusedReservoir,
+    kernel: Kernel,
+    state: Vec<f32>,
+    slots: Vec<f32>,
+}
+
+impl<'r> SplitStep<'r> {
+    /// A sparse reservoir, state zero.
+    pub fn new(reservoir: &'r FusedReservoir, kernel: Kernel) -> Result<Self, EnsembleError> {
+        let sell = reservoir.sell().ok_or(EnsembleError::NotSparse)?;
+        Ok(SplitStep {
+            reservoir,
+            kernel,
+            state: vec![0.0; reservoir.units()],
+            slots: vec![0.0; sell.slot_rows().len()],
+        })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// One step with input `u`; returns the new state.
+    pub fn step(&mut self, u: &[f32]) -> Result<&[f32], EnsembleError> {
+        let r = self.reservoir;
+        let m = r.sell().ok_or(EnsembleError::NotSparse)?;
+        let (kernel, leak_rate) = (self.kernel, r.leak_rate());
+        let slices = m.slices();
+        let mid = slices.div_ceil(2);
+        let (lo, hi) = self.slots.split_at_mut(mid * SLICE);
+        let x = &self.state;
+        let (a, b) = rayon::join(
+            || kernel.sell_leaky_step_slots(m, leak_rate, u, x, 0..mid, lo),
+            || kernel.sell_leaky_step_slots(m, leak_rate, u, x, mid..slices, hi),
+        );
+        a?;
+        b?;
+        // Slot order back to row order; slot_rows is a permutation of 0..units on its first
+        // `units` entries, so every row is written exactly once.
+        for (slot, &row) in m.slot_rows()[..r.units()].iter().enumerate() {
+            self.state[row as usize] = self.slots[slot];
+        }
+        Ok(&self.state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,18 +410,53 @@ mod tests {
             reference.push(one.state().to_vec());
         }
         for k in Kernel::available() {
-            for groups in [1, 2, 5] {
-                let mut runner = BatchRunner::new(&r, k, batch, groups).unwrap();
+            for (threads, split_rows) in [(1, true), (2, true), (5, true), (2, false), (5, false)] {
+                let mut runner =
+                    BatchRunner::with_split(&r, k, batch, threads, split_rows).unwrap();
                 runner.run(steps, &inputs).unwrap();
                 let mut s = vec![0.0; 150];
                 for (b, want) in reference.iter().enumerate() {
                     runner.copy_state(b, &mut s).unwrap();
                     assert!(
                         s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
-                        "{:?} groups {groups} seq {b}",
+                        "{:?} threads {threads} split_rows {split_rows} seq {b}",
                         k.variant()
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn split_step_equals_the_single_thread_step_for_every_variant() {
+        for units in [1, 40, 150] {
+            let spec = ReservoirSpec {
+                units,
+                inputs: 2,
+                connectivity: 0.1,
+                ..Default::default()
+            };
+            let r = random_reservoir(&spec).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            for k in Kernel::available() {
+                let mut one = r.clone();
+                let mut split = SplitStep::new(&r, k).unwrap();
+                for t in 0..30 {
+                    let u = [input(t, 0, 0), input(t, 0, 1)];
+                    one.step(k, &u).unwrap();
+                    pool.install(|| split.step(&u)).unwrap();
+                }
+                assert!(
+                    one.state()
+                        .iter()
+                        .zip(split.state())
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{:?} units {units}",
+                    k.variant()
+                );
             }
         }
     }

@@ -232,7 +232,7 @@ pub(crate) fn leaky_step_rows(
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-fn batch_block<const R: usize, const NV: usize>(
+fn batch_block<const R: usize, const NV: usize, const CHECKED: bool>(
     w: CsrRef<'_>,
     p: &LeakyUpdate<'_>,
     batch: usize,
@@ -264,8 +264,10 @@ fn batch_block<const R: usize, const NV: usize>(
         // SAFETY: k < indptr[rows] = values.len() = indices.len() (checked CsrRef); the column is
         // clamped to cols − 1, so its row of x starts at most at (cols − 1)·batch and the lanes
         // read, b0 .. b0 + width <= batch, stay inside x (length cols·batch, checked).
+        // With CHECKED the view's indices were all validated below cols, so no clamp is needed.
         unsafe {
-            let col = (*cols.add(k) as usize).min(last);
+            let raw = *cols.add(k) as usize;
+            let col = if CHECKED { raw } else { raw.min(last) };
             let row = xp.add(col * batch + b0);
             let wv = _mm512_set1_ps(*vals.add(k));
             for v in 0..NV {
@@ -331,10 +333,11 @@ fn batch_rows<const R: usize>(
 ) {
     let mut b0 = 0;
     while b0 < batch {
-        if batch - b0 > LANES {
-            batch_block::<R, 2>(w, p, batch, i0, b0, u, x, out);
-        } else {
-            batch_block::<R, 1>(w, p, batch, i0, b0, u, x, out);
+        match (batch - b0 > LANES, w.indices_checked) {
+            (true, true) => batch_block::<R, 2, true>(w, p, batch, i0, b0, u, x, out),
+            (true, false) => batch_block::<R, 2, false>(w, p, batch, i0, b0, u, x, out),
+            (false, true) => batch_block::<R, 1, true>(w, p, batch, i0, b0, u, x, out),
+            (false, false) => batch_block::<R, 1, false>(w, p, batch, i0, b0, u, x, out),
         }
         b0 += 2 * LANES;
     }

@@ -205,6 +205,13 @@ pub struct CsrRef<'a> {
     indptr: &'a [u32],
     indices: &'a [u32],
     values: &'a [f32],
+    /// Every column index is known to be below `cols` (checked once), so kernels may skip the
+    /// per-entry clamp. Read by the SIMD kernels only, which soft-float targets do not build.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(dead_code)
+    )]
+    indices_checked: bool,
 }
 
 impl<'a> CsrRef<'a> {
@@ -240,6 +247,7 @@ impl<'a> CsrRef<'a> {
             indptr,
             indices,
             values,
+            indices_checked: false,
         })
     }
 
@@ -253,6 +261,16 @@ impl<'a> CsrRef<'a> {
                 cols: self.cols,
             }),
         }
+    }
+
+    /// The same view after [`CsrRef::validate_indices`]: kernels that know every index is in
+    /// range skip their per-entry clamp (O(nnz): do it once, then reuse the view).
+    pub fn with_checked_indices(self) -> Result<Self, KernelError> {
+        self.validate_indices()?;
+        Ok(CsrRef {
+            indices_checked: true,
+            ..self
+        })
     }
 
     /// Number of rows.
@@ -535,6 +553,46 @@ impl Kernel {
             // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
             Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
             _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
+        }
+        Ok(())
+    }
+
+    /// Part of the SELL step: slices `slices` only, results in slot order
+    /// (`out[slot − slices.start·16]`, slot = slice·16 + lane, original row
+    /// `m.slot_rows()[slot]`; padding slots are 0 on the portable path, untouched on AVX-512).
+    /// Disjoint slice ranges can run on different threads; each value is bit-identical to
+    /// [`Kernel::sell_leaky_step`]'s for that row. AVX-512 runs SIMD; other variants the
+    /// portable form of the same arithmetic.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sell_leaky_step_slots(
+        self,
+        m: &sell::SellLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        slices: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_len("x (square reservoir)", m.rows, m.cols)?;
+        check_len("u", m.inputs, u.len())?;
+        check_len("x", m.rows, x.len())?;
+        if slices.start > slices.end || slices.end > m.slices {
+            return Err(KernelError::Dimension {
+                what: "slice range end",
+                value: slices.end,
+            });
+        }
+        check_len("out (slices × 16)", slices.len() * sell::SLICE, out.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe {
+                sell::simd::leaky_step_slots_avx512(m, leak_rate, u, x, slices, out)
+            },
+            _ => sell::leaky_step_slots_scalar(m, leak_rate, u, x, slices, out),
         }
         Ok(())
     }

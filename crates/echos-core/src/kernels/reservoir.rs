@@ -84,6 +84,8 @@ impl FusedReservoir {
                     indptr,
                     indices,
                     values,
+                    // Validated just above.
+                    indices_checked: true,
                 },
                 p,
             )),
@@ -142,6 +144,8 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
+                // `new` validated every index.
+                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: self.units,
@@ -149,6 +153,16 @@ impl FusedReservoir {
                 data: d,
             }),
         }
+    }
+
+    /// The SELL-16 form of the weights (sparse reservoirs only).
+    pub fn sell(&self) -> Option<&SellLeaky> {
+        self.sell.as_ref()
+    }
+
+    /// Leak rate a.
+    pub fn leak_rate(&self) -> f32 {
+        self.leak_rate
     }
 
     /// The CSR view, if the weights are sparse.
@@ -223,6 +237,8 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
+                // `new` validated every index.
+                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: units,

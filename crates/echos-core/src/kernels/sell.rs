@@ -132,6 +132,48 @@ impl SellLeaky {
     pub fn padded_nnz(&self) -> usize {
         self.values.len()
     }
+
+    /// Number of 16-row slices.
+    pub fn slices(&self) -> usize {
+        self.slices
+    }
+
+    /// Original row of each slot (slot = slice·16 + lane; only the first `rows` are real).
+    pub fn slot_rows(&self) -> &[u32] {
+        &self.perm
+    }
+}
+
+/// Slices `slices` of the step in portable code, each slot's new value written in slot order
+/// (`out[slot − slices.start·16]`; padding slots get 0): the same arithmetic as the SIMD steps.
+pub(crate) fn leaky_step_slots_scalar(
+    m: &SellLeaky,
+    leak_rate: f32,
+    u: &[f32],
+    x: &[f32],
+    slices: core::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let keep = 1.0 - leak_rate;
+    let first = slices.start * SLICE;
+    for (o, slot) in out.iter_mut().zip(first..slices.end * SLICE) {
+        if slot >= m.rows {
+            *o = 0.0;
+            continue;
+        }
+        let (s, lane) = (slot / SLICE, slot % SLICE);
+        let base = m.slice_ptr[s] as usize;
+        let mut acc = 0.0f32;
+        for k in 0..m.lens[slot] as usize {
+            acc +=
+                m.values[base + k * SLICE + lane] * x[m.indices[base + k * SLICE + lane] as usize];
+        }
+        for (j, &uj) in u.iter().enumerate() {
+            acc += m.w_in_t[(s * m.inputs + j) * SLICE + lane] * uj;
+        }
+        let r = m.perm[slot] as usize;
+        *o = super::scalar::leak(keep, leak_rate, x[r], acc + m.bias[slot]);
+    }
 }
 
 /// The SELL step in portable code (for tests; the scalar *variant* steps on CSR directly).
@@ -202,12 +244,46 @@ pub(crate) mod simd {
         x: &[f32],
         x_next: &mut [f32],
     ) {
+        // SAFETY: scatter mode writes x_next[perm[slot]] for live slots, perm < rows =
+        // x_next.len() (checked by the caller).
+        unsafe { step_avx512::<false>(m, leak_rate, u, x, 0..m.slices, x_next.as_mut_ptr()) }
+    }
+
+    /// Slices `slices` only, each slice's 16 results stored in slot order at
+    /// `out[(slice − slices.start)·16 ..]` (padding lanes untouched): lets threads share one
+    /// step without sharing an output (the caller puts slot values back in row order).
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn leaky_step_slots_avx512(
+        m: &SellLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        slices: core::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        // SAFETY: slot mode writes out[(sl − start)·16 + lane] for live lanes of slices in the
+        // range, and out.len() = range length · 16 (checked by the caller).
+        unsafe { step_avx512::<true>(m, leak_rate, u, x, slices, out.as_mut_ptr()) }
+    }
+
+    /// # Safety
+    /// AVX-512F available; `slices.end <= m.slices`; x.len() = m.rows; with SLOTS `out` points
+    /// at (slices.len()·16) writable floats, otherwise at m.rows (scattered by perm).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn step_avx512<const SLOTS: bool>(
+        m: &SellLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        slices: core::ops::Range<usize>,
+        out: *mut f32,
+    ) {
         let keep = _mm512_set1_ps(1.0 - leak_rate);
         let a = _mm512_set1_ps(leak_rate);
         let xp = x.as_ptr();
-        let mut s = 0;
-        while s < m.slices {
-            let pair = s + 1 < m.slices;
+        let mut s = slices.start;
+        while s < slices.end {
+            let pair = s + 1 < slices.end;
             let mut acc = [_mm512_setzero_ps(); 2];
             let mut done = [0usize; 2];
             if pair {
@@ -260,7 +336,11 @@ pub(crate) mod simd {
                     let bias = _mm512_loadu_ps(m.bias.as_ptr().add(slot0));
                     let xv = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, perm, xp);
                     let res = super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(r, bias));
-                    _mm512_mask_i32scatter_ps::<4>(x_next.as_mut_ptr(), live, perm, res);
+                    if SLOTS {
+                        _mm512_mask_storeu_ps(out.add((sl - slices.start) * SLICE), live, res);
+                    } else {
+                        _mm512_mask_i32scatter_ps::<4>(out, live, perm, res);
+                    }
                 }
             }
             s += if pair { 2 } else { 1 };

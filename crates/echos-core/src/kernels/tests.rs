@@ -242,7 +242,9 @@ fn batched_step_equals_scalar_one_by_one_for_every_variant_and_batch_size() {
                 reference[i * batch + b] = x[i];
             }
         }
-        for k in Kernel::available() {
+        // Both the clamping path and the path for views whose indices were checked once.
+        let views = [a.view(), a.view().with_checked_indices().unwrap()];
+        for (k, view) in Kernel::available().flat_map(|k| views.iter().map(move |&v| (k, v))) {
             let (mut x, mut next) = (vec![0.0f32; n * batch], vec![0.0f32; n * batch]);
             for t in 0..2 {
                 let mut u = vec![0.0f32; 3 * batch];
@@ -254,9 +256,9 @@ fn batched_step_equals_scalar_one_by_one_for_every_variant_and_batch_size() {
                 // Two row ranges, as the multi-core runner splits them.
                 let mid = n / 3;
                 let (lo, hi) = next.split_at_mut(mid * batch);
-                k.leaky_step_batch_rows(a.view(), p, batch, 0..mid, &u, &x, lo)
+                k.leaky_step_batch_rows(view, p, batch, 0..mid, &u, &x, lo)
                     .unwrap();
-                k.leaky_step_batch_rows(a.view(), p, batch, mid..n, &u, &x, hi)
+                k.leaky_step_batch_rows(view, p, batch, mid..n, &u, &x, hi)
                     .unwrap();
                 core::mem::swap(&mut x, &mut next);
             }
@@ -298,6 +300,10 @@ fn bad_input_is_an_error_not_a_crash() {
             index: 1_000_000,
             ..
         })
+    ));
+    assert!(matches!(
+        v.with_checked_indices(),
+        Err(KernelError::ColumnIndex { position: 3, .. })
     ));
     // Unvalidated corrupt indices are clamped: every variant stays in bounds.
     for k in Kernel::available() {
@@ -433,5 +439,29 @@ fn sell_step_is_bit_identical_to_scalar_csr_on_every_variant() {
             .leaky_step(WeightsRef::Csr(a.view()), inp.update(0.4), &u, &x, &mut y2)
             .unwrap();
         assert_eq!(bits(&y1), bits(&y2));
+        // Slice ranges in slot order, put back by slot_rows, equal the whole step.
+        let slices = m.slices();
+        for k in Kernel::available() {
+            for mid in [0, slices / 2, slices] {
+                let mut slots = vec![0.0f32; slices * sell::SLICE];
+                let (lo, hi) = slots.split_at_mut(mid * sell::SLICE);
+                k.sell_leaky_step_slots(&m, 0.4, &u, &x, 0..mid, lo)
+                    .unwrap();
+                k.sell_leaky_step_slots(&m, 0.4, &u, &x, mid..slices, hi)
+                    .unwrap();
+                let mut y3 = vec![0.0f32; n];
+                for (slot, &row) in m.slot_rows()[..n].iter().enumerate() {
+                    y3[row as usize] = slots[slot];
+                }
+                assert_eq!(bits(&y3), bits(&y2), "{:?} n {n} mid {mid}", k.variant());
+            }
+            let mut out = vec![0.0f32; 16];
+            assert!(k
+                .sell_leaky_step_slots(&m, 0.4, &u, &x, slices..slices + 1, &mut out)
+                .is_err());
+            assert!(k
+                .sell_leaky_step_slots(&m, 0.4, &u, &x, 0..1, &mut out[..15])
+                .is_err());
+        }
     }
 }
