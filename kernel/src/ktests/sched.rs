@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use echos_core::integer::rng::Xoshiro256;
+use echos_core::rng::Rng;
 use echos_core::integer::{
     self, FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, FixedEsnStorage, IntegerError,
     Q16_ONE,
@@ -118,7 +118,7 @@ fn buffers(s: &mut Storage100) -> FixedEsnBuffers<'_> {
 /// the reservoir view comes after it).
 fn reservoir_jobs(storage: &mut Storage100, first_tsc: u64) -> Result<u64, IntegerError> {
     let mut esn = FixedEsn::from_parts(RESERVOIR_100, L100.nnz, buffers(storage))?;
-    let mut rng = Xoshiro256::from_seed(integer::DIGEST_INPUT_SEED);
+    let mut rng = Rng::new(integer::DIGEST_INPUT_SEED);
     let mut hash = integer::Fnv1a::new();
     let mut input = [0i32; 2];
     let start = START_NS.load(Ordering::Acquire);
