@@ -8,11 +8,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use echos_core::rng::Rng;
 use echos_core::integer::{
     self, FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, FixedEsnStorage, IntegerError,
     Q16_ONE,
 };
+use echos_core::rng::Rng;
 use echos_kpolicy::dispatch::TaskSpec;
 use echos_kpolicy::partition::{PartitionTable, Window};
 use echos_kpolicy::periodic::PeriodicParams;
