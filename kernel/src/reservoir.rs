@@ -462,3 +462,16 @@ pub fn object_state(index: usize) -> Option<(u64, Vec<i16>)> {
             .map(|r| (r.steps, state_of(r).to_vec()))
     })
 }
+
+/// Sets the readout of the object `handle` names in `slot`'s table from the kernel (the demo's
+/// host-trained readout), Q1.15, one output row after another.
+pub fn set_readout(slot: usize, handle: CapHandle, readout: &[i16]) -> Result<(), Errno> {
+    with(|o| {
+        let r = object(o, slot, handle, Rights::WRITE)?;
+        if readout.len() != r.readout.len() {
+            return Err(Errno::DimensionMismatch);
+        }
+        r.readout.copy_from_slice(readout);
+        Ok(())
+    })
+}
