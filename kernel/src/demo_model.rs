@@ -9,7 +9,7 @@ use echos_abi::{ReservoirCreateArgs, Topology};
 /// The blob xtask wrote (empty when the kernel was built without xtask).
 static BLOB: &[u8] = include_bytes!(env!("ECHOS_DEMO_MODEL"));
 const MAGIC: &[u8; 8] = b"ECHOSDM1";
-const HEADER: usize = 8 + 8 + 8 * 4 + 16;
+const HEADER: usize = 8 + 8 + 8 * 4 + 16 + 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoModelError {
@@ -54,6 +54,8 @@ pub struct DemoModel {
     pub digest: u64,
     /// The host's mean squared prediction error after the washout, Q16.16.
     pub mse_q16: u64,
+    /// The host's memory capacity of the same reservoir, Q16.16.
+    pub memory_capacity_q16: u32,
     pub readout: Vec<i16>,
 }
 
@@ -100,6 +102,7 @@ pub fn parse(b: &[u8]) -> Result<DemoModel, DemoModelError> {
         readout_shift: u32_at(b, 44),
         digest: u64_at(b, 48),
         mse_q16: u64_at(b, 56),
+        memory_capacity_q16: u32_at(b, 64),
         readout: body
             .chunks_exact(2)
             .map(|c| i16::from_le_bytes([c[0], c[1]]))

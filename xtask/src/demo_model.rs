@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use echos_core::integer::rng::Xoshiro256;
 use echos_core::integer::{
     quantize_q15, FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, Fnv1a,
 };
@@ -77,6 +78,8 @@ pub struct DemoModel {
     /// The same reservoir in f64 (dequantised weights, float tanh) with its own float ridge
     /// readout: NRMSE on the held-out periods.
     pub nrmse_float_held_out: f64,
+    /// Memory capacity of the same Q1.15 reservoir (see [`memory_capacity`]).
+    pub memory_capacity: f64,
 }
 
 /// Solves (AᵀA + λI) w = Aᵀy by Cholesky; rows of `a` are feature vectors.
@@ -141,42 +144,113 @@ fn held_out() -> std::ops::Range<usize> {
     TRAIN_END as usize..PERIODS as usize
 }
 
-/// Trains the readout on the Q1.15 reservoir's states and predicts the run as the kernel will.
-pub fn train() -> Result<DemoModel, String> {
+/// The demo reservoir's weights, as the kernel generates them.
+struct Weights {
+    row_offsets: Vec<u32>,
+    columns: Vec<u16>,
+    values: Vec<i16>,
+    w_in: Vec<i16>,
+    bias: Vec<i16>,
+}
+
+/// Runs the demo's Q1.15 reservoir from a zero state on `inputs` (Q16.16); returns the state
+/// after every step and the weights.
+fn run_q15(inputs: &[i32]) -> Result<(Vec<Vec<i16>>, Weights), String> {
     let cfg = config();
     let l = FixedEsnLayout::of(&cfg);
-    let (mut row_offsets, mut columns, mut values) = (
-        vec![0u32; l.units + 1],
-        vec![0u16; l.nnz],
-        vec![0i16; l.nnz],
-    );
-    let (mut w_in, mut bias, mut state, mut scratch) = (
-        vec![0i16; l.units * l.inputs],
-        vec![0i16; l.units],
-        vec![0i16; l.units],
-        vec![0i16; l.units],
-    );
-    let mut states_q15: Vec<Vec<i16>> = Vec::with_capacity(PERIODS as usize);
-    {
-        let mut esn = FixedEsn::new(
-            cfg,
-            FixedEsnBuffers {
-                row_offsets: &mut row_offsets,
-                columns: &mut columns,
-                values: &mut values,
-                w_in: &mut w_in,
-                bias: &mut bias,
-                state: &mut state,
-                scratch: &mut scratch,
-            },
-        )
-        .map_err(|e| format!("demo reservoir: {e}"))?;
-        for k in 0..PERIODS {
-            esn.step(&[signal(k) as i32])
-                .map_err(|e| format!("demo reservoir step: {e}"))?;
-            states_q15.push(esn.state().to_vec());
-        }
+    let mut w = Weights {
+        row_offsets: vec![0; l.units + 1],
+        columns: vec![0; l.nnz],
+        values: vec![0; l.nnz],
+        w_in: vec![0; l.units * l.inputs],
+        bias: vec![0; l.units],
+    };
+    let (mut state, mut scratch) = (vec![0i16; l.units], vec![0i16; l.units]);
+    let mut states = Vec::with_capacity(inputs.len());
+    let mut esn = FixedEsn::new(
+        cfg,
+        FixedEsnBuffers {
+            row_offsets: &mut w.row_offsets,
+            columns: &mut w.columns,
+            values: &mut w.values,
+            w_in: &mut w.w_in,
+            bias: &mut w.bias,
+            state: &mut state,
+            scratch: &mut scratch,
+        },
+    )
+    .map_err(|e| format!("demo reservoir: {e}"))?;
+    for &u in inputs {
+        esn.step(&[u])
+            .map_err(|e| format!("demo reservoir step: {e}"))?;
+        states.push(esn.state().to_vec());
     }
+    Ok((states, w))
+}
+
+/// Memory capacity (Jaeger) of the demo's Q1.15 reservoir: Σ over delays d = 1..=2N of the
+/// squared correlation between u(t − d) and a ridge readout's reconstruction of it, on held-out
+/// steps, with inputs uniform in [−1, 1) (Q16.16, xoshiro256**, seed MC_SEED).
+fn memory_capacity() -> Result<f64, String> {
+    const MC_SEED: u64 = 0x6d63;
+    const WASH: usize = 200;
+    const TRAIN: usize = 2_000;
+    const TEST: usize = 1_000;
+    let mut rng = Xoshiro256::from_seed(MC_SEED);
+    let inputs: Vec<i32> = (0..WASH + TRAIN + TEST)
+        .map(|_| ((rng.next_u64() >> 47) as i64 - 65_536) as i32)
+        .collect();
+    let (states, _) = run_q15(&inputs)?;
+    let feats: Vec<Vec<f64>> = states
+        .iter()
+        .map(|s| s.iter().map(|&v| f64::from(v) / 32_768.0).collect())
+        .collect();
+    let u = |t: usize| f64::from(inputs[t]) / 65_536.0;
+    let mut mc = 0.0;
+    for d in 1..=2 * UNITS {
+        let train = WASH..WASH + TRAIN;
+        let ys: Vec<f64> = train.clone().map(|t| u(t - d)).collect();
+        let w = ridge(&feats[train], &ys, RIDGE)?;
+        let test = WASH + TRAIN..WASH + TRAIN + TEST;
+        let pred: Vec<f64> = feats[test.clone()]
+            .iter()
+            .map(|s| s.iter().zip(&w).map(|(a, b)| a * b).sum())
+            .collect();
+        let target: Vec<f64> = test.map(|t| u(t - d)).collect();
+        mc += squared_correlation(&pred, &target);
+    }
+    Ok(mc)
+}
+
+fn squared_correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        cov += (x - ma) * (y - mb);
+        va += (x - ma) * (x - ma);
+        vb += (y - mb) * (y - mb);
+    }
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        cov * cov / (va * vb)
+    }
+}
+
+/// Trains the readout on the Q1.15 reservoir's states and predicts the run as the kernel will.
+pub fn train() -> Result<DemoModel, String> {
+    let inputs: Vec<i32> = (0..PERIODS).map(|k| signal(k) as i32).collect();
+    let (
+        states_q15,
+        Weights {
+            row_offsets,
+            columns,
+            values,
+            w_in,
+            bias,
+        },
+    ) = run_q15(&inputs)?;
     let target = |k: usize| signal(k as u64 + 1) as f64 / 65_536.0;
     let scale = f64::from(1u32 << READOUT_SHIFT);
 
@@ -239,6 +313,7 @@ pub fn train() -> Result<DemoModel, String> {
         .map(|s| s.iter().zip(&wf).map(|(a, b)| a * b).sum())
         .collect();
     let nrmse_float_held_out = nrmse(&float_preds, &targets);
+    let memory_capacity = memory_capacity()?;
 
     Ok(DemoModel {
         readout_q15,
@@ -246,13 +321,14 @@ pub fn train() -> Result<DemoModel, String> {
         mse_q16: sq_err / (PERIODS - WASHOUT) as i64,
         nrmse_q15_held_out,
         nrmse_float_held_out,
+        memory_capacity,
     })
 }
 
 impl DemoModel {
     /// Little-endian: magic, seed u64, units, spectral radius, leak rate, input scaling and
     /// density (u32, Q16.16), periods u32, washout u32, readout shift u32, digest u64,
-    /// mse u64 (Q16.16), then the readout (i16 × units).
+    /// mse u64 (Q16.16), memory capacity u32 (Q16.16), then the readout (i16 × units).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = MAGIC.to_vec();
         b.extend_from_slice(&SEED.to_le_bytes());
@@ -270,6 +346,7 @@ impl DemoModel {
         }
         b.extend_from_slice(&self.digest.to_le_bytes());
         b.extend_from_slice(&(self.mse_q16 as u64).to_le_bytes());
+        b.extend_from_slice(&((self.memory_capacity * 65_536.0).round() as u32).to_le_bytes());
         for w in &self.readout_q15 {
             b.extend_from_slice(&w.to_le_bytes());
         }
@@ -281,10 +358,11 @@ impl DemoModel {
 pub fn write(target_dir: &Path) -> Result<PathBuf, String> {
     let m = train()?;
     println!(
-        "xtask: demo model: ridge readout (lambda {RIDGE}) on periods {WASHOUT}..{TRAIN_END}, held out {TRAIN_END}..{PERIODS}: NRMSE Q1.15 {:.4}, float {:.4}; Q1.15 MSE over the run {:.6}",
+        "xtask: demo model: ridge readout (lambda {RIDGE}) on periods {WASHOUT}..{TRAIN_END}, held out {TRAIN_END}..{PERIODS}: NRMSE Q1.15 {:.4}, float {:.4}; Q1.15 MSE over the run {:.6}; memory capacity {:.2}",
         m.nrmse_q15_held_out,
         m.nrmse_float_held_out,
-        m.mse_q16 as f64 / 65_536.0
+        m.mse_q16 as f64 / 65_536.0,
+        m.memory_capacity
     );
     std::fs::create_dir_all(target_dir)
         .map_err(|e| format!("creating {}: {e}", target_dir.display()))?;
@@ -312,7 +390,23 @@ mod tests {
             "Q1.15 NRMSE {}",
             m.nrmse_q15_held_out
         );
-        assert_eq!(m.to_bytes().len(), 8 + 8 + 8 * 4 + 16 + 2 * UNITS);
+        assert_eq!(m.to_bytes().len(), 8 + 8 + 8 * 4 + 16 + 4 + 2 * UNITS);
+        // MC is at most N (Jaeger); a 50-unit leaky reservoir keeps a few steps, not none.
+        assert!(
+            m.memory_capacity > 1.0 && m.memory_capacity <= UNITS as f64,
+            "memory capacity {}",
+            m.memory_capacity
+        );
+    }
+
+    #[test]
+    fn squared_correlation_is_one_for_a_line_and_zero_for_orthogonal_signals() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [-3.0, -5.0, -7.0, -9.0];
+        assert!((squared_correlation(&a, &b) - 1.0).abs() < 1e-12);
+        assert!(
+            squared_correlation(&[1.0, -1.0, 1.0, -1.0], &[1.0, 1.0, -1.0, -1.0]).abs() < 1e-12
+        );
     }
 
     #[test]

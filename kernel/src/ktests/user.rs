@@ -389,7 +389,7 @@ fn predictor_arg(handle: echos_abi::CapHandle, periods: u64) -> u64 {
 fn predictor_setup(model: &crate::demo_model::DemoModel, periods: u64) -> Result<u64, String> {
     let h = crate::reservoir::create_for(0, &model.args)
         .map_err(|e| alloc::format!("creating the demo reservoir: {e:?}"))?;
-    crate::reservoir::set_readout(0, h, &model.readout)
+    crate::reservoir::set_trained(0, h, &model.readout, model.memory_capacity_q16)
         .map_err(|e| alloc::format!("setting the trained readout: {e:?}"))?;
     Ok(predictor_arg(h, periods))
 }
@@ -507,6 +507,10 @@ pub fn predictor_demo(k: &mut Kernel) -> Result<u64, String> {
     kprintln!(
         "metric demo_prediction_mse_q16 {} /65536 (host, equal to ring 3's when the digests match)",
         model.mse_q16
+    );
+    kprintln!(
+        "metric demo_memory_capacity_q16 {} /65536 (host, Q1.15 reservoir)",
+        model.memory_capacity_q16
     );
     ensure!(
         r.faults[0].is_none(),
@@ -817,7 +821,7 @@ fn demo_model_blobs_are_validated(_k: &mut Kernel) -> Result<(), String> {
         "short"
     );
     let mut blob = Vec::from(&b"ECHOSDM1"[..]);
-    blob.resize(64, 0);
+    blob.resize(68, 0);
     blob[16] = 2; // two units, one readout byte
     blob.push(0);
     ensure!(

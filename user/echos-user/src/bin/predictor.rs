@@ -83,12 +83,12 @@ fn main(arg: u64) -> i64 {
     }
     if let Ok(info) = r::introspect(h) {
         let _ = logln!(
-            "predictor: introspection: step {}, units {}, spectral radius {:.3}, leak rate {:.3}, memory capacity {}",
+            "predictor: introspection: step {}, units {}, spectral radius {:.3}, leak rate {:.3}, memory capacity {:.2} (host-measured)",
             info.context.step,
             info.context.units,
             FixedQ16(i64::from(info.context.spectral_radius_q16)),
             FixedQ16(i64::from(info.context.leak_rate_q16)),
-            if info.memory_capacity_q16 == u32::MAX { "not measured" } else { "measured" }
+            FixedQ16(i64::from(info.memory_capacity_q16))
         );
         let t = info.trajectory_len as usize;
         let _ = logln!(
