@@ -36,5 +36,19 @@ fn main() {
         .status()
         .expect("could not run cargo to build the user programs");
     assert!(status.success(), "building the user programs failed");
+    // The demo's trained readout (xtask/src/demo_model.rs). A plain `cargo build` in kernel/
+    // gets an empty blob, and the demo then reports that it has no model.
+    println!("cargo:rerun-if-env-changed=ECHOS_DEMO_MODEL");
+    let model = match std::env::var("ECHOS_DEMO_MODEL") {
+        Ok(path) => path,
+        Err(_) => {
+            let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+            let path = format!("{out}/no-demo-model.bin");
+            std::fs::write(&path, []).expect("writing the empty demo model");
+            path
+        }
+    };
+    println!("cargo:rerun-if-changed={model}");
+    println!("cargo:rustc-env=ECHOS_DEMO_MODEL={model}");
     println!("cargo:rustc-env=ECHOS_USER_BIN={target_dir}/{USER_TARGET}/release");
 }

@@ -13,6 +13,7 @@ extern crate alloc;
 mod arch;
 mod bootinfo;
 mod console;
+mod demo_model;
 mod ktests;
 mod memory;
 mod reservoir;

@@ -51,6 +51,8 @@ struct Reservoir {
     readout: Vec<i16>,
     steps: u64,
     trajectory: [[i32; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
+    /// Q16.16, measured on the host for the demo's reservoir; unknown otherwise.
+    memory_capacity_q16: u32,
 }
 
 struct Objects {
@@ -142,6 +144,7 @@ fn create_from(slot: usize, a: &ReservoirCreateArgs) -> Result<u64, Errno> {
         readout: vec![0; a.outputs as usize * l.units],
         steps: 0,
         trajectory: [[0; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
+        memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
     };
     FixedEsn::new(cfg, buffers(&mut r)).map_err(|_| Errno::InvalidArgument)?;
     with(|o| {
@@ -380,7 +383,7 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
                 leak_rate_q16: r.cfg.leak_rate_q16 as u32,
                 state_addr,
             },
-            memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
+            memory_capacity_q16: r.memory_capacity_q16,
             state_len: r.cfg.units.min(DEBUG_STATE_UNITS) as u32,
             trajectory_len: kept as u32,
             _pad: 0,
@@ -460,5 +463,25 @@ pub fn object_state(index: usize) -> Option<(u64, Vec<i16>)> {
             .get(index)
             .and_then(|s| s.as_ref())
             .map(|r| (r.steps, state_of(r).to_vec()))
+    })
+}
+
+/// Sets the readout of the object `handle` names in `slot`'s table from the kernel (the demo's
+/// host-trained readout), Q1.15, one output row after another, and the memory capacity the host
+/// measured for the same reservoir (Q16.16), which introspection then reports.
+pub fn set_trained(
+    slot: usize,
+    handle: CapHandle,
+    readout: &[i16],
+    memory_capacity_q16: u32,
+) -> Result<(), Errno> {
+    with(|o| {
+        let r = object(o, slot, handle, Rights::WRITE)?;
+        if readout.len() != r.readout.len() {
+            return Err(Errno::DimensionMismatch);
+        }
+        r.readout.copy_from_slice(readout);
+        r.memory_capacity_q16 = memory_capacity_q16;
+        Ok(())
     })
 }

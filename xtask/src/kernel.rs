@@ -37,6 +37,7 @@ fn kernel_dir() -> PathBuf {
 pub fn build() -> Result<PathBuf, String> {
     let dir = kernel_dir();
     let target_dir = dir.join("target");
+    let model = crate::demo_model::write(&target_dir)?;
     println!("xtask: building the kernel (kernel/, x86_64-unknown-none)");
     // Run from kernel/ so its .cargo/config.toml (target, rustflags) applies.
     let st = Command::new(env!("CARGO"))
@@ -46,6 +47,7 @@ pub fn build() -> Result<PathBuf, String> {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("ECHOS_DEMO_MODEL", &model)
         .status()
         .map_err(|e| format!("cannot start cargo for the kernel: {e}"))?;
     if !st.success() {

@@ -8,6 +8,7 @@
 //!           `N passed, M failed` line summed over all suites
 #![forbid(unsafe_code)]
 
+mod demo_model;
 mod kernel;
 mod python;
 mod suite;
