@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use echos_core::integer::{
     quantize_q15, FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, Fnv1a,
 };
+use echos_core::metrics::{nrmse, squared_correlation};
+use echos_core::rng::SplitMix64;
 
 /// Blob layout version; the kernel refuses any other.
 pub const MAGIC: &[u8; 8] = b"ECHOSDM1";
@@ -122,19 +124,6 @@ fn ridge(a: &[Vec<f64>], y: &[f64], lambda: f64) -> Result<Vec<f64>, String> {
     Ok(w)
 }
 
-fn nrmse(pred: &[f64], target: &[f64]) -> f64 {
-    let n = target.len() as f64;
-    let mean = target.iter().sum::<f64>() / n;
-    let var = target.iter().map(|t| (t - mean) * (t - mean)).sum::<f64>() / n;
-    let mse = pred
-        .iter()
-        .zip(target)
-        .map(|(p, t)| (p - t) * (p - t))
-        .sum::<f64>()
-        / n;
-    (mse / var).sqrt()
-}
-
 fn fit_range() -> std::ops::Range<usize> {
     WASHOUT as usize..TRAIN_END as usize
 }
@@ -189,23 +178,15 @@ fn run_q15(inputs: &[i32]) -> Result<(Vec<Vec<i16>>, Weights), String> {
 
 /// Memory capacity (Jaeger) of the demo's Q1.15 reservoir: Σ over delays d = 1..=2N of the
 /// squared correlation between u(t − d) and a ridge readout's reconstruction of it, on held-out
-/// steps, with inputs uniform in [−1, 1) (Q16.16, from SplitMix64 seeded with MC_SEED: local, so
-/// the figure does not move when the engine's RNG API does).
+/// steps, with inputs uniform in [−1, 1) (Q16.16, from the engine's SplitMix64 seeded with MC_SEED).
 fn memory_capacity() -> Result<f64, String> {
     const MC_SEED: u64 = 0x6d63;
     const WASH: usize = 200;
     const TRAIN: usize = 2_000;
     const TEST: usize = 1_000;
-    let mut sm = MC_SEED;
-    let mut next_u64 = || {
-        sm = sm.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = sm;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut sm = SplitMix64::new(MC_SEED);
     let inputs: Vec<i32> = (0..WASH + TRAIN + TEST)
-        .map(|_| ((next_u64() >> 47) as i64 - 65_536) as i32)
+        .map(|_| ((sm.next_u64() >> 47) as i64 - 65_536) as i32)
         .collect();
     let (states, _) = run_q15(&inputs)?;
     let feats: Vec<Vec<f64>> = states
@@ -224,25 +205,9 @@ fn memory_capacity() -> Result<f64, String> {
             .map(|s| s.iter().zip(&w).map(|(a, b)| a * b).sum())
             .collect();
         let target: Vec<f64> = test.map(|t| u(t - d)).collect();
-        mc += squared_correlation(&pred, &target);
+        mc += squared_correlation(&pred, &target).map_err(|e| e.to_string())?;
     }
     Ok(mc)
-}
-
-fn squared_correlation(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        cov += (x - ma) * (y - mb);
-        va += (x - ma) * (x - ma);
-        vb += (y - mb) * (y - mb);
-    }
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        cov * cov / (va * vb)
-    }
 }
 
 /// Trains the readout on the Q1.15 reservoir's states and predicts the run as the kernel will.
@@ -292,7 +257,7 @@ pub fn train() -> Result<DemoModel, String> {
         preds.push(pred as f64 / 65_536.0);
     }
     let targets: Vec<f64> = held_out().map(target).collect();
-    let nrmse_q15_held_out = nrmse(&preds[held_out()], &targets);
+    let nrmse_q15_held_out = nrmse(&preds[held_out()], &targets).map_err(|e| e.to_string())?;
 
     // The same reservoir in f64: dequantised weights, float tanh.
     let q = |v: i16| f64::from(v) / 32_768.0;
@@ -319,7 +284,7 @@ pub fn train() -> Result<DemoModel, String> {
         .iter()
         .map(|s| s.iter().zip(&wf).map(|(a, b)| a * b).sum())
         .collect();
-    let nrmse_float_held_out = nrmse(&float_preds, &targets);
+    let nrmse_float_held_out = nrmse(&float_preds, &targets).map_err(|e| e.to_string())?;
     let memory_capacity = memory_capacity()?;
 
     Ok(DemoModel {
@@ -403,16 +368,6 @@ mod tests {
             m.memory_capacity > 1.0 && m.memory_capacity <= UNITS as f64,
             "memory capacity {}",
             m.memory_capacity
-        );
-    }
-
-    #[test]
-    fn squared_correlation_is_one_for_a_line_and_zero_for_orthogonal_signals() {
-        let a = [1.0, 2.0, 3.0, 4.0];
-        let b = [-3.0, -5.0, -7.0, -9.0];
-        assert!((squared_correlation(&a, &b) - 1.0).abs() < 1e-12);
-        assert!(
-            squared_correlation(&[1.0, -1.0, 1.0, -1.0], &[1.0, 1.0, -1.0, -1.0]).abs() < 1e-12
         );
     }
 
