@@ -203,8 +203,49 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
                 .map_err(|e| ModelFileError::Serialize(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| ModelFileError::Serialize(e.to_string()))
+    let bytes = safetensors::tensor::serialize(views, Some(meta))
+        .map_err(|e| ModelFileError::Serialize(e.to_string()))?;
+    canonical_header(bytes)
+}
+
+/// safetensors takes the metadata as a `HashMap`, whose iteration order changes from run to
+/// run; rewrite the JSON header with every object's keys sorted, so one model always gives the
+/// same bytes (the determinism contract covers saved models too). The rewritten header has the
+/// same length (same keys and values, compact either way) and keeps the space padding.
+fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, ModelFileError> {
+    let fail = |why: String| ModelFileError::Serialize(format!("sorting the header: {why}"));
+    let len: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| fail("no length prefix".into()))?;
+    let n = usize::try_from(u64::from_le_bytes(len)).map_err(|e| fail(e.to_string()))?;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or_else(|| fail("header runs past the end".into()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| fail(e.to_string()))?;
+    sort_keys(&mut value);
+    let mut text = serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?;
+    if text.len() > n {
+        return Err(fail(format!(
+            "header grew from {n} to {} bytes",
+            text.len()
+        )));
+    }
+    text.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&text);
+    Ok(bytes)
+}
+
+fn sort_keys(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
 }
 
 mod erased {
@@ -523,6 +564,19 @@ mod tests {
         }
     }
 
+    /// The metadata goes through a `HashMap` (random order per map): without sorting the header,
+    /// two saves of one model differ in their bytes almost every time.
+    #[test]
+    fn the_same_model_always_gives_the_same_bytes() {
+        let (model, _) = narma_model(Topology::Random, 30, false);
+        let first = to_bytes(&model).unwrap();
+        for _ in 0..20 {
+            assert_eq!(to_bytes(&model).unwrap(), first);
+        }
+        let loaded = from_bytes(&first, Path::new("mem")).unwrap();
+        assert_eq!(to_bytes(&loaded).unwrap(), first);
+    }
+
     #[test]
     fn feedback_model_round_trips_and_generates_identically() {
         let mg = crate::datasets::MackeyGlass::default()
@@ -643,10 +697,11 @@ mod tests {
         // Bias stored as I64 instead of F64 (same byte size).
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
-        let from = "\"bias\":{\"dtype\":\"F64\"";
-        let at = header.find(from).unwrap();
+        let entry = header.find("\"bias\":{").unwrap();
+        let from = "\"dtype\":\"F64\"";
+        let at = entry + header[entry..].find(from).unwrap();
         let mut h = header.to_string();
-        h.replace_range(at..at + from.len(), "\"bias\":{\"dtype\":\"I64\"");
+        h.replace_range(at..at + from.len(), "\"dtype\":\"I64\"");
         let mut wrong = bytes[..8].to_vec();
         wrong.extend_from_slice(h.as_bytes());
         wrong.extend_from_slice(&bytes[8 + n..]);
