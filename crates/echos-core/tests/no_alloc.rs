@@ -5,8 +5,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use echos_core::esn::{Esn, EsnConfig};
+use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::history::StateRing;
+use echos_core::kernels::Kernel;
 use echos_core::model::Trained;
 use echos_core::readout::{Linear, Lms, Ridge, Rls};
 use echos_core::scalar::Scalar;
@@ -55,7 +56,18 @@ fn count_allocations(f: impl FnOnce()) -> usize {
 }
 
 fn check_kind<T: Scalar>(topology: Topology, format: MatrixFormat, outputs: usize, kind: &str) {
+    check_kind_with::<T>(topology, format, outputs, kind, StepKernel::Exact);
+}
+
+fn check_kind_with<T: Scalar>(
+    topology: Topology,
+    format: MatrixFormat,
+    outputs: usize,
+    kind: &str,
+    kernel: StepKernel,
+) {
     let config = EsnConfig {
+        kernel,
         units: 200,
         inputs: 3,
         outputs,
@@ -93,7 +105,7 @@ fn check_kind<T: Scalar>(topology: Topology, format: MatrixFormat, outputs: usiz
     });
     assert_eq!(
         n, 0,
-        "{kind} with {outputs} feedback dims allocated {n} times"
+        "{kind} with {outputs} feedback dims, kernel {kernel}, allocated {n} times"
     );
 }
 
@@ -115,6 +127,27 @@ fn step_paths_do_not_allocate() {
             outputs,
             "cycle_jumps",
         );
+    }
+    // The fused step kernels, every variant this CPU has, sparse, dense and structured.
+    for k in Kernel::available() {
+        let kernel = StepKernel::Fused(k.variant());
+        for outputs in [0, 2] {
+            check_kind_with::<f32>(Topology::Random, MatrixFormat::Csr, outputs, "csr", kernel);
+            check_kind_with::<f32>(
+                Topology::Random,
+                MatrixFormat::Dense,
+                outputs,
+                "dense",
+                kernel,
+            );
+            check_kind_with::<f64>(
+                Topology::Cycle,
+                MatrixFormat::Auto,
+                outputs,
+                "cycle",
+                kernel,
+            );
+        }
     }
     // The trained model's step and closed-loop run, after their buffers exist.
     let config = EsnConfig {
