@@ -113,6 +113,10 @@ pub struct TrainArgs {
     solver: SolverArg,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Step kernel of the reservoir: exact (libm tanh, the default), fast (this CPU's best
+    /// fused f32 kernel, saved under its variant name), scalar, avx2 or avx512.
+    #[arg(long, default_value = "exact")]
+    kernel: String,
     #[arg(long)]
     json: bool,
 }
@@ -221,6 +225,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             SolverArg::Qr => Solver::Qr,
         },
         seed: a.seed,
+        kernel: echos_core::esn::StepKernel::parse(&a.kernel)
+            .map_err(|e| anyhow::anyhow!("--kernel: {e}"))?,
     };
     let model = echos_host::training::train(&opts, &input, &target)?;
     model_file::save(&a.model, &model)?;

@@ -512,9 +512,20 @@ mod tests {
     use super::*;
     use crate::array::Array2;
     use crate::training::{self, Generative, TrainOptions};
+    use echos_core::esn::StepKernel;
+    use echos_core::kernels::{Kernel, Variant};
     use echos_core::topology::Topology;
 
     fn narma_model(topology: Topology, units: usize, input_features: bool) -> (EsnModel, Array2) {
+        narma_model_with(topology, units, input_features, StepKernel::Exact)
+    }
+
+    fn narma_model_with(
+        topology: Topology,
+        units: usize,
+        input_features: bool,
+        kernel: StepKernel,
+    ) -> (EsnModel, Array2) {
         let (u, y) = crate::datasets::narma10(900, 3).unwrap();
         let input = Array2::column(u[..600].to_vec()).unwrap();
         let target = Array2::column(y[..600].to_vec()).unwrap();
@@ -534,6 +545,7 @@ mod tests {
             noise: 0.0,
             solver: crate::training::Solver::NormalEquations,
             seed: 11,
+            kernel,
         };
         let model = training::train(&opts, &input, &target).unwrap();
         (model, Array2::column(u[600..].to_vec()).unwrap())
@@ -561,6 +573,61 @@ mod tests {
             let b = loaded.run(&test).unwrap();
             assert_eq!(bits(&a), bits(&b), "{topology:?}");
             assert_eq!(loaded.esn.w(), model.esn.w());
+        }
+    }
+
+    /// The step kernel is part of the saved configuration: a fused model reloads with the same
+    /// variant and gives the same bits; an exact model's header does not mention it (so files
+    /// from before the field existed are unchanged); a variant this CPU lacks, or a name that
+    /// is not a concrete kernel, is a typed configuration error naming it.
+    #[test]
+    fn step_kernel_is_saved_and_checked_on_load() {
+        let p = Path::new("m.safetensors");
+        let (exact, _) = narma_model(Topology::Random, 30, false);
+        let exact_bytes = to_bytes(&exact).unwrap();
+        let header = |b: &[u8]| {
+            let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+            String::from_utf8(b[8..8 + n].to_vec()).unwrap()
+        };
+        assert!(!header(&exact_bytes).contains("kernel"));
+        for k in Kernel::available() {
+            let kernel = StepKernel::Fused(k.variant());
+            for (topology, units) in [(Topology::Random, 200), (Topology::Cycle, 40)] {
+                let (model, test) = narma_model_with(topology, units, true, kernel);
+                let bytes = to_bytes(&model).unwrap();
+                let name = format!(r#"\"kernel\":\"{}\""#, k.variant().name());
+                assert!(header(&bytes).contains(&name), "{}", header(&bytes));
+                let mut loaded = from_bytes(&bytes, p).unwrap();
+                assert_eq!(loaded.esn.step_kernel(), kernel);
+                let a = model.clone().run(&test).unwrap();
+                assert_eq!(bits(&a), bits(&loaded.run(&test).unwrap()), "{kernel}");
+                // And the fused model really differs from the exact one (another kernel).
+                let (exact, _) = narma_model_with(topology, units, true, StepKernel::Exact);
+                assert_ne!(bits(&a), bits(&exact.clone().run(&test).unwrap()));
+            }
+        }
+        let (scalar, _) = narma_model_with(
+            Topology::Random,
+            30,
+            false,
+            StepKernel::Fused(Variant::Scalar),
+        );
+        let bytes = to_bytes(&scalar).unwrap();
+        let scalar_name = r#"\"kernel\":\"scalar\""#;
+        for (to, ok) in [
+            (r#"\"kernel\":\"avx512\""#, Variant::Avx512.is_supported()),
+            (r#"\"kernel\":\"avx2  \""#, false),
+            (r#"\"kernel\":\"fast  \""#, false),
+        ] {
+            let e = from_bytes(&patch_header(&bytes, scalar_name, to), p);
+            match e {
+                Ok(m) => assert!(ok && m.esn.step_kernel() == StepKernel::Fused(Variant::Avx512)),
+                Err(e) => {
+                    assert!(!ok, "{to}: {e}");
+                    let text = e.to_string();
+                    assert!(text.contains("kernel") || text.contains("avx512"), "{text}");
+                }
+            }
         }
     }
 

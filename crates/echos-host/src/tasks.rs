@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use echos_core::esn::{Esn, EsnConfig};
+use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::matrix::Dense;
 use echos_core::metrics;
 use echos_core::readout::Ridge;
@@ -343,6 +343,11 @@ impl Narma10Setup {
 
     /// Test NRMSE of one run: data and reservoir both from `seed`.
     pub fn run(&self, seed: u64) -> Result<f64, TaskError> {
+        self.run_with_kernel(seed, StepKernel::Exact)
+    }
+
+    /// `run` with the reservoir stepped by `kernel` (e.g. a fused variant).
+    pub fn run_with_kernel(&self, seed: u64, kernel: StepKernel) -> Result<f64, TaskError> {
         let total = self.washout + self.train + self.test;
         let (u, y) = datasets::narma10(total, seed)?;
         let config = EsnConfig {
@@ -354,6 +359,7 @@ impl Narma10Setup {
             bias_scaling: self.bias_scaling,
             connectivity: self.connectivity,
             seed: seed ^ 0x5eed_0000_0000_0000,
+            kernel,
             ..EsnConfig::default()
         };
         let esn = Esn::new(&config).map_err(TrainError::from)?;

@@ -3,7 +3,7 @@
 //! is the engine's (`Esn::step`, `Ridge::accumulate`, `Linear::predict`); this module arranges
 //! series, feature vectors and errors.
 
-use echos_core::esn::{ConfigError, Esn, EsnConfig, StepError};
+use echos_core::esn::{ConfigError, Esn, EsnConfig, StepError, StepKernel};
 use echos_core::metrics::{self, MetricError};
 use echos_core::readout::{Linear, ReadoutError, Ridge};
 use echos_core::rng::Rng;
@@ -108,6 +108,9 @@ pub struct TrainOptions {
     pub noise: f64,
     pub solver: Solver,
     pub seed: u64,
+    /// The reservoir's step kernel (exact, or a fused f32 variant; see `echos_core::esn`).
+    #[serde(default)]
+    pub kernel: StepKernel,
 }
 
 /// Scores of a prediction against a target (all outputs pooled).
@@ -174,6 +177,7 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
         topology: opts.topology,
         feedback_scaling: opts.feedback_scaling,
         seed: opts.seed,
+        kernel: opts.kernel,
         ..EsnConfig::default()
     };
     let esn = Esn::new(&config)?;

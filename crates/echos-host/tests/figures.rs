@@ -32,6 +32,22 @@ fn narma10_100_units_beats_0_33() {
     assert!(nrmse <= 0.33, "NARMA10 NRMSE {nrmse} > 0.33 at 100 units");
 }
 
+/// The same figure with the reservoir on the fused kernel (SELL-16, rational tanh) of every
+/// variant this CPU has: the fast path must not cost accuracy.
+#[test]
+fn narma10_100_units_beats_0_33_on_the_fused_kernels() {
+    let setup = echos_host::tasks::Narma10Setup::for_units(100);
+    for k in echos_core::kernels::Kernel::available() {
+        let kernel = echos_core::esn::StepKernel::Fused(k.variant());
+        let runs: Vec<f64> = (0..3)
+            .map(|seed| setup.run_with_kernel(seed, kernel).expect("task runs"))
+            .collect();
+        let nrmse = runs.iter().sum::<f64>() / runs.len() as f64;
+        eprintln!("narma10 units=100 kernel={kernel}: nrmse = {nrmse:.6} {runs:?}");
+        assert!(nrmse <= 0.33, "{kernel}: NARMA10 NRMSE {nrmse} > 0.33");
+    }
+}
+
 #[test]
 fn narma10_200_units_beats_0_26() {
     let (nrmse, _) = figure(TaskName::Narma10, 200, 3);
