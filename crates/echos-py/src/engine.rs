@@ -3,7 +3,7 @@
 //! `Lms`, `Linear::predict`); this module only arranges rows and feature vectors. Runs with the
 //! GIL released, so it holds no Python objects.
 
-use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig};
+use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig, StepKernel};
 use echos_core::readout::{Linear, Lms, ReadoutError, Ridge, Rls};
 use echos_core::scalar::Scalar;
 use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
@@ -31,6 +31,8 @@ pub struct Settings {
     pub jump: usize,
     pub distribution: String,
     pub input_to_readout: bool,
+    /// Resolved step kernel (`fast` already turned into this CPU's variant).
+    pub kernel: StepKernel,
 }
 
 fn value_error(e: impl std::fmt::Display) -> pyo3::PyErr {
@@ -88,6 +90,7 @@ pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
         jump,
         distribution: distribution_name(c.distribution).to_owned(),
         input_to_readout,
+        kernel: c.kernel,
     }
 }
 
@@ -137,17 +140,18 @@ fn cast_esn<T: Scalar, U: Scalar>(esn: &Esn<T>) -> RunResult<Esn<U>> {
     Ok(out)
 }
 
-/// Parses model-file bytes (written by `Model::to_model_bytes` or the CLI) into a model of
-/// float type `T`. Corrupt or foreign files are ValueErrors naming the problem.
-pub fn model_from_bytes<T: Scalar + Float>(
-    bytes: &[u8],
-    origin: &str,
-) -> PyResult<(Settings, Model<T>)> {
-    let m = model_file::from_bytes(bytes, std::path::Path::new(origin)).map_err(value_error)?;
+/// Parses model-file bytes (written by `Model::to_model_bytes` or the CLI). Corrupt or foreign
+/// files are ValueErrors naming the problem.
+pub fn parse_model(bytes: &[u8], origin: &str) -> PyResult<EsnModel> {
+    model_file::from_bytes(bytes, std::path::Path::new(origin)).map_err(value_error)
+}
+
+/// A parsed model file as a model of float type `T`.
+pub fn model_from_file<T: Scalar + Float>(m: &EsnModel) -> PyResult<(Settings, Model<T>)> {
     let settings = settings_of(m.esn.config(), m.setup.input_features);
     let esn = cast_esn::<f64, T>(&m.esn).map_err(PyValueError::new_err)?;
     let last: Vec<T> = m.last_output.iter().map(|&v| cast(v)).collect();
-    let mut model = Model::from_parts(esn, Some(m.readout), m.setup.input_features, last);
+    let mut model = Model::from_parts(esn, Some(m.readout.clone()), m.setup.input_features, last);
     model.fit_setup = Some((m.setup.ridge, m.setup.washout));
     model.last_input = m.last_input.iter().map(|&v| cast(v)).collect();
     Ok((settings, model))
@@ -192,8 +196,15 @@ pub fn config_of(s: &Settings, inputs: usize) -> PyResult<EsnConfig> {
         topology: topology_of(&s.topology, s.jump)?,
         activation: activation_of(&s.activation)?,
         seed: s.seed,
+        kernel: s.kernel,
         ..EsnConfig::default()
     })
+}
+
+/// Parses `exact`, `fast` (resolved to this CPU's best fused variant), `scalar`, `avx2` or
+/// `avx512`.
+pub fn kernel_of(name: &str) -> PyResult<StepKernel> {
+    StepKernel::parse(name).map_err(value_error)
 }
 
 /// Checks every hyperparameter (with a placeholder input count) so a bad one fails at once.

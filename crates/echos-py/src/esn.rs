@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
 
 use crate::arrays::{to_numpy1, to_numpy2, with_matrix, Float, Matrix};
-use crate::engine::{self, model_from_bytes, Model, OnlineKind, Settings};
+use crate::engine::{self, model_from_file, parse_model, Model, OnlineKind, Settings};
+use echos_core::esn::StepKernel;
 
 /// The float type an ESN computes in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,17 +67,35 @@ macro_rules! dispatch {
     };
 }
 
+/// The dtype of an ESN: the fused kernels compute in float32, so they default to it and refuse
+/// float64 (an f64 array API over f32 arithmetic would misstate the precision).
+fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
+    match (dtype, kernel) {
+        (None, StepKernel::Exact) => Ok(DType::F64),
+        (None, StepKernel::Fused(_)) => Ok(DType::F32),
+        (Some(DType::F64), StepKernel::Fused(v)) => Err(PyValueError::new_err(format!(
+            "kernel {:?} is a float32 kernel, so it needs dtype=\"float32\" (or no dtype); use kernel=\"exact\" for float64",
+            v.name()
+        ))),
+        (Some(d), _) => Ok(d),
+    }
+}
+
 /// An echo state network: a random recurrent reservoir plus a linear readout.
 ///
 /// ESN(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1,
 ///     bias=1.0, activation="tanh", seed=42, dtype="float64", *, inputs=None,
 ///     input_connectivity=1.0, topology="random", jump=2, distribution="normal",
-///     input_to_readout=False)
+///     input_to_readout=False, kernel="exact")
 ///
 /// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) + b),
 /// with W scaled to `spectral_radius`, W_in ~ U(-input_scaling, input_scaling) and
 /// b ~ U(-bias, bias). The reservoir is built on the first call that sees data (or at once when
 /// `inputs` is given) and computes in `dtype` (float32 really computes in float32).
+/// `kernel` picks the step code: "exact" (libm tanh, the model path, any dtype) or a fused
+/// float32 kernel (SELL-16 sparse or dense, rational tanh, tanh only): "fast" (this CPU's best,
+/// resolved at once and shown by `esn.kernel`), "scalar", "avx2" or "avx512". Fused kernels
+/// compute in float32, so dtype defaults to "float32" with them and "float64" is refused.
 /// Arrays are shaped (timesteps, features), as in ReservoirPy. ReservoirPy names: neurons =
 /// units, spectral_radius = sr, leak_rate = lr, connectivity = rc_connectivity.
 #[pyclass(module = "echos._echos", name = "ESN")]
@@ -351,6 +370,7 @@ impl PyEsn {
         jump = 2,
         distribution = "normal".to_owned(),
         input_to_readout = false,
+        kernel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -369,6 +389,7 @@ impl PyEsn {
         jump: i64,
         distribution: String,
         input_to_readout: bool,
+        kernel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let neurons = match neurons {
             None => 100,
@@ -389,10 +410,21 @@ impl PyEsn {
                 )
             })?,
         };
-        let dtype = match dtype {
-            None => DType::F64,
-            Some(d) => DType::parse(d)?,
+        let kernel = match kernel {
+            None => StepKernel::Exact,
+            Some(k) => engine::kernel_of(&k.extract::<String>().map_err(|_| {
+                PyTypeError::new_err(
+                    "kernel must be a string: \"exact\", \"fast\", \"scalar\", \"avx2\" or \"avx512\"",
+                )
+            })?)?,
         };
+        let dtype = dtype_for(
+            match dtype {
+                None => None,
+                Some(d) => Some(DType::parse(d)?),
+            },
+            kernel,
+        )?;
         let inputs = match inputs {
             None => None,
             Some(v) if v.is_none() => None,
@@ -412,6 +444,7 @@ impl PyEsn {
             jump,
             distribution,
             input_to_readout,
+            kernel,
         };
         // Validate now so a bad hyperparameter fails at construction, not at the first call.
         engine::validate(&settings)?;
@@ -594,6 +627,13 @@ impl PyEsn {
         self.dtype.name()
     }
 
+    /// The step kernel: "exact", or the fused variant that runs ("scalar", "avx2", "avx512";
+    /// "fast" is resolved to one of these when the ESN is created or loaded).
+    #[getter]
+    fn kernel(&self) -> &'static str {
+        self.settings.kernel.name()
+    }
+
     /// Target spectral radius of W (ReservoirPy: `sr`).
     #[getter]
     fn spectral_radius(&self) -> f64 {
@@ -670,8 +710,8 @@ impl PyEsn {
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let dtype = match dtype {
-            None => DType::F64,
-            Some(d) => DType::parse(d)?,
+            None => None,
+            Some(d) => Some(DType::parse(d)?),
         };
         let bytes = std::fs::read(&path)
             .map_err(|e| io_error(&e, format!("cannot read model {}: {e}", path.display())))?;
@@ -692,8 +732,8 @@ impl PyEsn {
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let dtype = match dtype {
-            None => DType::F64,
-            Some(d) => DType::parse(d)?,
+            None => None,
+            Some(d) => Some(DType::parse(d)?),
         };
         Self::from_model_bytes(data, "<bytes>", dtype)
     }
@@ -722,6 +762,7 @@ impl PyEsn {
         settings.set_item("jump", s.jump)?;
         settings.set_item("distribution", &s.distribution)?;
         settings.set_item("input_to_readout", s.input_to_readout)?;
+        settings.set_item("kernel", s.kernel.name())?;
         d.set_item("settings", settings)?;
         match &self.inner {
             None => d.set_item("inputs", py.None())?,
@@ -742,7 +783,7 @@ impl PyEsn {
     fn __repr__(&self) -> String {
         let s = &self.settings;
         format!(
-            "ESN(neurons={}, spectral_radius={:?}, leak_rate={:?}, input_scaling={:?}, connectivity={:?}, bias={:?}, activation={:?}, seed={}, dtype={:?})",
+            "ESN(neurons={}, spectral_radius={:?}, leak_rate={:?}, input_scaling={:?}, connectivity={:?}, bias={:?}, activation={:?}, seed={}, dtype={:?}, kernel={:?})",
             s.neurons,
             s.spectral_radius,
             s.leak_rate,
@@ -751,7 +792,8 @@ impl PyEsn {
             s.bias,
             s.activation,
             s.seed,
-            self.dtype.name()
+            self.dtype.name(),
+            s.kernel.name()
         )
     }
 }
@@ -766,14 +808,17 @@ impl PyEsn {
         }
     }
 
-    fn from_model_bytes(bytes: &[u8], origin: &str, dtype: DType) -> PyResult<Self> {
+    /// `dtype` None: float32 for a fused model, float64 for an exact one.
+    fn from_model_bytes(bytes: &[u8], origin: &str, dtype: Option<DType>) -> PyResult<Self> {
+        let file = parse_model(bytes, origin)?;
+        let dtype = dtype_for(dtype, file.esn.config().kernel)?;
         let (settings, inner) = match dtype {
             DType::F32 => {
-                let (s, m) = model_from_bytes::<f32>(bytes, origin)?;
+                let (s, m) = model_from_file::<f32>(&file)?;
                 (s, Inner::F32(m))
             }
             DType::F64 => {
-                let (s, m) = model_from_bytes::<f64>(bytes, origin)?;
+                let (s, m) = model_from_file::<f64>(&file)?;
                 (s, Inner::F64(m))
             }
         };
@@ -820,11 +865,17 @@ pub fn _esn_from_pickle(state: &Bound<'_, PyDict>) -> PyResult<PyEsn> {
         jump: item("jump")?.extract()?,
         distribution: item("distribution")?.extract()?,
         input_to_readout: item("input_to_readout")?.extract()?,
+        // Pickles made before step kernels existed ran the exact path.
+        kernel: match s.get_item("kernel")? {
+            None => StepKernel::Exact,
+            Some(k) => engine::kernel_of(&k.extract::<String>()?)?,
+        },
     };
     engine::validate(&settings)?;
+    let dtype = dtype_for(Some(dtype), settings.kernel)?;
     if let Some(model) = state.get_item("model")? {
         let bytes: Vec<u8> = model.extract()?;
-        let mut esn = PyEsn::from_model_bytes(&bytes, "<pickle>", dtype)?;
+        let mut esn = PyEsn::from_model_bytes(&bytes, "<pickle>", Some(dtype))?;
         esn.settings = settings;
         return Ok(esn);
     }
