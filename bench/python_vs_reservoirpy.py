@@ -3,7 +3,10 @@
 Same task for both: drive a sparse random reservoir (connectivity 0.1, spectral radius 0.9, leak
 rate 0.3) with 10,000 steps of Mackey-Glass and collect all states. Each measurement is the median
 of --repeats timed calls after one untimed warm-up call (ReservoirPy initialises its weights on the
-first call; echos builds its reservoir on the first call too). Needs a venv with both packages:
+first call; echos builds its reservoir on the first call too). echos runs three ways: the exact
+model path in float64 and float32 (kernel="exact", libm tanh) and the fused float32 kernel
+(kernel="fast": SELL-16 + rational tanh, the CPU's best variant, printed). Needs a venv with both
+packages:
 
     python3 -m venv /tmp/bench-venv
     /tmp/bench-venv/bin/pip install reservoirpy==0.4.2 maturin
@@ -58,7 +61,10 @@ def main() -> None:
 
         t_rpy = median_seconds(run_rpy, args.repeats)
         row = {"units": n, "steps": args.steps, "reservoirpy_s": t_rpy}
-        for dtype in ("float64", "float32"):
+        # (label, dtype, kernel): the exact model path in both dtypes, then the fused kernel.
+        for label, dtype, kernel in (("float64", "float64", "exact"),
+                                     ("float32", "float32", "exact"),
+                                     ("fast", "float32", "fast")):
             esn = echos.ESN(
                 neurons=n,
                 spectral_radius=0.9,
@@ -67,24 +73,29 @@ def main() -> None:
                 connectivity=0.1,
                 seed=1,
                 dtype=dtype,
+                kernel=kernel,
             )
-            xs = x.astype(dtype)
+            xs = x.astype(dtype)  # the ESN's dtype, so update() reads it in place
 
             def run_echos(esn=esn, xs=xs):
                 esn.update(xs)
                 esn.reset()
 
             t = median_seconds(run_echos, args.repeats)
-            row[f"echos_{dtype}_s"] = t
-            row[f"speedup_{dtype}"] = t_rpy / t
+            row[f"echos_{label}_s"] = t
+            row[f"speedup_{label}"] = t_rpy / t
+            if kernel != "exact":
+                row["fast_variant"] = esn.kernel
         rows.append(row)
         if not args.json:
             print(
                 f"N={n:5d}  ReservoirPy {args.steps / t_rpy:10.0f} steps/s   "
-                f"echos f64 {args.steps / row['echos_float64_s']:10.0f} steps/s "
+                f"exact f64 {args.steps / row['echos_float64_s']:10.0f} "
                 f"({row['speedup_float64']:.1f}x)   "
-                f"echos f32 {args.steps / row['echos_float32_s']:10.0f} steps/s "
-                f"({row['speedup_float32']:.1f}x)",
+                f"exact f32 {args.steps / row['echos_float32_s']:10.0f} "
+                f"({row['speedup_float32']:.1f}x)   "
+                f"fast[{row['fast_variant']}] {args.steps / row['echos_fast_s']:10.0f} "
+                f"({row['speedup_fast']:.1f}x)",
                 flush=True,
             )
     # Two independent ESNs, one after the other and then in two Python threads: with the GIL
@@ -92,8 +103,10 @@ def main() -> None:
     import threading
 
     n = max(args.units)
-    pair = [echos.ESN(neurons=n, spectral_radius=0.9, leak_rate=0.3, connectivity=0.1, seed=s)
+    pair = [echos.ESN(neurons=n, spectral_radius=0.9, leak_rate=0.3, connectivity=0.1, seed=s,
+                      kernel="fast")
             for s in (1, 2)]
+    x = x.astype(np.float32)
 
     def serial():
         for e in pair:
@@ -112,7 +125,7 @@ def main() -> None:
     threads = {"units": n, "serial_s": t_serial, "two_threads_s": t_threads,
                "speedup": t_serial / t_threads}
     if not args.json:
-        print(f"two ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
+        print(f"two fast ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
               f"({t_serial / t_threads:.2f}x)")
     if args.json:
         print(json.dumps({"reservoirpy": reservoirpy.__version__, "echos": echos.__version__,

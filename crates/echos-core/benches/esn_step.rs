@@ -1,10 +1,12 @@
 //! Step rate of the reservoir update (`cargo bench -p echos-core --bench esn_step`), on the
 //! shapes the project compares with ReservoirPy (sparse, connectivity 0.1, N = 100/500/1000;
 //! see shared/DESIGN.md "Peers measured here"), plus the structured and dense storage kinds and
-//! the online readouts. Throughput is reported in steps per second.
+//! the online readouts, and the fused step kernels (`EsnConfig::kernel`) through `Esn::step`.
+//! Throughput is reported in steps per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use echos_core::esn::{Esn, EsnConfig};
+use echos_core::esn::{Esn, EsnConfig, StepKernel};
+use echos_core::kernels::Kernel;
 use echos_core::readout::{Ridge, Rls};
 use echos_core::scalar::Scalar;
 use echos_core::topology::{MatrixFormat, Topology};
@@ -22,10 +24,24 @@ fn config(units: usize, topology: Topology, format: MatrixFormat) -> EsnConfig {
 }
 
 fn bench_kind<T: Scalar>(c: &mut Criterion, group: &str, topology: Topology, format: MatrixFormat) {
+    bench_kernel::<T>(c, group, topology, format, StepKernel::Exact);
+}
+
+fn bench_kernel<T: Scalar>(
+    c: &mut Criterion,
+    group: &str,
+    topology: Topology,
+    format: MatrixFormat,
+    kernel: StepKernel,
+) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     for units in [100usize, 500, 1000] {
-        let mut esn = Esn::<T>::new(&config(units, topology, format)).unwrap();
+        let config = EsnConfig {
+            kernel,
+            ..config(units, topology, format)
+        };
+        let mut esn = Esn::<T>::new(&config).unwrap();
         let mut t = 0u64;
         g.bench_with_input(BenchmarkId::from_parameter(units), &units, |b, _| {
             b.iter(|| {
@@ -43,6 +59,11 @@ fn steps(c: &mut Criterion) {
     bench_kind::<f64>(c, "step_f64_csr_c0.1", Topology::Random, MatrixFormat::Csr);
     bench_kind::<f32>(c, "step_f32_dense", Topology::Random, MatrixFormat::Dense);
     bench_kind::<f32>(c, "step_f32_cycle", Topology::Cycle, MatrixFormat::Auto);
+    for k in Kernel::available() {
+        let group = format!("step_fused_{}_csr_c0.1", k.variant().name());
+        let kernel = StepKernel::Fused(k.variant());
+        bench_kernel::<f32>(c, &group, Topology::Random, MatrixFormat::Csr, kernel);
+    }
 }
 
 fn readouts(c: &mut Criterion) {
