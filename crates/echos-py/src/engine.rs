@@ -256,7 +256,13 @@ fn reservoir_bytes(s: &Settings, inputs: usize) -> f64 {
         let per_row = echos_core::topology::nonzeros_per_row(s.neurons, s.connectivity) as f64;
         n * per_row * 12.0
     };
-    2.0 * (w + n * inputs as f64 * 8.0)
+    // A fused kernel adds its f32 copy of W (CSR and its SELL-16 layout, or dense).
+    let fused = match s.kernel {
+        StepKernel::Exact => 0.0,
+        StepKernel::Fused(_) if dense => n * n * 4.0,
+        StepKernel::Fused(_) => w / 12.0 * 16.0,
+    };
+    2.0 * (w + n * inputs as f64 * 8.0) + fused
 }
 
 /// Which online readout `fit_online` trains.
