@@ -2,7 +2,8 @@
 //! 0–2, memory capacity) for the given sizes:
 //! `cargo run --release -p echos-host --example quant_report -- 100 200` (add `--no-mc` to skip
 //! memory capacity). NARMA10 is run twice: every format on float32's tuned hyperparameters,
-//! and every format on its own tuned ones (where `quant_tune` was run at that size).
+//! and every format on its own tuned ones (where `quant_tune` was run at that size); then
+//! int8's error split into readout, state and weight shares.
 
 use echos_host::quant_eval::{memory_capacity_row, narma10_row, Format, NarmaHyper};
 
@@ -39,6 +40,40 @@ fn main() {
                             hyper.bias_scaling,
                             r.ridge,
                             r.bytes,
+                            r.mean,
+                            r.std,
+                            100.0 * (r.mean / b - 1.0)
+                        );
+                    }
+                    Err(e) => eprintln!("N = {n} {}: {e}", format.name()),
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "Where int8 loses (each row adds one error source; ridge chosen per row on tuning seeds):"
+    );
+    println!();
+    println!("| variant | N | hyperparameters | NARMA10 NRMSE (seeds 0–2) | vs float32 |");
+    println!("|---|---|---|---|---|");
+    for &n in &sizes {
+        let mut points = vec![("float32-tuned", NarmaHyper::float32_tuned(n))];
+        if let Some(h) = NarmaHyper::tuned_for(Format::Int8, n) {
+            points.push(("int8-tuned", h));
+        }
+        for (label, hyper) in points {
+            let mut base = None;
+            for format in Format::INT8_ERROR_BUDGET {
+                match narma10_row(format, n, hyper) {
+                    Ok(r) => {
+                        let b = *base.get_or_insert(r.mean);
+                        println!(
+                            "| {} | {n} | {label}: sr {} is {} bs {} | {:.4} ± {:.4} | {:+.1}% |",
+                            r.format,
+                            hyper.spectral_radius,
+                            hyper.input_scaling,
+                            hyper.bias_scaling,
                             r.mean,
                             r.std,
                             100.0 * (r.mean / b - 1.0)

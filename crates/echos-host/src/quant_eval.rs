@@ -94,6 +94,11 @@ pub enum Format {
     Int8WeightsInt16States,
     /// int8 weights and int8 states.
     Int8,
+    /// Diagnostic, not a storage format: float32 dynamics, with only the states the readout
+    /// sees rounded to int8's grid (the readout's share of int8's error).
+    Float32DynamicsInt8Readout,
+    /// Diagnostic: int16 weights, int8 states (the states' share, weights nearly exact).
+    Int16WeightsInt8States,
 }
 
 impl Format {
@@ -104,12 +109,22 @@ impl Format {
         Format::Int8,
     ];
 
+    /// The steps from float32 to int8, one error source at a time.
+    pub const INT8_ERROR_BUDGET: [Format; 4] = [
+        Format::Float32,
+        Format::Float32DynamicsInt8Readout,
+        Format::Int16WeightsInt8States,
+        Format::Int8,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Float32 => "float32",
             Format::Int16 => "int16",
             Format::Int8WeightsInt16States => "int8w/int16s",
             Format::Int8 => "int8",
+            Format::Float32DynamicsInt8Readout => "float32, int8 readout",
+            Format::Int16WeightsInt8States => "int16w/int8s",
         }
     }
 
@@ -130,8 +145,46 @@ impl Format {
             Format::Int8WeightsInt16States => Box::new(
                 QuantReservoir::<i8, i16>::from_fused_with_ranges(r, &lo, &hi)?,
             ),
-            _ => Box::new(QuantReservoir::<i8>::from_fused_with_ranges(r, &lo, &hi)?),
+            Format::Int16WeightsInt8States => Box::new(
+                QuantReservoir::<i16, i8>::from_fused_with_ranges(r, &lo, &hi)?,
+            ),
+            Format::Float32DynamicsInt8Readout => Box::new(RoundedReadout {
+                r: r.clone(),
+                offset: lo.iter().zip(&hi).map(|(a, b)| 0.5 * (a + b)).collect(),
+                step: lo
+                    .iter()
+                    .zip(&hi)
+                    .map(|(a, b)| 0.5 * (b - a) / 127.0)
+                    .collect(),
+            }),
+            // Float32 returned above.
+            Format::Int8 | Format::Float32 => {
+                Box::new(QuantReservoir::<i8>::from_fused_with_ranges(r, &lo, &hi)?)
+            }
         })
+    }
+}
+
+/// A float32 reservoir whose output states are rounded to the int8 grid `QuantReservoir`
+/// would use (the same calibrated ranges), while its own dynamics stay float.
+struct RoundedReadout {
+    r: FusedReservoir,
+    offset: Vec<f32>,
+    step: Vec<f32>,
+}
+
+impl Stepper for RoundedReadout {
+    fn name(&self) -> &'static str {
+        Format::Float32DynamicsInt8Readout.name()
+    }
+    fn step_into(&mut self, u: f32, out: &mut [f32]) {
+        self.r.step_into(u, out);
+        for ((o, &c), &h) in out.iter_mut().zip(&self.offset).zip(&self.step) {
+            *o = c + h * ((*o - c) / h).round().clamp(-127.0, 127.0);
+        }
+    }
+    fn bytes(&self) -> usize {
+        Stepper::bytes(&self.r)
     }
 }
 
@@ -649,13 +702,44 @@ mod tests {
         assert!(q >= 0.93 * f, "int8 {q} vs float32 {f}");
     }
 
+    /// Why int8 misses: on float32's tuned setup nearly all of int8's loss is already there
+    /// when only the states the readout sees are rounded to int8's grid (measured 94% of it at
+    /// N = 100), i.e. it is the 8-bit resolution of the features, not the integer step. At
+    /// int8's own tuned (strongly driven) point, float32 on the same weights is only a little
+    /// better (measured +8.8%), but 57% worse than float32 at its own optimum.
+    #[test]
+    fn int8_loss_is_the_readout_resolution() {
+        let budget = |hyper: NarmaHyper| -> Vec<f64> {
+            Format::INT8_ERROR_BUDGET
+                .iter()
+                .map(|&f| narma10_row(f, 100, hyper).unwrap().mean)
+                .collect()
+        };
+        let b = budget(NarmaHyper::float32_tuned(100));
+        eprintln!("error budget N 100, float32-tuned: {b:?}");
+        let (float, readout_only, int8) = (b[0], b[1], b[3]);
+        assert!(int8 > 1.5 * float, "int8 {int8} vs float32 {float}");
+        assert!(
+            readout_only - float >= 0.8 * (int8 - float),
+            "readout-only rounding {readout_only}, int8 {int8}, float32 {float}"
+        );
+        let own = budget(NarmaHyper::tuned_for(Format::Int8, 100).unwrap());
+        eprintln!("error budget N 100, int8-tuned: {own:?}");
+        assert!(
+            own[3] <= 1.15 * own[0],
+            "int8 {} vs float32 {}",
+            own[3],
+            own[0]
+        );
+    }
+
     /// The figure for full int8 (weights and states): NARMA10 NRMSE within 10% of
     /// float32, both on float32's tuned hyperparameters and with each format tuned on its own
     /// (tuning seeds only). Not reached — see docs/performance.md for the measured gap and why
     /// (8-bit state resolution at the readout) — so it does not run by default:
     /// `cargo test -p echos-host --lib quant_eval -- --ignored --nocapture`.
     #[test]
-    #[ignore = "figure not reached: int8 states cost +89% NARMA10 NRMSE on float32's tuned setup and +67% with each format tuned, N = 100"]
+    #[ignore = "figure not reached: int8 states cost +89% NARMA10 NRMSE on float32's tuned setup and +70% with each format tuned, N = 100"]
     fn int8_narma10_within_ten_percent_of_float32() {
         for own in [false, true] {
             let r = rows(100, &[Format::Float32, Format::Int8], own);
