@@ -16,7 +16,7 @@ use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::{Kernel, KernelError};
 use echos_core::metrics;
 use echos_core::rng::Rng;
-use echos_core::topology::ReservoirMatrix;
+use echos_core::topology::{ReservoirMatrix, Topology};
 
 /// Seeds the figures are reported on.
 pub const EVAL_SEEDS: [u64; 3] = [0, 1, 2];
@@ -333,6 +333,8 @@ pub struct NarmaHyper {
     pub spectral_radius: f64,
     pub input_scaling: f64,
     pub bias_scaling: f64,
+    /// Layout of W (the float task uses `Random`).
+    pub topology: Topology,
 }
 
 impl NarmaHyper {
@@ -343,6 +345,7 @@ impl NarmaHyper {
             spectral_radius: s.spectral_radius,
             input_scaling: s.input_scaling,
             bias_scaling: s.bias_scaling,
+            topology: Topology::Random,
         }
     }
 
@@ -353,6 +356,7 @@ impl NarmaHyper {
             spectral_radius,
             input_scaling,
             bias_scaling,
+            topology: Topology::Random,
         };
         TUNED
             .iter()
@@ -405,6 +409,7 @@ fn narma10_features(
         input_scaling: hyper.input_scaling,
         bias_scaling: hyper.bias_scaling,
         connectivity: 0.1,
+        topology: hyper.topology,
         seed: seed ^ 0x5eed_0000_0000_0000,
         ..EsnConfig::default()
     };
