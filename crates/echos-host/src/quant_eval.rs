@@ -1,11 +1,50 @@
 //! Accuracy of the int8 / int16 quantized reservoirs next to float32 on the same weights:
-//! NARMA10 (one-step NRMSE = RMSE / std of the target) and Jaeger's memory capacity
-//! (Σ_k r²(u(t−k), y_k(t))), each with a ridge readout fitted in f64.
+//! NARMA10 (NRMSE on a held-out segment) and Jaeger's memory capacity, each with a ridge readout
+//! fitted in f64 on the (dequantized) states the format produces at deploy time.
+//!
+//! Protocol (docs/performance.md, "Accuracy of reduced precision"): reservoirs and data are
+//! generated as in [`crate::tasks`] (the float32 task figures), figures are the mean ± std over
+//! evaluation seeds 0, 1, 2; anything chosen — the ridge λ of each format, and in the per-format
+//! tuned comparison the reservoir hyperparameters — is chosen on tuning seeds 1000, 1001, 1002
+//! only, by the same rule for every format, float32 included.
 
-use crate::bench::{random_reservoir, BenchError, ReservoirSpec, SplitMix64};
+use crate::datasets;
+use crate::tasks::{MemoryCapacitySetup, Narma10Setup};
+use echos_core::esn::{Esn, EsnConfig};
 use echos_core::kernels::quant::{calibrate_state_ranges, QuantLevel, QuantReservoir};
-use echos_core::kernels::reservoir::FusedReservoir;
-use echos_core::kernels::Kernel;
+use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
+use echos_core::kernels::{Kernel, KernelError};
+use echos_core::metrics;
+use echos_core::rng::Rng;
+use echos_core::topology::{ReservoirMatrix, Topology};
+
+/// Seeds the figures are reported on.
+pub const EVAL_SEEDS: [u64; 3] = [0, 1, 2];
+/// Seeds every choice (ridge, hyperparameters) is made on.
+pub const TUNING_SEEDS: [u64; 3] = [1000, 1001, 1002];
+/// Ridge λ candidates for NARMA10 (the float32 task searched 1e-10..1e-5 and kept 1e-10).
+pub const NARMA_RIDGES: [f64; 6] = [1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-4];
+
+/// Why an accuracy run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantEvalError {
+    #[error("reservoir configuration refused: {0}")]
+    Config(echos_core::esn::ConfigError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Dataset(#[from] datasets::DatasetError),
+    #[error("the ridge system for {format} (λ = {ridge:e}) is not positive definite")]
+    Singular { format: &'static str, ridge: f64 },
+    #[error("metric failed: {0}")]
+    Metric(metrics::MetricError),
+    #[error("{what} = {value} is out of range: {why}")]
+    Parameter {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
 
 /// A reservoir in one storage format, stepped on one input.
 pub trait Stepper {
@@ -46,30 +85,193 @@ impl<W: QuantLevel, S: QuantLevel> Stepper for QuantReservoir<W, S> {
     }
 }
 
-/// Ridge regression in f64 over [1, x]; the bias column is not regularised. Returns weights
-/// per output: (1 + features) × outputs, or None if the system is not positive definite.
-pub fn ridge(x: &[Vec<f64>], y: &[Vec<f64>], lambda: f64) -> Option<Vec<Vec<f64>>> {
-    let f = x.first()?.len() + 1;
-    let outs = y.first()?.len();
-    let mut a = vec![0.0f64; f * f];
+/// The storage formats compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Format {
+    Float32,
+    Int16,
+    /// int8 weights, int16 states.
+    Int8WeightsInt16States,
+    /// int8 weights and int8 states.
+    Int8,
+    /// Diagnostic, not a storage format: float32 dynamics, with only the states the readout
+    /// sees rounded to int8's grid (the readout's share of int8's error).
+    Float32DynamicsInt8Readout,
+    /// Diagnostic: int16 weights, int8 states (the states' share, weights nearly exact).
+    Int16WeightsInt8States,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [
+        Format::Float32,
+        Format::Int16,
+        Format::Int8WeightsInt16States,
+        Format::Int8,
+    ];
+
+    /// The steps from float32 to int8, one error source at a time.
+    pub const INT8_ERROR_BUDGET: [Format; 4] = [
+        Format::Float32,
+        Format::Float32DynamicsInt8Readout,
+        Format::Int16WeightsInt8States,
+        Format::Int8,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Float32 => "float32",
+            Format::Int16 => "int16",
+            Format::Int8WeightsInt16States => "int8w/int16s",
+            Format::Int8 => "int8",
+            Format::Float32DynamicsInt8Readout => "float32, int8 readout",
+            Format::Int16WeightsInt8States => "int16w/int8s",
+        }
+    }
+
+    /// The float reservoir `r` in this format; quantized state ranges are calibrated on the
+    /// training input `calibration` (after `washout` steps) only.
+    pub fn stepper(
+        self,
+        r: &FusedReservoir,
+        calibration: &[f32],
+        washout: usize,
+    ) -> Result<Box<dyn Stepper>, QuantEvalError> {
+        if self == Format::Float32 {
+            return Ok(Box::new(r.clone()));
+        }
+        let (lo, hi) = calibrate_state_ranges(r, calibration, washout)?;
+        Ok(match self {
+            Format::Int16 => Box::new(QuantReservoir::<i16>::from_fused_with_ranges(r, &lo, &hi)?),
+            Format::Int8WeightsInt16States => Box::new(
+                QuantReservoir::<i8, i16>::from_fused_with_ranges(r, &lo, &hi)?,
+            ),
+            Format::Int16WeightsInt8States => Box::new(
+                QuantReservoir::<i16, i8>::from_fused_with_ranges(r, &lo, &hi)?,
+            ),
+            Format::Float32DynamicsInt8Readout => Box::new(RoundedReadout {
+                r: r.clone(),
+                offset: lo.iter().zip(&hi).map(|(a, b)| 0.5 * (a + b)).collect(),
+                step: lo
+                    .iter()
+                    .zip(&hi)
+                    .map(|(a, b)| 0.5 * (b - a) / 127.0)
+                    .collect(),
+            }),
+            // Float32 returned above.
+            Format::Int8 | Format::Float32 => {
+                Box::new(QuantReservoir::<i8>::from_fused_with_ranges(r, &lo, &hi)?)
+            }
+        })
+    }
+}
+
+/// A float32 reservoir whose output states are rounded to the int8 grid `QuantReservoir`
+/// would use (the same calibrated ranges), while its own dynamics stay float.
+struct RoundedReadout {
+    r: FusedReservoir,
+    offset: Vec<f32>,
+    step: Vec<f32>,
+}
+
+impl Stepper for RoundedReadout {
+    fn name(&self) -> &'static str {
+        Format::Float32DynamicsInt8Readout.name()
+    }
+    fn step_into(&mut self, u: f32, out: &mut [f32]) {
+        self.r.step_into(u, out);
+        for ((o, &c), &h) in out.iter_mut().zip(&self.offset).zip(&self.step) {
+            *o = c + h * ((*o - c) / h).round().clamp(-127.0, 127.0);
+        }
+    }
+    fn bytes(&self) -> usize {
+        Stepper::bytes(&self.r)
+    }
+}
+
+/// The f32 reservoir the engine's `Esn` generates for `config` (same draws as the float task
+/// figures), stored as CSR (structured topologies become their few non-zeros).
+pub fn fused_from_config(config: &EsnConfig) -> Result<FusedReservoir, QuantEvalError> {
+    let esn = Esn::<f32>::new(config).map_err(QuantEvalError::Config)?;
+    let n = config.units;
+    let weights = match esn.w() {
+        ReservoirMatrix::Csr(m) => OwnedWeights::Csr {
+            indptr: m.indptr.clone(),
+            indices: m.indices.clone(),
+            values: m.values.clone(),
+        },
+        other => {
+            let dense = other.to_dense();
+            let (mut indptr, mut indices, mut values) = (vec![0u32], Vec::new(), Vec::new());
+            for row in dense.data.chunks_exact(n) {
+                for (c, &v) in row.iter().enumerate() {
+                    if v != 0.0 {
+                        indices.push(c as u32);
+                        values.push(v);
+                    }
+                }
+                indptr.push(indices.len() as u32);
+            }
+            OwnedWeights::Csr {
+                indptr,
+                indices,
+                values,
+            }
+        }
+    };
+    Ok(FusedReservoir::new(
+        n,
+        config.inputs,
+        weights,
+        esn.w_in().data.clone(),
+        esn.bias().to_vec(),
+        config.leak_rate as f32,
+    )?)
+}
+
+/// Ridge regression in f64 over [1, x] for every λ in `lambdas` (the Gram matrix is built
+/// once); the bias column is not regularised. Per λ: weights per output, (1 + features) each,
+/// or None where the system is not positive definite.
+pub fn ridge_path(x: &[Vec<f64>], y: &[Vec<f64>], lambdas: &[f64]) -> Vec<Option<Vec<Vec<f64>>>> {
+    let (Some(x0), Some(y0)) = (x.first(), y.first()) else {
+        return vec![None; lambdas.len()];
+    };
+    let f = x0.len() + 1;
+    let outs = y0.len();
+    let mut gram = vec![0.0f64; f * f];
     let mut b = vec![0.0f64; f * outs];
     let mut row = vec![0.0f64; f];
     for (xs, ys) in x.iter().zip(y) {
         row[0] = 1.0;
         row[1..].copy_from_slice(xs);
         for i in 0..f {
-            for j in 0..=i {
-                a[i * f + j] += row[i] * row[j];
+            let ri = row[i];
+            for (g, &rj) in gram[i * f..i * f + i + 1].iter_mut().zip(&row) {
+                *g += ri * rj;
             }
-            for (o, &yo) in ys.iter().enumerate() {
-                b[i * outs + o] += row[i] * yo;
+            for (bo, &yo) in b[i * outs..(i + 1) * outs].iter_mut().zip(ys) {
+                *bo += ri * yo;
             }
         }
     }
-    for i in 1..f {
-        a[i * f + i] += lambda;
-    }
-    // Cholesky A = L Lᵀ in the lower triangle.
+    lambdas
+        .iter()
+        .map(|&lambda| {
+            let mut a = gram.clone();
+            for i in 1..f {
+                a[i * f + i] += lambda;
+            }
+            cholesky_solve(&mut a, &b, f, outs)
+        })
+        .collect()
+}
+
+/// Ridge regression for one λ (see [`ridge_path`]).
+pub fn ridge(x: &[Vec<f64>], y: &[Vec<f64>], lambda: f64) -> Option<Vec<Vec<f64>>> {
+    ridge_path(x, y, &[lambda]).pop().flatten()
+}
+
+/// Solves A W = B (A symmetric positive definite, lower triangle filled) in place.
+fn cholesky_solve(a: &mut [f64], b: &[f64], f: usize, outs: usize) -> Option<Vec<Vec<f64>>> {
     for j in 0..f {
         let mut d = a[j * f + j];
         for k in 0..j {
@@ -89,8 +291,8 @@ pub fn ridge(x: &[Vec<f64>], y: &[Vec<f64>], lambda: f64) -> Option<Vec<Vec<f64>
         }
     }
     let mut w = vec![vec![0.0f64; f]; outs];
+    let mut z = vec![0.0f64; f];
     for (o, wo) in w.iter_mut().enumerate() {
-        let mut z = vec![0.0f64; f];
         for i in 0..f {
             let mut s = b[i * outs + o];
             for k in 0..i {
@@ -113,168 +315,306 @@ fn predict(w: &[f64], x: &[f64]) -> f64 {
     w[0] + w[1..].iter().zip(x).map(|(a, b)| a * b).sum::<f64>()
 }
 
-/// NARMA10 input u ~ U[0, 0.5] and target y(t+1) (aligned with u(t)).
-pub fn narma10(steps: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let mut rng = SplitMix64(seed);
-    let u: Vec<f64> = (0..steps).map(|_| 0.5 * rng.uniform01()).collect();
-    let mut y = vec![0.0f64; steps + 1];
-    for t in 9..steps {
-        let sum: f64 = y[t - 9..=t].iter().sum();
-        y[t + 1] = 0.3 * y[t] + 0.05 * y[t] * sum + 1.5 * u[t - 9] * u[t] + 0.1;
+/// Sample mean and standard deviation (n − 1).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (m, 0.0);
     }
-    (u, y[1..].to_vec())
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
 }
 
-fn run_states(r: &mut dyn Stepper, u: &[f64], units: usize) -> Vec<Vec<f64>> {
-    let mut s = vec![0.0f32; units];
-    u.iter()
-        .map(|&v| {
-            r.step_into(v as f32, &mut s);
-            s.iter().map(|&x| x as f64).collect()
-        })
-        .collect()
+/// Reservoir hyperparameters of a NARMA10 run (connectivity 0.1, leak rate 1, normal weights,
+/// uniform inputs, as in [`Narma10Setup`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct NarmaHyper {
+    pub spectral_radius: f64,
+    pub input_scaling: f64,
+    pub bias_scaling: f64,
+    /// Layout of W (the float task uses `Random`).
+    pub topology: Topology,
 }
 
-/// NARMA10 one-step NRMSE on the test part (train 2000, test 1000 after a washout of 200).
-pub fn narma10_nrmse(r: &mut dyn Stepper, units: usize) -> f64 {
-    let (washout, train, test) = (200, 2000, 1000);
-    let (u, y) = narma10(washout + train + test, 7);
-    let states = run_states(r, &u, units);
-    let targets: Vec<Vec<f64>> = y.iter().map(|&v| vec![v]).collect();
-    let fit = washout..washout + train;
-    let Some(w) = ridge(&states[fit.clone()], &targets[fit], 1e-7) else {
-        return f64::NAN;
+impl NarmaHyper {
+    /// float32's tuned setup ([`Narma10Setup::for_units`]).
+    pub fn float32_tuned(units: usize) -> Self {
+        let s = Narma10Setup::for_units(units);
+        NarmaHyper {
+            spectral_radius: s.spectral_radius,
+            input_scaling: s.input_scaling,
+            bias_scaling: s.bias_scaling,
+            topology: Topology::Random,
+        }
+    }
+
+    /// Each format's own best point of the grid in the `quant_tune` example (tuning seeds only;
+    /// float32 searched on the same grid). `None` for sizes the grid was not run at.
+    pub fn tuned_for(format: Format, units: usize) -> Option<Self> {
+        let h = |spectral_radius, input_scaling, bias_scaling| NarmaHyper {
+            spectral_radius,
+            input_scaling,
+            bias_scaling,
+            topology: Topology::Random,
+        };
+        TUNED
+            .iter()
+            .find(|t| t.0 == format && t.1 == units)
+            .map(|t| h(t.2, t.3, t.4))
+    }
+}
+
+/// (format, units, spectral radius, input scaling, bias scaling): the per-format grid optimum of
+/// `cargo run --release -p echos-host --example quant_tune -- 100 200` (spectral radius
+/// 0.9–1.4, input scaling 0.05–1, bias 0.25–1, λ from [`NARMA_RIDGES`]; mean NRMSE over the
+/// tuning seeds in the comments). Every linear-ish format prefers float32's weakly driven
+/// regime; int8 prefers a strongly driven one, where the nonlinear terms NARMA10 needs are
+/// larger than its state step.
+const TUNED: [(Format, usize, f64, f64, f64); 8] = [
+    (Format::Float32, 100, 0.95, 0.05, 0.75), // 0.2166, λ 1e-12
+    (Format::Int16, 100, 1.0, 0.05, 0.75),    // 0.2248, λ 1e-12
+    (Format::Int8WeightsInt16States, 100, 1.0, 0.05, 0.75), // 0.2252, λ 1e-12
+    (Format::Int8, 100, 1.1, 0.6, 0.5),       // 0.3692, λ 1e-4
+    (Format::Float32, 200, 0.95, 0.05, 0.5),  // 0.1584, λ 1e-10
+    (Format::Int16, 200, 0.95, 0.05, 0.5),    // 0.1621, λ 1e-10
+    (Format::Int8WeightsInt16States, 200, 0.95, 0.05, 0.5), // 0.1619, λ 1e-10
+    (Format::Int8, 200, 1.1, 0.6, 0.5),       // 0.2563, λ 1e-12
+];
+
+/// NARMA10 split, as in [`Narma10Setup`]: washout, train, test (the test continues the state).
+const NARMA_SPLIT: (usize, usize, usize) = (200, 2000, 3000);
+
+/// The run of one format on one seed.
+struct NarmaRun {
+    /// Readout features [u(t), x(t)] per step.
+    features: Vec<Vec<f64>>,
+    targets: Vec<f64>,
+    bytes: usize,
+}
+
+fn narma10_features(
+    format: Format,
+    units: usize,
+    hyper: NarmaHyper,
+    seed: u64,
+) -> Result<NarmaRun, QuantEvalError> {
+    let (washout, train, test) = NARMA_SPLIT;
+    let (u, y) = datasets::narma10(washout + train + test, seed)?;
+    let config = EsnConfig {
+        units,
+        inputs: 1,
+        spectral_radius: hyper.spectral_radius,
+        leak_rate: 1.0,
+        input_scaling: hyper.input_scaling,
+        bias_scaling: hyper.bias_scaling,
+        connectivity: 0.1,
+        topology: hyper.topology,
+        seed: seed ^ 0x5eed_0000_0000_0000,
+        ..EsnConfig::default()
     };
-    let range = washout + train..washout + train + test;
-    let mean = y[range.clone()].iter().sum::<f64>() / test as f64;
-    let var = y[range.clone()]
+    let r = fused_from_config(&config)?;
+    let calibration: Vec<f32> = u[..washout + train].iter().map(|&v| v as f32).collect();
+    let mut stepper = format.stepper(&r, &calibration, washout)?;
+    let bytes = stepper.bytes();
+    let mut x = vec![0.0f32; units];
+    let features = u
         .iter()
-        .map(|v| (v - mean).powi(2))
-        .sum::<f64>()
-        / test as f64;
-    let mse = range
-        .map(|t| (predict(&w[0], &states[t]) - y[t]).powi(2))
-        .sum::<f64>()
-        / test as f64;
-    (mse / var).sqrt()
-}
-
-fn r_squared(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        cov += (x - ma) * (y - mb);
-        va += (x - ma).powi(2);
-        vb += (y - mb).powi(2);
-    }
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        cov * cov / (va * vb)
-    }
-}
-
-/// Memory capacity Σ_{k=1}^{max_delay} r²(u(t−k), y_k(t)) on test data, u ~ U[−1, 1]
-/// (train 4000, test 2000 after a washout of 200).
-pub fn memory_capacity(r: &mut dyn Stepper, units: usize, max_delay: usize) -> f64 {
-    let (washout, train, test) = (200.max(max_delay), 4000, 2000);
-    let mut rng = SplitMix64(11);
-    let u: Vec<f64> = (0..washout + train + test)
-        .map(|_| rng.uniform01() * 2.0 - 1.0)
-        .collect();
-    let states = run_states(r, &u, units);
-    let targets: Vec<Vec<f64>> = (0..u.len())
-        .map(|t| {
-            (1..=max_delay)
-                .map(|k| if t >= k { u[t - k] } else { 0.0 })
-                .collect()
+        .map(|&ut| {
+            stepper.step_into(ut as f32, &mut x);
+            let mut f = Vec::with_capacity(units + 1);
+            f.push(ut);
+            f.extend(x.iter().map(|&v| v as f64));
+            f
         })
         .collect();
+    Ok(NarmaRun {
+        features,
+        targets: y,
+        bytes,
+    })
+}
+
+/// NARMA10 test NRMSE of one format on one seed for every λ in `ridges` (NaN where the
+/// system is singular), and the bytes of the reservoir.
+pub fn narma10_nrmse_per_ridge(
+    format: Format,
+    units: usize,
+    hyper: NarmaHyper,
+    seed: u64,
+    ridges: &[f64],
+) -> Result<(Vec<f64>, usize), QuantEvalError> {
+    let (washout, train, _) = NARMA_SPLIT;
+    let NarmaRun {
+        features: x,
+        targets: y,
+        bytes,
+    } = narma10_features(format, units, hyper, seed)?;
     let fit = washout..washout + train;
-    let Some(w) = ridge(&states[fit.clone()], &targets[fit], 1e-8) else {
-        return f64::NAN;
-    };
-    let range = washout + train..washout + train + test;
-    (0..max_delay)
-        .map(|k| {
-            let pred: Vec<f64> = range.clone().map(|t| predict(&w[k], &states[t])).collect();
-            let truth: Vec<f64> = range.clone().map(|t| targets[t][k]).collect();
-            r_squared(&pred, &truth)
+    let targets: Vec<Vec<f64>> = y[fit.clone()].iter().map(|&v| vec![v]).collect();
+    let test = washout + train..y.len();
+    let scores = ridge_path(&x[fit], &targets, ridges)
+        .into_iter()
+        .map(|w| match w {
+            None => Ok(f64::NAN),
+            Some(w) => {
+                let pred: Vec<f64> = test.clone().map(|t| predict(&w[0], &x[t])).collect();
+                metrics::nrmse(&pred, &y[test.clone()]).map_err(QuantEvalError::Metric)
+            }
         })
-        .sum()
+        .collect::<Result<Vec<f64>, _>>()?;
+    Ok((scores, bytes))
 }
 
-/// One row of the comparison.
+/// One format's NARMA10 figure.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct QuantRow {
+pub struct NarmaRow {
     pub format: &'static str,
     pub units: usize,
+    pub hyper: NarmaHyper,
+    /// λ chosen on the tuning seeds.
+    pub ridge: f64,
+    /// Mean NRMSE over the tuning seeds at that λ.
+    pub tuning_nrmse: f64,
+    /// NRMSE per evaluation seed.
+    pub nrmse: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
     pub bytes: usize,
-    pub narma10_nrmse: f64,
-    pub memory_capacity: f64,
 }
 
-/// float32, int16 and int8 on the same random reservoir (NARMA10 and memory capacity use the
-/// settings documented in docs/performance.md).
-pub fn compare(units: usize, seed: u64) -> Result<Vec<QuantRow>, BenchError> {
-    let narma_spec = ReservoirSpec {
+/// The λ of `ridges` with the lowest mean NRMSE over the tuning seeds, and that mean.
+pub fn select_ridge(
+    format: Format,
+    units: usize,
+    hyper: NarmaHyper,
+    ridges: &[f64],
+) -> Result<(f64, f64), QuantEvalError> {
+    let mut sum = vec![0.0f64; ridges.len()];
+    for &seed in &TUNING_SEEDS {
+        let (scores, _) = narma10_nrmse_per_ridge(format, units, hyper, seed, ridges)?;
+        for (s, v) in sum.iter_mut().zip(scores) {
+            // A singular λ must never win.
+            *s += if v.is_nan() { f64::INFINITY } else { v };
+        }
+    }
+    let (best, total) = sum
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .ok_or(QuantEvalError::Parameter {
+            what: "ridges",
+            value: "[]".into(),
+            why: "need at least one candidate",
+        })?;
+    Ok((ridges[best], total / TUNING_SEEDS.len() as f64))
+}
+
+/// NARMA10 of one format: λ chosen on the tuning seeds, NRMSE on the evaluation seeds.
+pub fn narma10_row(
+    format: Format,
+    units: usize,
+    hyper: NarmaHyper,
+) -> Result<NarmaRow, QuantEvalError> {
+    let (ridge, tuning_nrmse) = select_ridge(format, units, hyper, &NARMA_RIDGES)?;
+    let mut nrmse = Vec::new();
+    let mut bytes = 0;
+    for &seed in &EVAL_SEEDS {
+        let (s, b) = narma10_nrmse_per_ridge(format, units, hyper, seed, &[ridge])?;
+        nrmse.push(s[0]);
+        bytes = b;
+    }
+    let (mean, std) = mean_std(&nrmse);
+    Ok(NarmaRow {
+        format: format.name(),
         units,
-        connectivity: 0.1,
-        spectral_radius: 0.9,
-        leak_rate: 1.0,
-        input_scaling: 0.5,
-        seed,
-        ..Default::default()
+        hyper,
+        ridge,
+        tuning_nrmse,
+        nrmse,
+        mean,
+        std,
+        bytes,
+    })
+}
+
+/// Memory capacity of one format on one seed, in float32's tuned setup
+/// ([`MemoryCapacitySetup::default`]: cycle reservoir, ridge 1e-12) at `units`; state ranges
+/// calibrated on the training part.
+pub fn memory_capacity(format: Format, units: usize, seed: u64) -> Result<f64, QuantEvalError> {
+    let s = MemoryCapacitySetup {
+        units,
+        ..MemoryCapacitySetup::default()
     };
-    let mc_spec = ReservoirSpec {
-        input_scaling: 0.1,
-        ..narma_spec
-    };
-    let narma_f = random_reservoir(&narma_spec)?;
-    let mc_f = random_reservoir(&mc_spec)?;
-    // State ranges calibrated on each task's training input only (never the test part).
-    let (narma_u, _) = narma10(2200, 7);
-    let narma_u: Vec<f32> = narma_u.iter().map(|&v| v as f32).collect();
-    let mut rng = SplitMix64(11);
-    let mc_u: Vec<f32> = (0..4200)
-        .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
-        .collect();
-    let narma_range = calibrate_state_ranges(&narma_f, &narma_u)?;
-    let mc_range = calibrate_state_ranges(&mc_f, &mc_u)?;
-    type Ranges = (Vec<f32>, Vec<f32>);
-    let quant = |r: &FusedReservoir,
-                 (lo, hi): &Ranges,
-                 bits: u32|
-     -> Result<Box<dyn Stepper>, BenchError> {
-        Ok(match bits {
-            16 => Box::new(QuantReservoir::<i16>::from_fused_with_ranges(r, lo, hi)?),
-            12 => Box::new(QuantReservoir::<i8, i16>::from_fused_with_ranges(
-                r, lo, hi,
-            )?),
-            _ => Box::new(QuantReservoir::<i8>::from_fused_with_ranges(r, lo, hi)?),
-        })
-    };
-    let mut rows = Vec::new();
-    // 12 stands for int8 weights with int16 states.
-    for bits in [32u32, 16, 12, 8] {
-        let (mut a, mut b): (Box<dyn Stepper>, Box<dyn Stepper>) = if bits == 32 {
-            (Box::new(narma_f.clone()), Box::new(mc_f.clone()))
-        } else {
-            (
-                quant(&narma_f, &narma_range, bits)?,
-                quant(&mc_f, &mc_range, bits)?,
-            )
-        };
-        rows.push(QuantRow {
-            format: a.name(),
-            units,
-            bytes: a.bytes(),
-            narma10_nrmse: narma10_nrmse(a.as_mut(), units),
-            memory_capacity: memory_capacity(b.as_mut(), units, 2 * units.min(100)),
+    let d = s.max_delay;
+    if s.washout < d {
+        return Err(QuantEvalError::Parameter {
+            what: "washout",
+            value: s.washout.to_string(),
+            why: "must be at least max_delay",
         });
     }
-    Ok(rows)
+    let total = s.washout + s.train + s.test;
+    let mut rng = Rng::new(seed);
+    let u: Vec<f64> = (0..total)
+        .map(|_| rng.uniform(-s.input_range, s.input_range))
+        .collect();
+    let config = EsnConfig {
+        units,
+        inputs: 1,
+        spectral_radius: s.spectral_radius,
+        leak_rate: 1.0,
+        input_scaling: s.input_scaling,
+        input_distribution: s.input_distribution,
+        bias_scaling: 0.0,
+        connectivity: s.connectivity,
+        topology: s.topology,
+        seed: seed ^ 0x5eed_0000_0000_0000,
+        ..EsnConfig::default()
+    };
+    let r = fused_from_config(&config)?;
+    let n_fit = s.washout + s.train;
+    let calibration: Vec<f32> = u[..n_fit].iter().map(|&v| v as f32).collect();
+    let mut stepper = format.stepper(&r, &calibration, s.washout)?;
+    let mut x = vec![0.0f32; units];
+    let states: Vec<Vec<f64>> = u
+        .iter()
+        .map(|&ut| {
+            stepper.step_into(ut as f32, &mut x);
+            x.iter().map(|&v| v as f64).collect()
+        })
+        .collect();
+    let targets: Vec<Vec<f64>> = (s.washout..n_fit)
+        .map(|t| (1..=d).map(|k| u[t - k]).collect())
+        .collect();
+    let w =
+        ridge(&states[s.washout..n_fit], &targets, s.ridge).ok_or(QuantEvalError::Singular {
+            format: format.name(),
+            ridge: s.ridge,
+        })?;
+    // Test segment plus the d inputs before it, which the first recalls refer to.
+    let test_u = &u[n_fit - d..];
+    let mut recall = vec![0.0; test_u.len() * d];
+    for (i, xs) in states[n_fit..].iter().enumerate() {
+        let row = (i + d) * d;
+        for (k, wk) in w.iter().enumerate() {
+            recall[row + k] = predict(wk, xs);
+        }
+    }
+    metrics::memory_capacity(test_u, &recall, d).map_err(QuantEvalError::Metric)
+}
+
+/// One format's memory capacity over the evaluation seeds: (per seed, mean, std).
+pub fn memory_capacity_row(
+    format: Format,
+    units: usize,
+) -> Result<(Vec<f64>, f64, f64), QuantEvalError> {
+    let mc = EVAL_SEEDS
+        .iter()
+        .map(|&seed| memory_capacity(format, units, seed))
+        .collect::<Result<Vec<f64>, _>>()?;
+    let (m, s) = mean_std(&mc);
+    Ok((mc, m, s))
 }
 
 #[cfg(test)]
@@ -298,62 +638,122 @@ mod tests {
         );
     }
 
-    /// Rows of the comparison at N = 100 (printed; docs/performance.md quotes them).
-    fn rows() -> Vec<QuantRow> {
-        let rows = compare(100, 3).unwrap();
-        for r in &rows {
-            eprintln!(
-                "{:13} N {:4} bytes {:8} NARMA10 NRMSE {:.4} memory capacity {:.2}",
-                r.format, r.units, r.bytes, r.narma10_nrmse, r.memory_capacity
-            );
-        }
-        rows
+    fn rows(units: usize, formats: &[Format], own: bool) -> Vec<NarmaRow> {
+        formats
+            .iter()
+            .map(|&f| {
+                let hyper = if own {
+                    NarmaHyper::tuned_for(f, units).expect("tuned at this size")
+                } else {
+                    NarmaHyper::float32_tuned(units)
+                };
+                let r = narma10_row(f, units, hyper).unwrap();
+                eprintln!(
+                    "{:13} N {units:4} {hyper:?} ridge {:e}: NARMA10 NRMSE {:.4} ± {:.4} {:?}",
+                    r.format, r.ridge, r.mean, r.std, r.nrmse
+                );
+                r
+            })
+            .collect()
     }
 
-    /// What the quantized formats reach now: int16 and int8 weights (int16 states) track
-    /// float32 within 2%; full int8 (weights and states) stays within 15% — the issue asks 10%,
-    /// which `int8_narma10_within_ten_percent_of_float32` checks and which is not reached yet.
-    #[test]
-    fn quantized_reservoirs_track_float32_on_narma10_and_memory_capacity() {
-        let rows = rows();
-        let (f, i16r, w8, i8r) = (&rows[0], &rows[1], &rows[2], &rows[3]);
-        assert!(
-            f.narma10_nrmse < 0.6,
-            "float32 baseline should learn NARMA10: {}",
-            f.narma10_nrmse
+    /// On float32's own tuned NARMA10 setup (weakly driven, nearly linear reservoir), int16
+    /// states keep the figure (measured +2.2% / +1.8% at N = 100, +1.9% / +2.0% at N = 200).
+    fn int16_states_keep_float32_narma10(units: usize) {
+        let r = rows(
+            units,
+            &[
+                Format::Float32,
+                Format::Int16,
+                Format::Int8WeightsInt16States,
+            ],
+            false,
         );
-        assert!(f.memory_capacity > 10.0);
-        assert!(i16r.narma10_nrmse <= 1.02 * f.narma10_nrmse);
-        assert!(w8.narma10_nrmse <= 1.02 * f.narma10_nrmse);
         assert!(
-            i8r.narma10_nrmse <= 1.15 * f.narma10_nrmse,
-            "int8 {} vs float32 {}",
-            i8r.narma10_nrmse,
-            f.narma10_nrmse
+            r[0].mean < 0.3,
+            "float32 should learn NARMA10: {}",
+            r[0].mean
         );
-        for q in [i16r, w8, i8r] {
+        for q in &r[1..] {
             assert!(
-                q.memory_capacity >= 0.95 * f.memory_capacity,
-                "{} MC {}",
+                q.mean <= 1.05 * r[0].mean,
+                "{} {} vs float32 {}",
                 q.format,
-                q.memory_capacity
+                q.mean,
+                r[0].mean
             );
         }
-        assert!(i8r.bytes < w8.bytes && w8.bytes < i16r.bytes && i16r.bytes < f.bytes);
+        assert!(r[2].bytes < r[1].bytes && r[1].bytes < r[0].bytes);
     }
 
-    /// The issue's figure for full int8 (weights and states). Measured +10.3% at N = 100: not
-    /// reached, so it does not run by default (`cargo test -p echos-host -- --ignored`).
     #[test]
-    #[ignore = "figure not reached yet: int8 states cost +10.3% NARMA10 NRMSE at N = 100"]
-    fn int8_narma10_within_ten_percent_of_float32() {
-        let rows = rows();
-        let (f, i8r) = (&rows[0], &rows[3]);
+    fn int16_states_keep_float32_narma10_at_100_units() {
+        int16_states_keep_float32_narma10(100);
+    }
+
+    #[test]
+    fn int16_states_keep_float32_narma10_at_200_units() {
+        int16_states_keep_float32_narma10(200);
+    }
+
+    /// Memory capacity on float32's tuned setup (cycle reservoir, 200 delays): int8 states
+    /// keep most of it (measured 93.7 vs 97.4 at N = 100).
+    #[test]
+    fn int8_keeps_most_of_the_memory_capacity() {
+        let (_, f, _) = memory_capacity_row(Format::Float32, 100).unwrap();
+        let (_, q, _) = memory_capacity_row(Format::Int8, 100).unwrap();
+        eprintln!("memory capacity N 100: float32 {f:.2}, int8 {q:.2}");
+        assert!(f > 90.0, "float32 memory capacity {f}");
+        assert!(q >= 0.93 * f, "int8 {q} vs float32 {f}");
+    }
+
+    /// Why int8 misses: on float32's tuned setup nearly all of int8's loss is already there
+    /// when only the states the readout sees are rounded to int8's grid (measured 94% of it at
+    /// N = 100), i.e. it is the 8-bit resolution of the features, not the integer step. At
+    /// int8's own tuned (strongly driven) point, float32 on the same weights is only a little
+    /// better (measured +8.8%), but 57% worse than float32 at its own optimum.
+    #[test]
+    fn int8_loss_is_the_readout_resolution() {
+        let budget = |hyper: NarmaHyper| -> Vec<f64> {
+            Format::INT8_ERROR_BUDGET
+                .iter()
+                .map(|&f| narma10_row(f, 100, hyper).unwrap().mean)
+                .collect()
+        };
+        let b = budget(NarmaHyper::float32_tuned(100));
+        eprintln!("error budget N 100, float32-tuned: {b:?}");
+        let (float, readout_only, int8) = (b[0], b[1], b[3]);
+        assert!(int8 > 1.5 * float, "int8 {int8} vs float32 {float}");
         assert!(
-            i8r.narma10_nrmse <= 1.10 * f.narma10_nrmse,
-            "int8 {} vs float32 {}",
-            i8r.narma10_nrmse,
-            f.narma10_nrmse
+            readout_only - float >= 0.8 * (int8 - float),
+            "readout-only rounding {readout_only}, int8 {int8}, float32 {float}"
         );
+        let own = budget(NarmaHyper::tuned_for(Format::Int8, 100).unwrap());
+        eprintln!("error budget N 100, int8-tuned: {own:?}");
+        assert!(
+            own[3] <= 1.15 * own[0],
+            "int8 {} vs float32 {}",
+            own[3],
+            own[0]
+        );
+    }
+
+    /// The issue's figure for full int8 (weights and states): NARMA10 NRMSE within 10% of
+    /// float32, both on float32's tuned hyperparameters and with each format tuned on its own
+    /// (tuning seeds only). Not reached — see docs/performance.md for the measured gap and why
+    /// (8-bit state resolution at the readout) — so it does not run by default:
+    /// `cargo test -p echos-host --lib quant_eval -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "figure not reached: int8 states cost +89% NARMA10 NRMSE on float32's tuned setup and +70% with each format tuned, N = 100"]
+    fn int8_narma10_within_ten_percent_of_float32() {
+        for own in [false, true] {
+            let r = rows(100, &[Format::Float32, Format::Int8], own);
+            assert!(
+                r[1].mean <= 1.10 * r[0].mean,
+                "own-tuned {own}: int8 {} vs float32 {}",
+                r[1].mean,
+                r[0].mean
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! Int8 and int16 versions of a float reservoir: the recurrent weights and the state are
-//! quantized symmetrically (weights by max|w|, states by their range [−1, 1]), the recurrent
-//! sum runs in exact integer arithmetic, and only the pre-activation, tanh and leak are float.
+//! Int8 and int16 versions of a float reservoir: the recurrent weights (one scale per row) and
+//! the state (one affine grid per unit, calibrated on training input) are quantized, the
+//! recurrent sum runs in exact integer arithmetic, and only the pre-activation, tanh (the shared
+//! `fast_tanh`, no libm) and leak are f32.
 //! Input weights and bias stay f32 (N·(inputs + 1) values, small next to W). Column indices
 //! are u16, so these formats hold reservoirs of up to 65,536 units.
 
@@ -44,15 +45,16 @@ impl QuantLevel for i16 {
     }
 }
 
-/// Rounds `v · QMAX` to the nearest level, clamped to ±QMAX (NaN goes to 0).
+/// Rounds `v · inv_scale` to the nearest level (halves away from zero), clamped to ±QMAX; NaN
+/// goes to 0. No libm: the step calls this once per unit, and a saturating `as` cast after
+/// adding ±0.5 rounds the same on every target.
+#[inline(always)]
 fn quantize<Q: QuantLevel>(v: f32, inv_scale: f32) -> Q {
-    let q = libm::roundf(v * inv_scale);
-    let q = if q.is_nan() {
-        0.0
-    } else {
-        q.clamp(-(Q::QMAX as f32), Q::QMAX as f32)
-    };
-    Q::from_i32(q as i32)
+    let qmax = Q::QMAX as f32;
+    let t = (v * inv_scale).clamp(-qmax, qmax);
+    // `as` truncates towards zero and maps NaN to 0.
+    let q = (if t >= 0.0 { t + 0.5 } else { t - 0.5 }) as i32;
+    Q::from_i32(q.clamp(-Q::QMAX, Q::QMAX))
 }
 
 /// A quantized CSR reservoir with its own state.
@@ -255,28 +257,54 @@ impl<W: QuantLevel, S: QuantLevel> QuantReservoir<W, S> {
     }
 }
 
+/// The widening of each calibrated range, as a fraction of its span per side. Measured on the
+/// NARMA10 tuning seeds (int8, N = 100, spectral radius 1.1, input scaling 0.6): NRMSE 0.3737
+/// at 0, 0.3677 at 0.05, 0.3692 at 0.15, 0.3812 at 0.4 — flat for int8; 0.15 is the smallest
+/// at which int16 matched float32 (below it, test excursions beyond the training range clip,
+/// and a clipped state is fed back).
+pub const CALIBRATION_MARGIN: f32 = 0.15;
+
 /// Per-unit state ranges of the float reservoir `r` (from its current state) over `inputs`
-/// (steps × inputs): [min, max] widened by 15% of the span each side, within [−1, 1], at least
-/// 1e-3 wide. Calibrate on training input only.
+/// (steps × inputs), ignoring the first `washout` steps: [min, max] widened by 15% of the span
+/// each side, within [−1, 1], at least 1e-3 wide. Calibrate on training input only.
+///
+/// The washout matters: from a zero state the transient towards the bias-driven operating
+/// point can span far more than the driven fluctuations, and a range stretched over it wastes
+/// most of the levels (NARMA10 tuning seeds, N = 100, spectral radius 0.9, input scaling 0.05,
+/// bias 0.5: int16 NRMSE 0.350 → 0.240 with the washout skipped, int8 0.611 → 0.448). During
+/// the quantized reservoir's own washout the transient then saturates at the range's ends,
+/// which the echo state property forgets.
 pub fn calibrate_state_ranges(
     r: &FusedReservoir,
     inputs: &[f32],
+    washout: usize,
 ) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
     let mut r = r.clone();
     let n = r.units();
+    let steps = inputs.len() / r.inputs().max(1);
+    if washout >= steps {
+        return Err(KernelError::Dimension {
+            what: "calibration washout (must be shorter than the calibration input in steps)",
+            value: washout,
+        });
+    }
     let (mut lo, mut hi) = (vec![f32::INFINITY; n], vec![f32::NEG_INFINITY; n]);
-    for u in inputs.chunks_exact(r.inputs().max(1)) {
+    for (t, u) in inputs.chunks_exact(r.inputs().max(1)).enumerate() {
         let u = if r.inputs() == 0 { &[][..] } else { u };
-        for (j, &x) in r.step(super::Kernel::scalar(), u)?.iter().enumerate() {
+        let x = r.step(super::Kernel::scalar(), u)?;
+        if t < washout {
+            continue;
+        }
+        for (j, &x) in x.iter().enumerate() {
             lo[j] = lo[j].min(x);
             hi[j] = hi[j].max(x);
         }
     }
     for j in 0..n {
         if lo[j] > hi[j] {
-            (lo[j], hi[j]) = (-1.0, 1.0); // no input: full range
+            (lo[j], hi[j]) = (-1.0, 1.0); // only NaN seen: full range
         }
-        let margin = 0.15 * (hi[j] - lo[j]) + 5e-4;
+        let margin = CALIBRATION_MARGIN * (hi[j] - lo[j]) + 5e-4;
         lo[j] = (lo[j] - margin).max(-1.0);
         hi[j] = (hi[j] + margin).min(1.0);
     }
@@ -339,6 +367,24 @@ mod tests {
         assert_eq!(quantize::<i8>(-2.0, 127.0), -127);
         assert_eq!(quantize::<i8>(f32::NAN, 127.0), 0);
         assert_eq!(quantize::<i16>(0.5, 32767.0), 16384);
+    }
+
+    /// The range ignores the washout: from a zero state with a strong bias the transient spans
+    /// far more than the driven fluctuations afterwards.
+    #[test]
+    fn calibration_skips_the_washout() {
+        let f = reservoir();
+        let u: Vec<f32> = (0..400)
+            .map(|t| 0.01 * libm::sinf(t as f32 * 0.3))
+            .collect();
+        let (lo_all, hi_all) = calibrate_state_ranges(&f, &u, 0).unwrap();
+        let (lo, hi) = calibrate_state_ranges(&f, &u, 100).unwrap();
+        let span = |lo: &[f32], hi: &[f32]| lo.iter().zip(hi).map(|(a, b)| b - a).sum::<f32>();
+        assert!(span(&lo, &hi) < 0.5 * span(&lo_all, &hi_all));
+        for j in 0..60 {
+            assert!(lo_all[j] <= lo[j] && hi[j] <= hi_all[j] && lo[j] < hi[j]);
+        }
+        assert!(calibrate_state_ranges(&f, &u, 400).is_err());
     }
 
     #[test]
