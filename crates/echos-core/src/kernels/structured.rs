@@ -37,9 +37,10 @@ where
 }
 
 /// y = W·x for the cycle with jumps: the cycle (`cycle_weight`) plus symmetric jumps
-/// (`jump_weight`) joining units 0, ℓ, 2ℓ, … consecutively, ℓ = `jump`; when ℓ divides N the
-/// last jump node also joins unit 0, closing the jump ring. Per unit the sum is cycle term, then
-/// the jump from the previous jump node, then from the next one.
+/// (`jump_weight`) joining units 0, ℓ, 2ℓ, … consecutively, ℓ = `jump`, with no wrap-around from
+/// the last jump node to unit 0 — the same matrix as the model's `ReservoirMatrix::CycleJumps`.
+/// Per unit the sum is cycle term, then the jump from the previous jump node, then from the next
+/// one.
 pub fn cycle_jumps_matvec<T>(
     cycle_weight: T,
     jump_weight: T,
@@ -59,19 +60,14 @@ where
     }
     cycle_matvec(cycle_weight, x, y)?;
     let nodes = n.div_ceil(jump); // jump nodes 0, ℓ, …, (nodes − 1)·ℓ < n
-    let closed = n.is_multiple_of(jump);
     for k in 0..nodes {
         let m = k * jump;
         let mut acc = y[m];
         if k > 0 {
             acc = acc + jump_weight * x[m - jump];
-        } else if closed {
-            acc = acc + jump_weight * x[(nodes - 1) * jump];
         }
         if k + 1 < nodes {
             acc = acc + jump_weight * x[m + jump];
-        } else if closed {
-            acc = acc + jump_weight * x[0];
         }
         y[m] = acc;
     }
@@ -105,11 +101,6 @@ mod tests {
                 w[pair[0] * n + pair[1]] += rj;
                 w[pair[1] * n + pair[0]] += rj;
             }
-            if n.is_multiple_of(l) {
-                let last = *nodes.last().unwrap();
-                w[last * n] += rj;
-                w[last] += rj;
-            }
         }
         w
     }
@@ -138,6 +129,32 @@ mod tests {
                 assert!(
                     y.iter().zip(&r).all(|(a, b)| (a - b).abs() < 1e-12),
                     "n {n} jump {jump}"
+                );
+            }
+        }
+    }
+
+    /// The kernel and the model (`ReservoirMatrix::CycleJumps`, what `Esn` runs) are one matrix,
+    /// including when the jump divides N (no wrap-around in either).
+    #[test]
+    fn cycle_jumps_kernel_equals_the_model_matrix() {
+        use crate::topology::ReservoirMatrix;
+        for n in [8usize, 12, 13, 30] {
+            for jump in [2usize, 3, 4, 5] {
+                let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.61).cos()).collect();
+                let mut y = vec![0.0; n];
+                cycle_jumps_matvec(0.7, 0.3, jump, &x, &mut y).unwrap();
+                let model = ReservoirMatrix::<f64>::CycleJumps {
+                    units: n,
+                    cycle_weight: 0.7,
+                    jump_weight: 0.3,
+                    jump,
+                };
+                let mut r = vec![0.0; n];
+                model.matvec(&x, &mut r);
+                assert!(
+                    y.iter().zip(&r).all(|(a, b)| (a - b).abs() < 1e-12),
+                    "n {n} jump {jump}: kernel {y:?} model {r:?}"
                 );
             }
         }
