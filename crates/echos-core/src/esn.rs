@@ -20,7 +20,9 @@ use crate::matrix::{Dense, MatrixError};
 use crate::rng::Rng;
 use crate::scalar::Scalar;
 use crate::spectral::{self, ScaleError};
-use crate::topology::{self, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution};
+use crate::topology::{
+    self, BlockError, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution,
+};
 
 /// Largest reservoir the engine builds (CSR indices are u32; this also bounds dense N²).
 pub const MAX_UNITS: usize = 1 << 24;
@@ -142,6 +144,13 @@ pub enum ConfigError {
         jump: usize,
         units: usize,
     },
+    /// `Block { size }` needs 1 ≤ size ≤ units.
+    BadBlockSize {
+        size: usize,
+        units: usize,
+    },
+    /// A block-sparse W is malformed.
+    BlockMatrix(BlockError),
     /// The generated random W has spectral radius 0 (it is nilpotent), so it cannot be scaled.
     DegenerateReservoir,
     /// The Arnoldi estimate of the spectral radius did not converge.
@@ -187,6 +196,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "cycle-with-jumps jump size must satisfy 2 <= jump < units ({units}), got {jump}"
             ),
+            Self::BadBlockSize { size, units } => write!(
+                f,
+                "block topology group size must satisfy 1 <= size <= units ({units}), got {size}"
+            ),
+            Self::BlockMatrix(e) => write!(f, "W: {e}"),
             Self::DegenerateReservoir => write!(
                 f,
                 "the random reservoir has spectral radius 0 and cannot be scaled; raise connectivity or change the seed"
@@ -332,12 +346,29 @@ impl EsnConfig {
                 });
             }
         }
+        if let Topology::Block { size } = self.topology {
+            if size == 0 || size > self.units {
+                return Err(ConfigError::BadBlockSize {
+                    size,
+                    units: self.units,
+                });
+            }
+        }
         // Storage sizes: W_in and W_fb are dense; a random W is dense or CSR. Refusing here
         // turns an impossible allocation (which would abort) into an error.
         let overflow = |what, value| ConfigError::DimensionOverflow { what, value };
         let io = self.units.saturating_mul(self.inputs.max(self.outputs));
         if io > MAX_DENSE_WEIGHTS {
             return Err(overflow("units x inputs (dense W_in / W_fb)", io));
+        }
+        if let Topology::Block { size } = self.topology {
+            // Values are stored per group padded to `size` rows.
+            let per_row = topology::nonzeros_per_row(self.units, self.connectivity);
+            let padded = self.units.div_ceil(size).saturating_mul(size);
+            let nnz = padded.saturating_mul(per_row);
+            if nnz >= u32::MAX as usize {
+                return Err(overflow("nonzeros of W (block)", nnz));
+            }
         }
         if self.topology == Topology::Random {
             match self.format.resolve(self.units, self.connectivity) {
@@ -447,6 +478,10 @@ impl<T: Scalar> Esn<T> {
                 shape("W", (n, n), (c.rows, c.cols))?;
                 c.validate()
                     .map_err(|error| ConfigError::Matrix { what: "W", error })?;
+            }
+            ReservoirMatrix::Block(b) => {
+                shape("W", (n, n), (b.units, b.units))?;
+                b.validate().map_err(ConfigError::BlockMatrix)?;
             }
             ReservoirMatrix::Cycle { units, weight }
             | ReservoirMatrix::DelayLine { units, weight } => {
@@ -663,6 +698,16 @@ fn generate_reservoir<T: Scalar>(
                 jump_weight: T::from_f64(jump_weight),
                 jump,
             })
+        }
+        Topology::Block { size } => {
+            let per_row = topology::nonzeros_per_row(n, config.connectivity);
+            let block = topology::random_block(n, size, per_row, config.distribution, rng);
+            let mut w = ReservoirMatrix::Block(block);
+            scale_f64(&mut w, sr)?;
+            let ReservoirMatrix::Block(block) = w else {
+                unreachable!("built as block above")
+            };
+            Ok(ReservoirMatrix::Block(block.cast()))
         }
         Topology::Random => {
             let per_row = topology::nonzeros_per_row(n, config.connectivity);

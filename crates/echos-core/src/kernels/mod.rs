@@ -19,6 +19,7 @@
 //! give a wrong number but never an out-of-bounds read. [`CsrRef::validate_indices`] turns such
 //! indices into an error once, at load time.
 
+pub mod block;
 pub mod cpu;
 pub mod engine;
 pub mod limits;
@@ -553,6 +554,36 @@ impl Kernel {
             // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
             Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
             _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
+        }
+        Ok(())
+    }
+
+    /// One fused step on a block-sparse reservoir ([`block`]); every variant gives the same
+    /// bits as [`Kernel::scalar`].
+    pub fn block_leaky_step(
+        self,
+        m: &block::BlockLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_len("u", m.inputs, u.len())?;
+        check_len("x", m.units, x.len())?;
+        check_len("x_next", m.units, x_next.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
+            Variant::Avx2Fma => unsafe { block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe {
+                block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next)
+            },
+            _ => block::leaky_step_scalar(m, leak_rate, u, x, x_next),
         }
         Ok(())
     }
