@@ -5,38 +5,50 @@
 //! Arithmetic (identical in every variant, so all three give the same bits): for row i of
 //! group g, acc = 0, then for each of the group's columns in ascending order
 //! acc = acc + w·x[col] (separate multiply and add), then acc = acc + W_in[i,j]·u[j] for j in
-//! index order, then x'[i] = (1−a)·x[i] + a·fast_tanh(acc + b[i]). SIMD lanes run over the
-//! rows of a group (16 for AVX-512, 8 for AVX2, masked at the end of a group); several
-//! row-chunks are interleaved so their add chains overlap, which changes no lane's order.
+//! index order, then x'[i] = (1−a)·x[i] + a·fast_tanh(acc + b[i]).
+//!
+//! Layout: each group is cut into chunks of up to 16 rows (one AVX-512 register; AVX2 uses two
+//! halves), and chunks are taken `TILE` at a time. A tile stores, column step by column step,
+//! the `TILE` chunks' column indices and their 16-lane weight vectors side by side, so the step
+//! streams through one index array and one weight array with fixed offsets, keeping `TILE`
+//! (AVX2: 2·`TILE`) add chains in flight without running out of registers. Lanes past a
+//! chunk's rows, and the dummy chunks that fill the last tile, hold zero weights (column 0) and
+//! are never stored. Groups whose size is not a multiple of 16 waste the unused lanes.
 
 use super::{check_dim, check_len, checked_size, KernelError, LeakyUpdate};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Row-chunks whose add chains the SIMD steps keep in flight at once.
-pub const INTERLEAVE: usize = 4;
+/// Rows per chunk: one AVX-512 register of f32.
+pub const LANES: usize = 16;
+/// Chunks stepped together (independent add chains).
+pub const TILE: usize = 4;
 
-/// A block-sparse reservoir's weights, input weights and bias laid out for the fused step.
+/// A block-sparse reservoir's weights, input weights and bias laid out in tiles for the step.
 #[derive(Clone, Debug)]
 pub struct BlockLeaky {
     pub(crate) units: usize,
     pub(crate) size: usize,
     pub(crate) per_group: usize,
-    pub(crate) groups: usize,
     pub(crate) inputs: usize,
-    /// Group g's columns: `indices[g·k .. (g+1)·k]`, each < units.
-    pub(crate) indices: Vec<u32>,
-    /// Weight of row g·size + r at the group's c-th column: `values[(g·k + c)·size + r]`.
-    pub(crate) values: Vec<f32>,
-    /// Input weights per group, column-major like `values`: `w_in_t[(g·inputs + j)·size + r]`.
+    pub(crate) tiles: usize,
+    /// First row of each chunk slot (tiles·TILE); dummy slots hold 0.
+    pub(crate) chunk_first: Vec<u32>,
+    /// Rows of each chunk slot (0 for dummy slots).
+    pub(crate) chunk_live: Vec<u32>,
+    /// `idx[(t·k + c)·TILE + h]`: chunk h of tile t, its group's c-th column (< units).
+    pub(crate) idx: Vec<u32>,
+    /// `w[((t·k + c)·TILE + h)·16 + lane]`: the weight of that column for the chunk's row `lane`.
+    pub(crate) w: Vec<f32>,
+    /// `w_in_t[((t·inputs + j)·TILE + h)·16 + lane]`.
     pub(crate) w_in_t: Vec<f32>,
-    /// Bias, padded to groups·size.
-    pub(crate) bias: Vec<f32>,
+    /// `bias_t[(t·TILE + h)·16 + lane]`.
+    pub(crate) bias_t: Vec<f32>,
 }
 
 impl BlockLeaky {
-    /// Checks the shape and every column index (O(groups·k + values)), and lays out the input
-    /// weights and bias per group. Padding rows of a ragged last group get zero weights.
+    /// Checks the shape and every column index and rearranges the weights (given as in
+    /// `topology::BlockSparse`: `indices[g·k + c]`, `values[(g·k + c)·size + r]`) into tiles.
     pub fn new(
         units: usize,
         size: usize,
@@ -60,8 +72,9 @@ impl BlockLeaky {
                 value: per_group,
             });
         }
+        let k = per_group;
         let groups = units.div_ceil(size);
-        let n_idx = checked_size("groups × columns per group", groups, per_group)?;
+        let n_idx = checked_size("groups × columns per group", groups, k)?;
         check_len("block indices", n_idx, indices.len())?;
         check_len(
             "block values",
@@ -76,33 +89,59 @@ impl BlockLeaky {
             });
         }
         p.check(units)?;
-        let padded = groups * size;
-        let mut w_in_t = vec![0.0f32; checked_size("groups × inputs × size", padded, p.inputs)?];
-        let mut bias = vec![0.0f32; padded];
-        bias[..units].copy_from_slice(p.bias);
-        for (i, row) in p.w_in.chunks_exact(p.inputs.max(1)).enumerate().take(units) {
-            let (g, r) = (i / size, i % size);
-            for (j, &w) in row.iter().enumerate().take(p.inputs) {
-                w_in_t[(g * p.inputs + j) * size + r] = w;
+        // Chunks: (group, first row in group, live rows), in group order.
+        let mut chunks = Vec::new();
+        for g in 0..groups {
+            let rows = size.min(units - g * size);
+            let mut r = 0;
+            while r < rows {
+                chunks.push((g, r, LANES.min(rows - r)));
+                r += LANES;
             }
         }
-        // Padding rows are never stored, but zero weights keep their lanes finite.
-        let mut values = values.to_vec();
-        for (q, v) in values.iter_mut().enumerate() {
-            if (q / (per_group * size)) * size + q % size >= units {
-                *v = 0.0;
+        let tiles = chunks.len().div_ceil(TILE);
+        let slots = tiles * TILE;
+        let n_w = checked_size("tiles × columns × 64", slots * k, LANES)?;
+        let mut chunk_first = vec![0u32; slots];
+        let mut chunk_live = vec![0u32; slots];
+        let mut idx = vec![0u32; slots * k];
+        let mut w = vec![0.0f32; n_w];
+        let mut w_in_t =
+            vec![0.0f32; checked_size("tiles × inputs × 64", slots * p.inputs, LANES)?];
+        let mut bias_t = vec![0.0f32; slots * LANES];
+        for (slot, &(g, r0, live)) in chunks.iter().enumerate() {
+            let (t, h) = (slot / TILE, slot % TILE);
+            let first = g * size + r0;
+            chunk_first[slot] = first as u32;
+            chunk_live[slot] = live as u32;
+            for c in 0..k {
+                let at = (t * k + c) * TILE + h;
+                idx[at] = indices[g * k + c];
+                for lane in 0..live {
+                    w[at * LANES + lane] = values[(g * k + c) * size + r0 + lane];
+                }
+            }
+            for lane in 0..live {
+                let i = first + lane;
+                for j in 0..p.inputs {
+                    w_in_t[((t * p.inputs + j) * TILE + h) * LANES + lane] =
+                        p.w_in[i * p.inputs + j];
+                }
+                bias_t[slot * LANES + lane] = p.bias[i];
             }
         }
         Ok(BlockLeaky {
             units,
             size,
             per_group,
-            groups,
             inputs: p.inputs,
-            indices: indices.to_vec(),
-            values,
+            tiles,
+            chunk_first,
+            chunk_live,
+            idx,
+            w,
             w_in_t,
-            bias,
+            bias_t,
         })
     }
 
@@ -126,21 +165,25 @@ impl BlockLeaky {
     pub fn nnz(&self) -> usize {
         self.units * self.per_group
     }
-    /// Group g's columns, then its weights (column-major), as `BlockLeaky::new` takes them.
-    pub fn indices(&self) -> &[u32] {
-        &self.indices
+    /// Lane multiply–adds one step performs on the recurrent weights (padding lanes and dummy
+    /// chunks included): the work the SIMD steps do.
+    pub fn padded_nnz(&self) -> usize {
+        self.w.len()
     }
-    /// Weights, `values[(g·k + c)·size + r]`.
-    pub fn values(&self) -> &[f32] {
-        &self.values
-    }
-    /// Bytes held, all of which one step reads (weights, indices, input weights, bias).
+    /// Bytes held, all of which one step reads (weights, indices, input weights, bias, chunk
+    /// table).
     pub fn bytes(&self) -> usize {
-        4 * (self.indices.len() + self.values.len() + self.w_in_t.len() + self.bias.len())
+        4 * (self.idx.len()
+            + self.w.len()
+            + self.w_in_t.len()
+            + self.bias_t.len()
+            + self.chunk_first.len()
+            + self.chunk_live.len())
     }
 }
 
-/// The block step in portable code: the reference arithmetic of the module note.
+/// The block step in portable code: the reference arithmetic of the module note, chunk by
+/// chunk with a 16-lane stack accumulator (column-outer; each row still adds in column order).
 pub(crate) fn leaky_step_scalar(
     m: &BlockLeaky,
     leak_rate: f32,
@@ -149,117 +192,46 @@ pub(crate) fn leaky_step_scalar(
     x_next: &mut [f32],
 ) {
     let keep = 1.0 - leak_rate;
-    let (size, k) = (m.size, m.per_group);
-    for g in 0..m.groups {
-        let cols = &m.indices[g * k..(g + 1) * k];
-        let first = g * size;
-        for r in 0..size.min(m.units - first) {
-            let mut acc = 0.0f32;
-            for (c, &col) in cols.iter().enumerate() {
-                acc += m.values[(g * k + c) * size + r] * x[col as usize];
+    let k = m.per_group;
+    for slot in 0..m.tiles * TILE {
+        let live = m.chunk_live[slot] as usize;
+        if live == 0 {
+            continue;
+        }
+        let (t, h) = (slot / TILE, slot % TILE);
+        let mut acc = [0.0f32; LANES];
+        for c in 0..k {
+            let at = (t * k + c) * TILE + h;
+            let xc = x[m.idx[at] as usize];
+            for (a, &w) in acc.iter_mut().zip(&m.w[at * LANES..at * LANES + LANES]) {
+                *a += w * xc;
             }
-            for (j, &uj) in u.iter().enumerate() {
-                acc += m.w_in_t[(g * m.inputs + j) * size + r] * uj;
+        }
+        for (j, &uj) in u.iter().enumerate() {
+            let at = ((t * m.inputs + j) * TILE + h) * LANES;
+            for (a, &w) in acc.iter_mut().zip(&m.w_in_t[at..at + LANES]) {
+                *a += w * uj;
             }
-            let i = first + r;
-            x_next[i] = super::scalar::leak(keep, leak_rate, x[i], acc + m.bias[i]);
+        }
+        let first = m.chunk_first[slot] as usize;
+        for (lane, &a) in acc.iter().enumerate().take(live) {
+            let i = first + lane;
+            x_next[i] =
+                super::scalar::leak(keep, leak_rate, x[i], a + m.bias_t[slot * LANES + lane]);
         }
     }
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) mod simd {
-    use super::{BlockLeaky, INTERLEAVE};
+    use super::{BlockLeaky, LANES, TILE};
     use core::arch::x86_64::*;
 
-    /// A run of up to 16 (AVX-512) or 8 (AVX2) consecutive rows of one group.
-    #[derive(Clone, Copy)]
-    struct Chunk {
-        group: usize,
-        /// First row inside the group.
-        row: usize,
-        /// Rows in the chunk that are real units (≥ 1).
-        live: usize,
-    }
-
-    /// The i-th chunk of `lanes` rows, in group order.
-    #[inline(always)]
-    fn chunk(m: &BlockLeaky, per_group: usize, lanes: usize, i: usize) -> Chunk {
-        let (group, v) = (i / per_group, i % per_group);
-        let row = v * lanes;
-        let live = lanes
-            .min(m.size - row)
-            .min(m.units - (group * m.size + row));
-        Chunk { group, row, live }
-    }
-
-    /// Chunks processed together: `N` accumulators over the same k-loop.
+    /// The block step, one tile (TILE chunks of 16 rows) at a time.
     ///
-    /// # Safety
-    /// AVX-512F available; `m` built by `BlockLeaky::new` (indices < units); x.len() =
-    /// x_next.len() = m.units; u.len() = m.inputs; every chunk has `live` ≥ 1.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn chunks_avx512<const N: usize>(
-        m: &BlockLeaky,
-        cs: [Chunk; N],
-        keep: __m512,
-        a: __m512,
-        u: &[f32],
-        x: &[f32],
-        x_next: *mut f32,
-    ) {
-        let (size, k) = (m.size, m.per_group);
-        let xp = x.as_ptr();
-        let mut masks = [0u16; N];
-        let mut cols = [core::ptr::null::<u32>(); N];
-        let mut ws = [core::ptr::null::<f32>(); N];
-        for h in 0..N {
-            masks[h] = ((1u32 << cs[h].live) - 1) as u16;
-            // SAFETY: group < groups, so both offsets are inside indices / values.
-            unsafe {
-                cols[h] = m.indices.as_ptr().add(cs[h].group * k);
-                ws[h] = m.values.as_ptr().add(cs[h].group * k * size + cs[h].row);
-            }
-        }
-        let mut acc = [_mm512_setzero_ps(); N];
-        for c in 0..k {
-            for h in 0..N {
-                // SAFETY: c < k, so the column is inside the group's indices and < units =
-                // x.len(); masked lanes of the weight load are not read (no fault), live lanes
-                // are rows row..row+live < size of this group's column c.
-                unsafe {
-                    let xc = _mm512_set1_ps(*xp.add(*cols[h].add(c) as usize));
-                    let w = _mm512_maskz_loadu_ps(masks[h], ws[h].add(c * size));
-                    acc[h] = _mm512_add_ps(acc[h], _mm512_mul_ps(w, xc));
-                }
-            }
-        }
-        for h in 0..N {
-            let Chunk { group, row, .. } = cs[h];
-            let first = group * size + row;
-            let mut r = acc[h];
-            for (j, &uj) in u.iter().enumerate() {
-                // SAFETY: live lanes are inside w_in_t's (group, j) block of `size`.
-                let w = unsafe {
-                    _mm512_maskz_loadu_ps(
-                        masks[h],
-                        m.w_in_t.as_ptr().add((group * m.inputs + j) * size + row),
-                    )
-                };
-                r = _mm512_add_ps(r, _mm512_mul_ps(w, _mm512_set1_ps(uj)));
-            }
-            // SAFETY: live lanes are units first..first+live < units = x.len() = bias rows.
-            unsafe {
-                let bias = _mm512_maskz_loadu_ps(masks[h], m.bias.as_ptr().add(first));
-                let xv = _mm512_maskz_loadu_ps(masks[h], xp.add(first));
-                let res = super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(r, bias));
-                _mm512_mask_storeu_ps(x_next.add(first), masks[h], res);
-            }
-        }
-    }
-
-    /// The block step with 16-row chunks, `INTERLEAVE` chunks at a time.
+    /// Bounds: `new` sized idx = tiles·k·TILE, w = idx·16, w_in_t = tiles·inputs·TILE·16,
+    /// bias_t = tiles·TILE·16, and made every idx < units = x.len(); a live chunk's rows
+    /// first..first+live are < units = x_next.len() (the caller checked the lengths).
     #[target_feature(enable = "avx512f")]
     pub(crate) fn leaky_step_avx512(
         m: &BlockLeaky,
@@ -268,102 +240,65 @@ pub(crate) mod simd {
         x: &[f32],
         x_next: &mut [f32],
     ) {
-        const LANES: usize = 16;
         let keep = _mm512_set1_ps(1.0 - leak_rate);
         let a = _mm512_set1_ps(leak_rate);
-        let per_group = m.size.div_ceil(LANES);
-        // The ragged last group may have fewer real chunks than per_group.
-        let total =
-            (m.groups - 1) * per_group + (m.units - (m.groups - 1) * m.size).div_ceil(LANES);
-        let out = x_next.as_mut_ptr();
-        let mut i = 0;
-        while i + INTERLEAVE <= total {
-            let cs: [Chunk; INTERLEAVE] =
-                core::array::from_fn(|h| chunk(m, per_group, LANES, i + h));
-            // SAFETY: the caller checked x, u, x_next lengths; chunks below `total` are live.
-            unsafe { chunks_avx512(m, cs, keep, a, u, x, out) };
-            i += INTERLEAVE;
-        }
-        while i < total {
-            // SAFETY: as above.
-            unsafe { chunks_avx512(m, [chunk(m, per_group, LANES, i)], keep, a, u, x, out) };
-            i += 1;
-        }
-    }
-
-    /// AVX2 form: 8-row chunks, masked loads, full or lane-by-lane stores.
-    ///
-    /// # Safety
-    /// AVX2 + FMA available; as for `chunks_avx512`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn chunks_avx2<const N: usize>(
-        m: &BlockLeaky,
-        cs: [Chunk; N],
-        keep: __m256,
-        a: __m256,
-        u: &[f32],
-        x: &[f32],
-        x_next: &mut [f32],
-    ) {
-        let (size, k) = (m.size, m.per_group);
+        let k = m.per_group;
         let xp = x.as_ptr();
-        let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mut masks = [_mm256_setzero_si256(); N];
-        let mut cols = [core::ptr::null::<u32>(); N];
-        let mut ws = [core::ptr::null::<f32>(); N];
-        for h in 0..N {
-            masks[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cs[h].live as i32), lane_ids);
-            // SAFETY: group < groups, so both offsets are inside indices / values.
-            unsafe {
-                cols[h] = m.indices.as_ptr().add(cs[h].group * k);
-                ws[h] = m.values.as_ptr().add(cs[h].group * k * size + cs[h].row);
+        let out = x_next.as_mut_ptr();
+        for t in 0..m.tiles {
+            // SAFETY: tile t's index and weight blocks start inside idx / w (see above).
+            let (ip, wp) = unsafe {
+                (
+                    m.idx.as_ptr().add(t * k * TILE),
+                    m.w.as_ptr().add(t * k * TILE * LANES),
+                )
+            };
+            let mut acc = [_mm512_setzero_ps(); TILE];
+            for c in 0..k {
+                for (h, acc_h) in acc.iter_mut().enumerate() {
+                    // SAFETY: c < k and h < TILE stay inside the tile's blocks; the index is
+                    // < units = x.len().
+                    unsafe {
+                        let at = c * TILE + h;
+                        let xc = _mm512_set1_ps(*xp.add(*ip.add(at) as usize));
+                        let w = _mm512_loadu_ps(wp.add(at * LANES));
+                        *acc_h = _mm512_add_ps(*acc_h, _mm512_mul_ps(w, xc));
+                    }
+                }
             }
-        }
-        let mut acc = [_mm256_setzero_ps(); N];
-        for c in 0..k {
-            for h in 0..N {
-                // SAFETY: as in chunks_avx512; masked-off lanes of vmaskmovps do not fault.
+            for (h, &acc_h) in acc.iter().enumerate() {
+                let slot = t * TILE + h;
+                let live = m.chunk_live[slot];
+                if live == 0 {
+                    continue;
+                }
+                let mask = ((1u32 << live) - 1) as u16;
+                let first = m.chunk_first[slot] as usize;
+                let mut r = acc_h;
+                for (j, &uj) in u.iter().enumerate() {
+                    // SAFETY: inside w_in_t (see above).
+                    let w = unsafe {
+                        _mm512_loadu_ps(
+                            m.w_in_t
+                                .as_ptr()
+                                .add(((t * m.inputs + j) * TILE + h) * LANES),
+                        )
+                    };
+                    r = _mm512_add_ps(r, _mm512_mul_ps(w, _mm512_set1_ps(uj)));
+                }
+                // SAFETY: bias_t holds slot·16 + 16 values; live lanes of x / x_next are rows
+                // < units, masked lanes are neither read nor written.
                 unsafe {
-                    let xc = _mm256_set1_ps(*xp.add(*cols[h].add(c) as usize));
-                    let w = _mm256_maskload_ps(ws[h].add(c * size), masks[h]);
-                    acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(w, xc));
+                    let bias = _mm512_loadu_ps(m.bias_t.as_ptr().add(slot * LANES));
+                    let xv = _mm512_maskz_loadu_ps(mask, xp.add(first));
+                    let res = super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(r, bias));
+                    _mm512_mask_storeu_ps(out.add(first), mask, res);
                 }
             }
         }
-        let mut out = [0.0f32; 8];
-        for h in 0..N {
-            let Chunk { group, row, live } = cs[h];
-            let first = group * size + row;
-            let mut r = acc[h];
-            for (j, &uj) in u.iter().enumerate() {
-                // SAFETY: live lanes are inside w_in_t's (group, j) block of `size`.
-                let w = unsafe {
-                    _mm256_maskload_ps(
-                        m.w_in_t.as_ptr().add((group * m.inputs + j) * size + row),
-                        masks[h],
-                    )
-                };
-                r = _mm256_add_ps(r, _mm256_mul_ps(w, _mm256_set1_ps(uj)));
-            }
-            // SAFETY: live lanes are units first..first+live < units = x.len() = bias rows.
-            let res = unsafe {
-                let bias = _mm256_maskload_ps(m.bias.as_ptr().add(first), masks[h]);
-                let xv = _mm256_maskload_ps(xp.add(first), masks[h]);
-                super::super::avx2::leak8(keep, a, xv, _mm256_add_ps(r, bias))
-            };
-            if live == 8 {
-                // SAFETY: first + 8 <= units = x_next.len().
-                unsafe { _mm256_storeu_ps(x_next.as_mut_ptr().add(first), res) };
-            } else {
-                // SAFETY: `out` holds 8 floats.
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), res) };
-                x_next[first..first + live].copy_from_slice(&out[..live]);
-            }
-        }
     }
 
-    /// The block step with 8-row chunks, `INTERLEAVE` chunks at a time.
+    /// AVX2 form: each 16-row chunk as two 8-lane halves (2·TILE add chains).
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn leaky_step_avx2(
         m: &BlockLeaky,
@@ -372,24 +307,72 @@ pub(crate) mod simd {
         x: &[f32],
         x_next: &mut [f32],
     ) {
-        const LANES: usize = 8;
         let keep = _mm256_set1_ps(1.0 - leak_rate);
         let a = _mm256_set1_ps(leak_rate);
-        let per_group = m.size.div_ceil(LANES);
-        let total =
-            (m.groups - 1) * per_group + (m.units - (m.groups - 1) * m.size).div_ceil(LANES);
-        let mut i = 0;
-        while i + INTERLEAVE <= total {
-            let cs: [Chunk; INTERLEAVE] =
-                core::array::from_fn(|h| chunk(m, per_group, LANES, i + h));
-            // SAFETY: the caller checked x, u, x_next lengths; chunks below `total` are live.
-            unsafe { chunks_avx2(m, cs, keep, a, u, x, x_next) };
-            i += INTERLEAVE;
-        }
-        while i < total {
-            // SAFETY: as above.
-            unsafe { chunks_avx2(m, [chunk(m, per_group, LANES, i)], keep, a, u, x, x_next) };
-            i += 1;
+        let k = m.per_group;
+        let xp = x.as_ptr();
+        let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut out = [0.0f32; LANES];
+        for t in 0..m.tiles {
+            // SAFETY: as in the AVX-512 step.
+            let (ip, wp) = unsafe {
+                (
+                    m.idx.as_ptr().add(t * k * TILE),
+                    m.w.as_ptr().add(t * k * TILE * LANES),
+                )
+            };
+            let mut acc = [[_mm256_setzero_ps(); 2]; TILE];
+            for c in 0..k {
+                for (h, acc_h) in acc.iter_mut().enumerate() {
+                    // SAFETY: as in the AVX-512 step.
+                    unsafe {
+                        let at = c * TILE + h;
+                        let xc = _mm256_set1_ps(*xp.add(*ip.add(at) as usize));
+                        let w0 = _mm256_loadu_ps(wp.add(at * LANES));
+                        let w1 = _mm256_loadu_ps(wp.add(at * LANES + 8));
+                        acc_h[0] = _mm256_add_ps(acc_h[0], _mm256_mul_ps(w0, xc));
+                        acc_h[1] = _mm256_add_ps(acc_h[1], _mm256_mul_ps(w1, xc));
+                    }
+                }
+            }
+            for (h, acc_h) in acc.iter().enumerate() {
+                let slot = t * TILE + h;
+                let live = m.chunk_live[slot] as usize;
+                if live == 0 {
+                    continue;
+                }
+                let first = m.chunk_first[slot] as usize;
+                for (half, &acc_half) in acc_h.iter().enumerate() {
+                    let lo = half * 8;
+                    if lo >= live {
+                        break;
+                    }
+                    let n = (live - lo).min(8);
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane_ids);
+                    let mut r = acc_half;
+                    for (j, &uj) in u.iter().enumerate() {
+                        // SAFETY: inside w_in_t.
+                        let w = unsafe {
+                            _mm256_loadu_ps(
+                                m.w_in_t
+                                    .as_ptr()
+                                    .add(((t * m.inputs + j) * TILE + h) * LANES + lo),
+                            )
+                        };
+                        r = _mm256_add_ps(r, _mm256_mul_ps(w, _mm256_set1_ps(uj)));
+                    }
+                    // SAFETY: bias_t holds slot·16 + 16 values; masked-off lanes of the x load
+                    // are not read (rows past first + n may be past the end of x).
+                    let res = unsafe {
+                        let bias = _mm256_loadu_ps(m.bias_t.as_ptr().add(slot * LANES + lo));
+                        let xv = _mm256_maskload_ps(xp.add(first + lo), mask);
+                        super::super::avx2::leak8(keep, a, xv, _mm256_add_ps(r, bias))
+                    };
+                    // SAFETY: `out` holds 16 floats.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(lo), res) };
+                }
+                x_next[first..first + live].copy_from_slice(&out[..live]);
+            }
         }
     }
 }
