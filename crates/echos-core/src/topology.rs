@@ -950,4 +950,28 @@ mod tests {
             ConfigError::BlockMatrix(BlockError::NonFinite { .. })
         ));
     }
+
+    /// Why small block reservoirs remember less (docs/performance.md): W's nonzero columns are
+    /// the union of the groups' column sets, and with few groups that union misses units (N
+    /// draws of k cover nearly all N columns; N/size draws of k do not), so W loses rank.
+    #[test]
+    fn block_rank_is_the_number_of_columns_some_group_reads() {
+        for size in [16, 8, 1] {
+            let mut rng = Rng::new(2);
+            let b = random_block(100, size, 10, WeightDistribution::Normal, &mut rng);
+            let mut read = vec![false; 100];
+            b.indices.iter().for_each(|&c| read[c as usize] = true);
+            let union = read.iter().filter(|&&r| r).count();
+            let d = ReservoirMatrix::Block(b).to_dense();
+            let m = nalgebra::DMatrix::from_row_slice(100, 100, &d.data);
+            let rank = m.rank(1e-9);
+            std::eprintln!("size {size}: columns read {union}, rank {rank}");
+            assert!(rank <= union);
+            if size == 1 {
+                assert!(union >= 99, "random rows read almost every column");
+            } else {
+                assert!(union < 90, "size {size}: few groups leave columns unread");
+            }
+        }
+    }
 }
