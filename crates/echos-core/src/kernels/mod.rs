@@ -9,6 +9,10 @@
 //!   non-zeros (FMA), reduced by a fixed halving tree, then the remainder in index order;
 //! * batched (every variant): the lanes run over the batch, each lane repeats the scalar
 //!   arithmetic exactly, so a batched run equals running the sequences one by one with `Scalar`.
+//! * block-sparse step ([`block`], every variant): lanes run over the rows of a group, each
+//!   row sums its group's columns in ascending order (unfused multiply then add), then its
+//!   inputs in index order, then the bias — the scalar CSR arithmetic, so every variant gives
+//!   the bits of [`Kernel::scalar`]'s CSR step on the same weights.
 //!
 //! The activation of the fused update is [`tanh::fast_tanh`], evaluated with identical operations
 //! in every variant. Variants agree with scalar within [`CROSS_VARIANT_RTOL`] (relative to the

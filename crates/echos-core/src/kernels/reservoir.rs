@@ -270,7 +270,8 @@ impl FusedReservoir {
         w + (self.w_in.len() + self.bias.len() + self.units) * 4
     }
 
-    /// Bytes held: weights (CSR and its SELL copy), input weights, bias and both state buffers.
+    /// Bytes held: weights (CSR and its SELL or block copy), input weights, bias and both state
+    /// buffers.
     pub fn bytes(&self) -> usize {
         self.bytes_per_step()
             + self.units * 4
@@ -278,8 +279,9 @@ impl FusedReservoir {
             + self.block.as_ref().map_or(0, BlockLeaky::bytes)
     }
 
-    /// Bytes the single-sequence step of `kernel` reads: the SELL arrays for SIMD variants on
-    /// sparse weights, else the CSR/dense weights, input weights and bias; plus the state.
+    /// Bytes the single-sequence step of `kernel` reads: the block layout for block-sparse
+    /// reservoirs (every variant), the SELL arrays for SIMD variants on sparse weights, else the
+    /// CSR/dense weights, input weights and bias; plus the state.
     pub fn bytes_read_per_step(&self, kernel: Kernel) -> usize {
         if let Some(b) = &self.block {
             return b.bytes() + self.units * 4;
