@@ -1,7 +1,7 @@
 //! Step rate of the reservoir update (`cargo bench -p echos-core --bench esn_step`), on the
 //! shapes the project compares with ReservoirPy (sparse, connectivity 0.1, N = 100/500/1000;
-//! see shared/DESIGN.md "Peers measured here"), plus the structured and dense storage kinds and
-//! the online readouts. Throughput is reported in steps per second.
+//! see shared/DESIGN.md "Peers measured here"), plus the structured, block-sparse and dense
+//! storage kinds and the online readouts. Throughput is reported in steps per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use echos_core::esn::{Esn, EsnConfig};
@@ -43,6 +43,13 @@ fn steps(c: &mut Criterion) {
     bench_kind::<f64>(c, "step_f64_csr_c0.1", Topology::Random, MatrixFormat::Csr);
     bench_kind::<f32>(c, "step_f32_dense", Topology::Random, MatrixFormat::Dense);
     bench_kind::<f32>(c, "step_f32_cycle", Topology::Cycle, MatrixFormat::Auto);
+    // The engine's exact (portable) path for the block topology; the fused kernel is `step`.
+    bench_kind::<f32>(
+        c,
+        "step_f32_block16_c0.1",
+        Topology::Block { size: 16 },
+        MatrixFormat::Auto,
+    );
 }
 
 fn readouts(c: &mut Criterion) {
