@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the reservoir step: each kernel variant, N = 100, 500, 1000, 2000 at
 //! connectivity 0.1 (and dense for N ≤ 500), single sequence, a batch of 32 and an ensemble of
 //! 64 (one thread here; the multi-core runners are measured by `echos esn bench`), and the
-//! block-sparse topology's gather-free step (`step/block16/N`).
+//! block-sparse topology's gather-free step (`step/block16/N`, `batch32/block16/N`).
 //! Run: `cargo bench -p echos-core --bench step` (filter e.g. `-- 'step/csr/1000'`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -158,6 +158,21 @@ fn bench_batch(c: &mut Criterion) {
                 |b| {
                     b.iter(|| {
                         k.leaky_step_batch_rows(w, p, batch, 0..n, &u, &x, &mut next)
+                            .unwrap();
+                        std::mem::swap(&mut x, &mut next);
+                    })
+                },
+            );
+        }
+        let rb = block_reservoir(n, 16, 1);
+        let m = rb.block().expect("block reservoir");
+        for k in Kernel::available() {
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(
+                BenchmarkId::new(format!("block16/{n}"), k.variant().name()),
+                |b| {
+                    b.iter(|| {
+                        k.block_leaky_step_batch(m, 0.3, batch, &u, &x, &mut next)
                             .unwrap();
                         std::mem::swap(&mut x, &mut next);
                     })

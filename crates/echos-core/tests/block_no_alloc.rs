@@ -1,5 +1,5 @@
 //! The block-sparse step allocates nothing: a counting global allocator watches it on every
-//! variant, and the engine's `Esn<f32>` step on a block reservoir.
+//! variant, its batched form, and the engine's `Esn<f32>` step on a block reservoir.
 
 use echos_core::esn::{Esn, EsnConfig};
 use echos_core::kernels::reservoir::FusedReservoir;
@@ -90,6 +90,20 @@ fn block_steps_allocate_nothing() {
             }
         });
         assert_eq!(n, 0, "{:?}", k.variant());
+    }
+    let m = r.block().unwrap();
+    let batch = 33;
+    let (mut x, mut next) = (vec![0.0f32; 101 * batch], vec![0.0f32; 101 * batch]);
+    let u = vec![0.5f32; 2 * batch];
+    for k in Kernel::available() {
+        let n = count(|| {
+            for _ in 0..10 {
+                k.block_leaky_step_batch(m, 0.5, batch, &u, &x, &mut next)
+                    .unwrap();
+                std::mem::swap(&mut x, &mut next);
+            }
+        });
+        assert_eq!(n, 0, "batched {:?}", k.variant());
     }
     esn.step(&[0.1, 0.2], None).unwrap();
     let n = count(|| {

@@ -222,6 +222,56 @@ pub(crate) fn leaky_step_scalar(
     }
 }
 
+/// The batched block step in portable code: `batch` sequences, states unit-major
+/// (`x[i·batch + b]`, `u[j·batch + b]`); each sequence gets exactly the single step's
+/// arithmetic. `x_next` holds the running sums (column-outer, batch lanes innermost so the
+/// loop vectorises); every (row, sequence) still adds its terms in column order.
+pub(crate) fn leaky_step_batch_scalar(
+    m: &BlockLeaky,
+    leak_rate: f32,
+    batch: usize,
+    u: &[f32],
+    x: &[f32],
+    x_next: &mut [f32],
+) {
+    let keep = 1.0 - leak_rate;
+    let k = m.per_group;
+    for slot in 0..m.tiles * TILE {
+        let live = m.chunk_live[slot] as usize;
+        let (t, h) = (slot / TILE, slot % TILE);
+        let first = m.chunk_first[slot] as usize;
+        let acc = &mut x_next[first * batch..(first + live) * batch];
+        acc.fill(0.0);
+        for c in 0..k {
+            let at = (t * k + c) * TILE + h;
+            let col = m.idx[at] as usize;
+            let xc = &x[col * batch..(col + 1) * batch];
+            for (r, acc_r) in acc.chunks_exact_mut(batch).enumerate() {
+                let w = m.w[at * LANES + r];
+                for (a, &xb) in acc_r.iter_mut().zip(xc) {
+                    *a += w * xb;
+                }
+            }
+        }
+        for j in 0..m.inputs {
+            let uj = &u[j * batch..(j + 1) * batch];
+            for (r, acc_r) in acc.chunks_exact_mut(batch).enumerate() {
+                let w = m.w_in_t[((t * m.inputs + j) * TILE + h) * LANES + r];
+                for (a, &ub) in acc_r.iter_mut().zip(uj) {
+                    *a += w * ub;
+                }
+            }
+        }
+        for (r, acc_r) in acc.chunks_exact_mut(batch).enumerate() {
+            let i = first + r;
+            let bias = m.bias_t[slot * LANES + r];
+            for (b, a) in acc_r.iter_mut().enumerate() {
+                *a = super::scalar::leak(keep, leak_rate, x[i * batch + b], *a + bias);
+            }
+        }
+    }
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) mod simd {
     use super::{BlockLeaky, LANES, TILE};
@@ -294,6 +344,83 @@ pub(crate) mod simd {
                     let res = super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(r, bias));
                     _mm512_mask_storeu_ps(out.add(first), mask, res);
                 }
+            }
+        }
+    }
+
+    /// The batched block step: lanes over 16 sequences, one accumulator per row of the chunk
+    /// (16), so each column's x[col][b0..b0+16] is loaded once and multiplied by the chunk's
+    /// 16 weights (broadcast). Padding rows have zero weights and are never stored.
+    ///
+    /// Bounds: as for the single step, with states unit-major of `batch` lanes (the caller
+    /// checked x, x_next = units·batch, u = inputs·batch); lanes past `batch` are masked.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn leaky_step_batch_avx512(
+        m: &BlockLeaky,
+        leak_rate: f32,
+        batch: usize,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) {
+        let keep = _mm512_set1_ps(1.0 - leak_rate);
+        let a = _mm512_set1_ps(leak_rate);
+        let k = m.per_group;
+        let (xp, up, out) = (x.as_ptr(), u.as_ptr(), x_next.as_mut_ptr());
+        for slot in 0..m.tiles * TILE {
+            let live = m.chunk_live[slot] as usize;
+            if live == 0 {
+                continue;
+            }
+            let (t, h) = (slot / TILE, slot % TILE);
+            let first = m.chunk_first[slot] as usize;
+            let mut b0 = 0;
+            while b0 < batch {
+                let mask = if batch - b0 >= LANES {
+                    0xFFFF
+                } else {
+                    ((1u32 << (batch - b0)) - 1) as u16
+                };
+                let mut acc = [_mm512_setzero_ps(); LANES];
+                for c in 0..k {
+                    let at = (t * k + c) * TILE + h;
+                    // SAFETY: at < idx.len() and at·16 + 16 <= w.len(); the column is < units,
+                    // so its batch lanes b0.. (masked to < batch) are inside x.
+                    unsafe {
+                        let col = *m.idx.as_ptr().add(at) as usize;
+                        let xv = _mm512_maskz_loadu_ps(mask, xp.add(col * batch + b0));
+                        let wp = m.w.as_ptr().add(at * LANES);
+                        for (r, acc_r) in acc.iter_mut().enumerate() {
+                            let w = _mm512_set1_ps(*wp.add(r));
+                            *acc_r = _mm512_add_ps(*acc_r, _mm512_mul_ps(w, xv));
+                        }
+                    }
+                }
+                for (r, &acc_r) in acc.iter().enumerate().take(live) {
+                    let i = first + r;
+                    let mut pre = acc_r;
+                    for j in 0..m.inputs {
+                        // SAFETY: inside w_in_t; u lanes masked to < batch.
+                        unsafe {
+                            let w = _mm512_set1_ps(
+                                *m.w_in_t
+                                    .as_ptr()
+                                    .add(((t * m.inputs + j) * TILE + h) * LANES + r),
+                            );
+                            let uv = _mm512_maskz_loadu_ps(mask, up.add(j * batch + b0));
+                            pre = _mm512_add_ps(pre, _mm512_mul_ps(w, uv));
+                        }
+                    }
+                    // SAFETY: row i < units; lanes masked to < batch.
+                    unsafe {
+                        let bias = _mm512_set1_ps(*m.bias_t.as_ptr().add(slot * LANES + r));
+                        let xv = _mm512_maskz_loadu_ps(mask, xp.add(i * batch + b0));
+                        let res =
+                            super::super::avx512::leak16(keep, a, xv, _mm512_add_ps(pre, bias));
+                        _mm512_mask_storeu_ps(out.add(i * batch + b0), mask, res);
+                    }
+                }
+                b0 += LANES;
             }
         }
     }
@@ -537,5 +664,65 @@ mod tests {
                 Err(KernelError::Length { what: "u", .. })
             ));
         }
+    }
+
+    /// Each sequence of a batched step equals that sequence stepped alone, bit for bit, for
+    /// every variant and batch size (lanes past a multiple of 16 included).
+    #[test]
+    fn batched_block_step_equals_one_by_one() {
+        for (n, size, k, inputs) in [(50, 16, 5, 1), (129, 17, 12, 2), (200, 32, 20, 1)] {
+            let base = block_reservoir(n, size, k, inputs, 7);
+            let m = base.block().unwrap();
+            for batch in [1, 5, 16, 17, 33] {
+                let mut rng = TestRng(3);
+                let us: Vec<Vec<f32>> = (0..10 * batch)
+                    .map(|_| (0..inputs).map(|_| rng.uniform()).collect())
+                    .collect();
+                // One by one with the scalar single step.
+                let mut alone = Vec::new();
+                for b in 0..batch {
+                    let mut r = base.clone();
+                    for s in 0..10 {
+                        r.step(Kernel::scalar(), &us[s * batch + b]).unwrap();
+                    }
+                    alone.push(bits(r.state()));
+                }
+                for kernel in Kernel::available() {
+                    let (mut x, mut next) = (vec![0.0f32; n * batch], vec![0.0f32; n * batch]);
+                    let mut u = vec![0.0f32; inputs * batch];
+                    for s in 0..10 {
+                        for b in 0..batch {
+                            for j in 0..inputs {
+                                u[j * batch + b] = us[s * batch + b][j];
+                            }
+                        }
+                        kernel
+                            .block_leaky_step_batch(m, base.leak_rate(), batch, &u, &x, &mut next)
+                            .unwrap();
+                        core::mem::swap(&mut x, &mut next);
+                    }
+                    for (b, want) in alone.iter().enumerate() {
+                        let got: Vec<f32> = (0..n).map(|i| x[i * batch + b]).collect();
+                        assert_eq!(
+                            &bits(&got),
+                            want,
+                            "{:?} N={n} size={size} batch={batch} seq {b}",
+                            kernel.variant()
+                        );
+                    }
+                }
+            }
+        }
+        let m = block_reservoir(20, 4, 3, 1, 1);
+        let b = m.block().unwrap();
+        let (x, mut next) = (vec![0.0f32; 40], vec![0.0f32; 40]);
+        assert!(matches!(
+            Kernel::scalar().block_leaky_step_batch(b, 0.5, 2, &[0.1], &x, &mut next),
+            Err(KernelError::Length { what: "u", .. })
+        ));
+        assert!(matches!(
+            Kernel::scalar().block_leaky_step_batch(b, 0.5, 0, &[], &[], &mut []),
+            Err(KernelError::Dimension { .. })
+        ));
     }
 }

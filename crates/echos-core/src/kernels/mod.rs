@@ -592,6 +592,42 @@ impl Kernel {
         Ok(())
     }
 
+    /// One fused block step of `batch` sequences through the same reservoir, states unit-major
+    /// (`x[i·batch + b]`, `u[j·batch + b]`): sequence b's result is bit-identical to
+    /// [`Kernel::block_leaky_step`] on that sequence alone. AVX-512 runs SIMD (lanes over the
+    /// batch); other variants the portable form of the same arithmetic.
+    pub fn block_leaky_step_batch(
+        self,
+        m: &block::BlockLeaky,
+        leak_rate: f32,
+        batch: usize,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_dim("batch", batch)?;
+        let states = checked_size("units × batch", m.units, batch)?;
+        check_len(
+            "u",
+            checked_size("inputs × batch", m.inputs, batch)?,
+            u.len(),
+        )?;
+        check_len("x", states, x.len())?;
+        check_len("x_next", states, x_next.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe {
+                block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next)
+            },
+            _ => block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
+        }
+        Ok(())
+    }
+
     /// Part of the SELL step: slices `slices` only, results in slot order
     /// (`out[slot − slices.start·16]`, slot = slice·16 + lane, original row
     /// `m.slot_rows()[slot]`; padding slots are 0 on the portable path, untouched on AVX-512).
