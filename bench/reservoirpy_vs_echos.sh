@@ -2,7 +2,10 @@
 # ReservoirPy 0.4.2 against the echos engine on the same task, in one run: a sparse reservoir
 # (connectivity 0.1, leak 0.3, spectral radius 0.9), 10,000 steps of one uniform input, for
 # N = 100, 500, 1000, single sequence, plus a batch of 32 sequences at N = 1000. Prints the
-# median steps/s of each and their ratios. ReservoirPy lives in a throwaway virtual environment
+# median steps/s of each and their ratios. Rows marked "block" run our block-sparse topology
+# (groups of 16 units share their k = 0.1·N in-neighbour columns; same number of non-zeros per
+# row) against ReservoirPy's own random sparse reservoir: a different matrix structure, compared
+# for speed only (accuracy: docs/performance.md, "Block-sparse reservoirs"). ReservoirPy lives in a throwaway virtual environment
 # (never a project dependency): $RPY_VENV, default /tmp/echos-rpy-venv.
 #
 # Usage: bash bench/reservoirpy_vs_echos.sh [repeats]      (default 5 timed runs per point)
@@ -60,12 +63,17 @@ row() { # name rpy_wall rpy_cpu echos_wall echos_cpu kernel
 for n in 100 500 1000; do
     read -r rw rc <<<"$(rpy "$n")"
     line=$("${ECHOS[@]}" --units "$n" --connectivity 0.1 --steps "$STEPS" --batch 1 --repeats "$REPEATS" --json)
-    row "single N=$n" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
+    row "single N=$n random" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
+    if [ "$n" -ge 160 ]; then
+        # Block size 16 only from N = 160 up, where 16 <= k = 0.1·N (see docs/performance.md).
+        line=$("${ECHOS[@]}" --units "$n" --connectivity 0.1 --steps "$STEPS" --batch 1 --topology block --block-size 16 --repeats "$REPEATS" --json)
+        row "single N=$n block 16" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
+    fi
     if [ "$n" = 1000 ]; then
         # One sequence, each step shared by two threads (CPU column: steps per CPU-second of
         # both threads together, so it measures work, not speed).
         line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 1 --split-step --threads 2 --repeats "$REPEATS" --json)
-        row "single N=1000, 2 threads" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
+        row "single N=1000 random, 2 thr" "$rw" "$rc" "$(echo "$line" | field steps_per_s)" "$(echo "$line" | field steps_per_cpu_s)" "$(echo "$line" | field step_kernel)"
         line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --repeats "$REPEATS" --json)
         e=$(echo "$line" | field steps_per_s)
         ec=$(echo "$line" | field steps_per_cpu_s)
@@ -78,6 +86,9 @@ for n in 100 500 1000; do
         row "batch 32, rows split (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
     fi
 done
+echo "topologies: 'random' rows run a random sparse reservoir like ReservoirPy's; 'block 16' rows run" \
+     "echos' block-sparse topology (same non-zeros per row, rows in groups of 16 sharing columns)" \
+     "against ReservoirPy's random reservoir.";
 echo "ratios: echos steps/s divided by ReservoirPy's, medians of $REPEATS runs each, measured in this run;" \
      "CPU columns count steps per CPU-second of the working threads (robust to other processes);" \
      "'all seqs' counts the 32 sequences' steps together (ReservoirPy runs one sequence at a time)."

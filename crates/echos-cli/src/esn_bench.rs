@@ -46,6 +46,13 @@ pub struct BenchArgs {
     /// step); sparse reservoirs only.
     #[arg(long)]
     pub split_step: bool,
+    /// Reservoir topology: `random` (sparse, SELL-16 step) or `block` (groups of units share
+    /// their in-neighbour columns; gather-free step).
+    #[arg(long, default_value = "random")]
+    pub topology: String,
+    /// Rows per group of a `block` reservoir.
+    #[arg(long, default_value_t = echos_core::topology::DEFAULT_BLOCK_SIZE)]
+    pub block_size: usize,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -62,6 +69,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             };
             vec![Kernel::new(v).with_context(|| format!("cannot run kernel `{name}`"))?]
         }
+    };
+    let block_size = match args.topology.as_str() {
+        "random" => None,
+        "block" => Some(args.block_size),
+        other => bail!("unknown topology `{other}`: use random or block"),
     };
     let threads = match args.threads {
         Some(t) => t,
@@ -82,6 +94,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         threads,
         split_rows: args.row_split,
         split_step: args.split_step,
+        block_size,
     };
     for kernel in kernels {
         let r = bench
@@ -91,9 +104,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "{:14} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total, {:.0} per CPU-s); \
+                "{:18} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total, {:.0} per CPU-s); \
                  limits: bandwidth {:.0} ({:.1} GB/s), {} {:.0} steps/s -> {} binds, {:.0}% of it",
-                r.step_kernel,
+                if r.block_size > 0 {
+                    format!("{} ({})", r.step_kernel, r.block_size)
+                } else {
+                    r.step_kernel.to_string()
+                },
                 r.units,
                 r.connectivity,
                 r.batch,

@@ -1,8 +1,8 @@
 //! Step rate of the reservoir update (`cargo bench -p echos-core --bench esn_step`), on the
 //! shapes the project compares with ReservoirPy (sparse, connectivity 0.1, N = 100/500/1000;
-//! see shared/DESIGN.md "Peers measured here"), plus the structured and dense storage kinds and
-//! the online readouts, and the fused step kernels (`EsnConfig::kernel`) through `Esn::step`.
-//! Throughput is reported in steps per second.
+//! see shared/DESIGN.md "Peers measured here"), plus the structured, block-sparse and dense
+//! storage kinds and the online readouts, and the fused step kernels (`EsnConfig::kernel`)
+//! through `Esn::step`. Throughput is reported in steps per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
@@ -64,6 +64,13 @@ fn steps(c: &mut Criterion) {
         let kernel = StepKernel::Fused(k.variant());
         bench_kernel::<f32>(c, &group, Topology::Random, MatrixFormat::Csr, kernel);
     }
+    // The engine's exact (portable) path for the block topology; the fused kernel is `step`.
+    bench_kind::<f32>(
+        c,
+        "step_f32_block16_c0.1",
+        Topology::Block { size: 16 },
+        MatrixFormat::Auto,
+    );
 }
 
 fn readouts(c: &mut Criterion) {

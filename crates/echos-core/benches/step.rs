@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the reservoir step: each kernel variant, N = 100, 500, 1000, 2000 at
 //! connectivity 0.1 (and dense for N ≤ 500), single sequence, a batch of 32 and an ensemble of
-//! 64 (one thread here; the multi-core runners are measured by `echos esn bench`).
+//! 64 (one thread here; the multi-core runners are measured by `echos esn bench`), and the
+//! block-sparse topology's gather-free step (`step/block16/N`, `batch32/block16/N`).
 //! Run: `cargo bench -p echos-core --bench step` (filter e.g. `-- 'step/csr/1000'`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -53,8 +54,42 @@ fn reservoir(n: usize, p: f64, seed: u64) -> FusedReservoir {
     FusedReservoir::new(n, 1, weights, w_in, bias, 0.3).expect("valid reservoir")
 }
 
+/// A block-sparse reservoir (`Topology::Block { size }`, connectivity 0.1) drawn by the engine,
+/// weights scaled by the same circular-law estimate.
+fn block_reservoir(n: usize, size: usize, seed: u64) -> FusedReservoir {
+    use echos_core::topology::{nonzeros_per_row, random_block, WeightDistribution};
+    let k = nonzeros_per_row(n, 0.1);
+    let mut rng = echos_core::rng::Rng::new(seed);
+    let b = random_block(n, size, k, WeightDistribution::Uniform, &mut rng);
+    let scale = 0.9 / ((1.0 / 3.0) * k as f64).sqrt();
+    let values: Vec<f32> = b.values.iter().map(|v| (v * scale) as f32).collect();
+    let mut r = SplitMix64(seed);
+    let w_in = (0..n).map(|_| (r.uniform() * 2.0 - 1.0) as f32).collect();
+    let bias = (0..n)
+        .map(|_| ((r.uniform() * 2.0 - 1.0) * 0.1) as f32)
+        .collect();
+    FusedReservoir::new_block(n, 1, size, k, &b.indices, &values, w_in, bias, 0.3)
+        .expect("valid block reservoir")
+}
+
 fn bench_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("step");
+    for &n in &[100usize, 500, 1000, 2000] {
+        let base = block_reservoir(n, 16, 1);
+        for k in Kernel::available() {
+            let id = BenchmarkId::new(format!("block16/{n}"), k.variant().name());
+            let mut r = base.clone();
+            let mut t = 0u32;
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(id, |b| {
+                b.iter(|| {
+                    t = t.wrapping_add(1);
+                    let u = [(t as f32 * 0.01).sin()];
+                    black_box(r.step(k, &u).unwrap()[0])
+                })
+            });
+        }
+    }
     for &n in &[100usize, 500, 1000, 2000] {
         let mut formats = vec![("csr", 0.1)];
         if n <= 500 {
@@ -123,6 +158,21 @@ fn bench_batch(c: &mut Criterion) {
                 |b| {
                     b.iter(|| {
                         k.leaky_step_batch_rows(w, p, batch, 0..n, &u, &x, &mut next)
+                            .unwrap();
+                        std::mem::swap(&mut x, &mut next);
+                    })
+                },
+            );
+        }
+        let rb = block_reservoir(n, 16, 1);
+        let m = rb.block().expect("block reservoir");
+        for k in Kernel::available() {
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(
+                BenchmarkId::new(format!("block16/{n}"), k.variant().name()),
+                |b| {
+                    b.iter(|| {
+                        k.block_leaky_step_batch(m, 0.3, batch, &u, &x, &mut next)
                             .unwrap();
                         std::mem::swap(&mut x, &mut next);
                     })

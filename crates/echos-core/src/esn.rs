@@ -30,7 +30,9 @@ use crate::matrix::{Dense, MatrixError};
 use crate::rng::Rng;
 use crate::scalar::Scalar;
 use crate::spectral::{self, ScaleError};
-use crate::topology::{self, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution};
+use crate::topology::{
+    self, BlockError, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution,
+};
 
 /// Largest reservoir the engine builds (CSR indices are u32; this also bounds dense N²).
 pub const MAX_UNITS: usize = 1 << 24;
@@ -244,6 +246,13 @@ pub enum ConfigError {
         jump: usize,
         units: usize,
     },
+    /// `Block { size }` needs 1 ≤ size ≤ units.
+    BadBlockSize {
+        size: usize,
+        units: usize,
+    },
+    /// A block-sparse W is malformed.
+    BlockMatrix(BlockError),
     /// The generated random W has spectral radius 0 (it is nilpotent), so it cannot be scaled.
     DegenerateReservoir,
     /// The Arnoldi estimate of the spectral radius did not converge.
@@ -297,6 +306,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "cycle-with-jumps jump size must satisfy 2 <= jump < units ({units}), got {jump}"
             ),
+            Self::BadBlockSize { size, units } => write!(
+                f,
+                "block topology group size must satisfy 1 <= size <= units ({units}), got {size}"
+            ),
+            Self::BlockMatrix(e) => write!(f, "W: {e}"),
             Self::DegenerateReservoir => write!(
                 f,
                 "the random reservoir has spectral radius 0 and cannot be scaled; raise connectivity or change the seed"
@@ -471,12 +485,29 @@ impl EsnConfig {
                 return Err(ConfigError::KernelUnsupported(variant));
             }
         }
+        if let Topology::Block { size } = self.topology {
+            if size == 0 || size > self.units {
+                return Err(ConfigError::BadBlockSize {
+                    size,
+                    units: self.units,
+                });
+            }
+        }
         // Storage sizes: W_in and W_fb are dense; a random W is dense or CSR. Refusing here
         // turns an impossible allocation (which would abort) into an error.
         let overflow = |what, value| ConfigError::DimensionOverflow { what, value };
         let io = self.units.saturating_mul(self.inputs.max(self.outputs));
         if io > MAX_DENSE_WEIGHTS {
             return Err(overflow("units x inputs (dense W_in / W_fb)", io));
+        }
+        if let Topology::Block { size } = self.topology {
+            // Values are stored per group padded to `size` rows.
+            let per_row = topology::nonzeros_per_row(self.units, self.connectivity);
+            let padded = self.units.div_ceil(size).saturating_mul(size);
+            let nnz = padded.saturating_mul(per_row);
+            if nnz >= u32::MAX as usize {
+                return Err(overflow("nonzeros of W (block)", nnz));
+            }
         }
         if self.topology == Topology::Random {
             match self.format.resolve(self.units, self.connectivity) {
@@ -597,6 +628,10 @@ impl<T: Scalar> Esn<T> {
                 shape("W", (n, n), (c.rows, c.cols))?;
                 c.validate()
                     .map_err(|error| ConfigError::Matrix { what: "W", error })?;
+            }
+            ReservoirMatrix::Block(b) => {
+                shape("W", (n, n), (b.units, b.units))?;
+                b.validate().map_err(ConfigError::BlockMatrix)?;
             }
             ReservoirMatrix::Cycle { units, weight }
             | ReservoirMatrix::DelayLine { units, weight } => {
@@ -883,15 +918,32 @@ impl Fused {
         finite("W_in / W_fb rounded to f32", &w_drive)?;
         let bias: Vec<f32> = bias.iter().map(|&v| f32_of(v)).collect();
         finite("bias rounded to f32", &bias)?;
-        let weights = fused_weights(w)?;
-        let values = match &weights {
-            OwnedWeights::Csr { values, .. } => values,
-            OwnedWeights::Dense(d) => d,
-        };
-        finite("W rounded to f32", values)?;
         let leak_rate = config.leak_rate as f32;
-        let reservoir = FusedReservoir::new(units, drive_len, weights, w_drive, bias, leak_rate)
-            .map_err(ConfigError::Kernel)?;
+        let reservoir = if let ReservoirMatrix::Block(b) = w {
+            // The gather-free block kernel, on the block layout itself (not a CSR copy).
+            let values: Vec<f32> = b.values.iter().map(|&v| f32_of(v)).collect();
+            finite("W rounded to f32", &values)?;
+            FusedReservoir::new_block(
+                units,
+                drive_len,
+                b.size,
+                b.per_group,
+                &b.indices,
+                &values,
+                w_drive,
+                bias,
+                leak_rate,
+            )
+        } else {
+            let weights = fused_weights(w)?;
+            let values = match &weights {
+                OwnedWeights::Csr { values, .. } => values,
+                OwnedWeights::Dense(d) => d,
+            };
+            finite("W rounded to f32", values)?;
+            FusedReservoir::new(units, drive_len, weights, w_drive, bias, leak_rate)
+        }
+        .map_err(ConfigError::Kernel)?;
         Ok(Fused {
             kernel,
             reservoir,
@@ -905,7 +957,8 @@ type RowEntries = Vec<(u32, f32)>;
 
 /// W in the fused kernels' formats. One arm per `ReservoirMatrix` kind: dense stays dense,
 /// CSR goes to CSR (the kernel builds SELL-16 from it), and the structured ones become their
-/// O(N)-non-zero CSR (one entry per edge; the jump edges of `CycleJumps` added to their rows).
+/// O(N)-non-zero CSR (one entry per edge; the jump edges of `CycleJumps` added to their rows);
+/// block matrices go to the CSR of the same rows.
 fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> Result<OwnedWeights, ConfigError> {
     let f32_of = |v: T| v.to_f64() as f32;
     let rows_to_csr = |units: usize, row: &dyn Fn(usize, &mut RowEntries)| {
@@ -973,6 +1026,28 @@ fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> Result<OwnedWeights, Conf
                 }
             })
         }
+        // The builder gives block matrices their own kernel; this CSR form (the same rows,
+        // columns ascending) serves any caller that wants block weights in CSR.
+        ReservoirMatrix::Block(b) => {
+            let (size, k) = (b.size, b.per_group);
+            let mut indptr = Vec::with_capacity(b.units + 1);
+            let mut indices = Vec::with_capacity(b.units * k);
+            let mut values = Vec::with_capacity(b.units * k);
+            indptr.push(0u32);
+            for i in 0..b.units {
+                let (g, r) = (i / size, i % size);
+                for c in 0..k {
+                    indices.push(b.indices[g * k + c]);
+                    values.push(f32_of(b.values[(g * k + c) * size + r]));
+                }
+                indptr.push(indices.len() as u32);
+            }
+            OwnedWeights::Csr {
+                indptr,
+                indices,
+                values,
+            }
+        }
     })
 }
 
@@ -1014,6 +1089,16 @@ fn generate_reservoir<T: Scalar>(
                 jump_weight: T::from_f64(jump_weight),
                 jump,
             })
+        }
+        Topology::Block { size } => {
+            let per_row = topology::nonzeros_per_row(n, config.connectivity);
+            let block = topology::random_block(n, size, per_row, config.distribution, rng);
+            let mut w = ReservoirMatrix::Block(block);
+            scale_f64(&mut w, sr)?;
+            let ReservoirMatrix::Block(block) = w else {
+                unreachable!("built as block above")
+            };
+            Ok(ReservoirMatrix::Block(block.cast()))
         }
         Topology::Random => {
             let per_row = topology::nonzeros_per_row(n, config.connectivity);
@@ -1596,6 +1681,8 @@ mod tests {
                 (100, 1, Topology::DelayLine),
                 (100, 0, Topology::CycleJumps { jump: 7 }),
                 (96, 0, Topology::CycleJumps { jump: 8 }),
+                (200, 0, Topology::Block { size: 16 }),
+                (200, 1, Topology::Block { size: 8 }),
             ] {
                 let config = EsnConfig {
                     topology,
@@ -1631,6 +1718,37 @@ mod tests {
                 // An Esn<f64> with a fused kernel holds the f32 results, widened exactly.
                 assert!(xa.iter().zip(xb).all(|(p, q)| f64::from(*p) == *q));
                 bits.extend(xa.iter().map(|v| v.to_bits()));
+            }
+            bits
+        };
+        let reference = run(Variant::Scalar);
+        for k in Kernel::available() {
+            assert!(run(k.variant()) == reference, "{:?}", k.variant());
+        }
+    }
+
+    /// A block reservoir's fused kernel is the gather-free block step (not a CSR copy), and that
+    /// step gives the same bits on every variant (its documented order).
+    #[test]
+    fn block_fused_kernel_runs_the_block_step_identically_on_every_variant() {
+        let run = |variant: Variant| {
+            let config = EsnConfig {
+                topology: Topology::Block { size: 16 },
+                ..fused_config(200, 1, StepKernel::Fused(variant))
+            };
+            let mut esn = Esn::<f32>::new(&config).unwrap();
+            assert_eq!(
+                esn.fused_step_name(),
+                Some(match variant {
+                    Variant::Scalar => "scalar-block",
+                    Variant::Avx2Fma => "avx2-block",
+                    Variant::Avx512 => "avx512-block",
+                })
+            );
+            let mut bits = Vec::new();
+            for t in 0..200 {
+                let (u, y) = drive(t);
+                bits.extend(esn.step(&u, Some(&y)).unwrap().iter().map(|v| v.to_bits()));
             }
             bits
         };

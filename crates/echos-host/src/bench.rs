@@ -79,11 +79,7 @@ impl Default for ReservoirSpec {
 /// Largest reservoir the benchmark builds (the dense form would need 4·N² bytes).
 pub const MAX_UNITS: usize = 1 << 16;
 
-/// A random reservoir: each weight present with probability `connectivity`, uniform in
-/// [−1, 1], scaled by the circular law (radius ≈ σ·√(N·p), σ² = 1/3) to the target spectral
-/// radius — an estimate that is close for these sizes; the tasks scale exactly with the engine's
-/// spectral module. Input weights uniform in [−1, 1], bias uniform in [−0.1, 0.1].
-pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchError> {
+fn check_spec(spec: &ReservoirSpec) -> Result<(), BenchError> {
     let n = spec.units;
     if n == 0 || n > MAX_UNITS {
         return Err(BenchError::Parameter {
@@ -120,6 +116,61 @@ pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchErr
             why: "must be finite and non-negative",
         });
     }
+    Ok(())
+}
+
+/// A block-sparse reservoir (`Topology::Block { size }`, the engine's own draw with
+/// k = round(connectivity·N) columns per group, uniform weights in [−1, 1]) scaled by the
+/// circular-law estimate σ·√k as [`random_reservoir`] does (speed does not depend on it);
+/// input weights and bias as there.
+pub fn block_reservoir(spec: &ReservoirSpec, size: usize) -> Result<FusedReservoir, BenchError> {
+    check_spec(spec)?;
+    let n = spec.units;
+    if size == 0 || size > n {
+        return Err(BenchError::Parameter {
+            what: "block size",
+            value: size.to_string(),
+            why: "must be in 1..=units",
+        });
+    }
+    let k = echos_core::topology::nonzeros_per_row(n, spec.connectivity);
+    let mut engine_rng = echos_core::rng::Rng::new(spec.seed);
+    let b = echos_core::topology::random_block(
+        n,
+        size,
+        k,
+        echos_core::topology::WeightDistribution::Uniform,
+        &mut engine_rng,
+    );
+    let scale = spec.spectral_radius / ((1.0 / 3.0) * k as f64).sqrt();
+    let values: Vec<f32> = b.values.iter().map(|v| (v * scale) as f32).collect();
+    let mut rng = SplitMix64(spec.seed);
+    let w_in = (0..n * spec.inputs)
+        .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
+        .collect();
+    let bias = (0..n)
+        .map(|_| ((rng.uniform01() * 2.0 - 1.0) * 0.1) as f32)
+        .collect();
+    Ok(FusedReservoir::new_block(
+        n,
+        spec.inputs,
+        size,
+        k,
+        &b.indices,
+        &values,
+        w_in,
+        bias,
+        spec.leak_rate,
+    )?)
+}
+
+/// A random reservoir: each weight present with probability `connectivity`, uniform in
+/// [−1, 1], scaled by the circular law (radius ≈ σ·√(N·p), σ² = 1/3) to the target spectral
+/// radius — an estimate that is close for these sizes; the tasks scale exactly with the engine's
+/// spectral module. Input weights uniform in [−1, 1], bias uniform in [−0.1, 0.1].
+pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchError> {
+    let n = spec.units;
+    check_spec(spec)?;
     let mut rng = SplitMix64(spec.seed);
     let density = spec.connectivity;
     let scale = spec.spectral_radius / ((1.0 / 3.0) * n as f64 * density).sqrt();
@@ -330,6 +381,7 @@ mod tests {
             threads: 1,
             split_rows: false,
             split_step: false,
+            block_size: None,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
         let split = StepBench {
@@ -407,12 +459,68 @@ mod tests {
             threads: 2,
             split_rows: false,
             split_step: false,
+            block_size: None,
         };
         let r = b.run(Kernel::best()).unwrap();
         assert_eq!(r.kernel, Kernel::best().variant().name());
         assert!(r.steps_per_s > 0.0 && r.total_steps_per_s > r.steps_per_s);
         assert!(["bandwidth", "compute"].contains(&r.binding_limit));
         assert!(r.fraction_of_limit > 0.0);
+    }
+
+    #[test]
+    fn block_bench_runs_the_block_kernel_and_refuses_bad_sizes() {
+        let b = StepBench {
+            spec: ReservoirSpec {
+                units: 100,
+                ..ReservoirSpec::default()
+            },
+            steps: 20,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+            split_rows: false,
+            split_step: false,
+            block_size: Some(16),
+        };
+        for k in Kernel::available() {
+            let r = b.run(k).unwrap();
+            assert_eq!(r.step_kernel, format!("{}-block", k.variant().name()));
+            assert_eq!((r.topology, r.block_size, r.nnz), ("block", 16, 1000));
+            assert_eq!(r.compute_limit_kind, "mul-adds");
+        }
+        for size in [0, 101] {
+            let bad = StepBench {
+                block_size: Some(size),
+                ..b.clone()
+            };
+            assert!(matches!(
+                bad.run(Kernel::scalar()),
+                Err(BenchError::Parameter {
+                    what: "block size",
+                    ..
+                })
+            ));
+        }
+        let split = StepBench {
+            split_step: true,
+            threads: 2,
+            ..b.clone()
+        };
+        assert!(split.run(Kernel::scalar()).is_err());
+        // Batches and ensembles of block reservoirs run too (batches on the CSR form).
+        for (batch, ensemble) in [(4, 1), (1, 3)] {
+            let r = StepBench {
+                batch,
+                ensemble,
+                threads: 2,
+                ..b.clone()
+            }
+            .run(Kernel::best())
+            .unwrap();
+            assert!(r.steps_per_s > 0.0);
+        }
     }
 
     #[test]
@@ -444,6 +552,8 @@ pub struct StepBench {
     /// One sequence: share each step between two threads ([`crate::ensemble::SplitStep`],
     /// sparse only).
     pub split_step: bool,
+    /// `Some(size)`: a block-sparse reservoir ([`block_reservoir`]) instead of the random one.
+    pub block_size: Option<usize>,
 }
 
 /// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
@@ -451,6 +561,10 @@ pub struct StepBench {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StepBenchReport {
     pub kernel: &'static str,
+    /// `random` or `block` (the reservoir's topology).
+    pub topology: &'static str,
+    /// Rows per group of a block reservoir (0 for random).
+    pub block_size: usize,
     pub units: usize,
     pub connectivity: f64,
     pub nnz: usize,
@@ -524,6 +638,13 @@ impl StepBench {
                 "batch and ensemble cannot be combined",
             );
         }
+        if self.split_step && self.block_size.is_some() {
+            return bad(
+                "block size",
+                self.block_size.unwrap_or(0),
+                "split-step runs the SELL-16 form of a random reservoir; block reservoirs step on one thread",
+            );
+        }
         if self.repeats == 0 || self.repeats > 1000 {
             return bad("repeats", self.repeats, "must be in 1..=1000");
         }
@@ -548,7 +669,11 @@ impl StepBench {
     pub fn run(&self, kernel: Kernel) -> Result<StepBenchReport, BenchError> {
         use crate::ensemble::{BatchRunner, Ensemble, SplitStep};
         self.check()?;
-        let reservoir = random_reservoir(&self.spec)?;
+        let make = |spec: &ReservoirSpec| match self.block_size {
+            Some(size) => block_reservoir(spec, size),
+            None => random_reservoir(spec),
+        };
+        let reservoir = make(&self.spec)?;
         let n = self.spec.units;
         let lanes = self.batch.max(self.ensemble);
         let mut rng = SplitMix64(self.spec.seed ^ 0xB1A5);
@@ -595,7 +720,7 @@ impl StepBench {
             } else if self.ensemble > 1 {
                 let members = (0..self.ensemble)
                     .map(|m| {
-                        random_reservoir(&ReservoirSpec {
+                        make(&ReservoirSpec {
                             seed: self.spec.seed.wrapping_add(m as u64),
                             ..self.spec
                         })
@@ -672,8 +797,16 @@ impl StepBench {
         };
         let nnz = reservoir.csr_ref().map_or(n * n, |c| c.nnz());
         let width = per_thread_lanes as f64;
-        let (kind, compute_limit) = match reservoir.csr_ref() {
-            Some(c) if self.batch == 1 => {
+        let (kind, compute_limit) = match (reservoir.block(), reservoir.csr_ref()) {
+            (Some(b), _) if self.batch == 1 => {
+                // The block step does one lane multiply-add per stored weight (padding lanes
+                // included) and gathers nothing.
+                let m = muladd_rate(kernel);
+                let padded = b.padded_nnz();
+                let per_member = if self.ensemble > 1 { width } else { 1.0 };
+                ("mul-adds", m / padded as f64 / per_member)
+            }
+            (_, Some(c)) if self.batch == 1 => {
                 let g = gather_rate(kernel, n, c.indices());
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
                 ("gathers", g / nnz as f64 / per_member)
@@ -708,6 +841,12 @@ impl StepBench {
             reservoir.step_kernel_name(kernel)
         };
         Ok(StepBenchReport {
+            topology: if self.block_size.is_some() {
+                "block"
+            } else {
+                "random"
+            },
+            block_size: self.block_size.unwrap_or(0),
             compute_limit_kind: kind,
             compute_limit_steps_per_s: compute_limit,
             binding_limit: binding,

@@ -5,6 +5,7 @@
 pub mod array;
 pub mod atomic;
 pub mod bench;
+pub mod block_eval;
 pub mod csv_table;
 pub mod datasets;
 pub mod ensemble;

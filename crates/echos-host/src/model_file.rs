@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use echos_core::esn::{ConfigError, Esn, EsnConfig};
 use echos_core::matrix::{Csr, Dense};
 use echos_core::readout::{Linear, ReadoutError};
-use echos_core::topology::ReservoirMatrix;
+use echos_core::topology::{BlockSparse, ReservoirMatrix};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,11 @@ enum ReservoirMeta {
         jump_weight: f64,
         jump: usize,
     },
+    /// Tensors `w.indices` [groups·per_group] and `w.values` [groups·per_group·size].
+    Block {
+        size: usize,
+        per_group: usize,
+    },
 }
 
 fn f64_bytes(v: &[f64]) -> Vec<u8> {
@@ -131,6 +136,24 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
                 f64_bytes(&c.values),
             ));
             ReservoirMeta::Csr
+        }
+        ReservoirMatrix::Block(b) => {
+            owned.push((
+                "w.indices".into(),
+                Dtype::I64,
+                vec![b.indices.len()],
+                i64_bytes(b.indices.iter().copied()),
+            ));
+            owned.push((
+                "w.values".into(),
+                Dtype::F64,
+                vec![b.values.len()],
+                f64_bytes(&b.values),
+            ));
+            ReservoirMeta::Block {
+                size: b.size,
+                per_group: b.per_group,
+            }
         }
         ReservoirMatrix::Cycle { weight, .. } => ReservoirMeta::Cycle { weight: *weight },
         ReservoirMatrix::DelayLine { weight, .. } => ReservoirMeta::DelayLine { weight: *weight },
@@ -438,6 +461,21 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
                 })?;
             ReservoirMatrix::Csr(csr)
         }
+        ReservoirMeta::Block { size, per_group } => {
+            let block = BlockSparse {
+                units: n,
+                size,
+                per_group,
+                indices: r.indices("w.indices")?,
+                values: r.f64s("w.values", &[r.values_len("w.values")])?,
+            };
+            block.validate().map_err(|e| ModelFileError::Metadata {
+                path: p(),
+                key: "reservoir",
+                reason: format!("the block-sparse matrix W is inconsistent: {e}"),
+            })?;
+            ReservoirMatrix::Block(block)
+        }
         ReservoirMeta::Cycle { weight } => ReservoirMatrix::Cycle { units: n, weight },
         ReservoirMeta::DelayLine { weight } => ReservoirMatrix::DelayLine { units: n, weight },
         ReservoirMeta::CycleJumps {
@@ -563,6 +601,8 @@ mod tests {
             (Topology::Random, 200, true),
             (Topology::Random, 20, false),
             (Topology::Cycle, 50, false),
+            (Topology::Block { size: 16 }, 100, false),
+            (Topology::Block { size: 7 }, 50, true),
         ] {
             let (model, test) = narma_model(topology, units, inf);
             let path = dir.path().join("m.safetensors");
@@ -779,5 +819,27 @@ mod tests {
         bad.readout.weights.data[3] = f64::NAN;
         let e = from_bytes(&to_bytes(&bad).unwrap(), p).unwrap_err();
         assert!(matches!(e, ModelFileError::Readout { .. }), "{e}");
+    }
+
+    #[test]
+    fn rejects_an_inconsistent_block_matrix() {
+        let (model, _) = narma_model(Topology::Block { size: 8 }, 40, false);
+        let bytes = to_bytes(&model).unwrap();
+        let p = Path::new("m.safetensors");
+        assert!(from_bytes(&bytes, p).is_ok());
+        // The stored layout says 8 rows per group; claiming 5 makes the value count wrong.
+        let wrong = patch_header(&bytes, r#"\"size\":8,"#, r#"\"size\":5,"#);
+        let e = from_bytes(&wrong, p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelFileError::Metadata {
+                    key: "reservoir",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("block-sparse"), "{e}");
     }
 }

@@ -75,6 +75,7 @@ pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
         Topology::Cycle => ("cycle", 2),
         Topology::DelayLine => ("delay_line", 2),
         Topology::CycleJumps { jump } => ("cycle_jumps", jump),
+        Topology::Block { .. } => ("block", 2),
     };
     Settings {
         neurons: c.units,
@@ -121,6 +122,7 @@ fn cast_matrix<T: Scalar, U: Scalar>(w: &ReservoirMatrix<T>) -> ReservoirMatrix<
             jump_weight: cast(*jump_weight),
             jump: *jump,
         },
+        ReservoirMatrix::Block(b) => ReservoirMatrix::Block(b.cast()),
     }
 }
 
@@ -163,8 +165,11 @@ fn topology_of(name: &str, jump: usize) -> PyResult<Topology> {
         "cycle" => Ok(Topology::Cycle),
         "delay_line" => Ok(Topology::DelayLine),
         "cycle_jumps" => Ok(Topology::CycleJumps { jump }),
+        "block" => Ok(Topology::Block {
+            size: echos_core::topology::DEFAULT_BLOCK_SIZE,
+        }),
         other => Err(PyValueError::new_err(format!(
-            "topology must be \"random\", \"cycle\", \"delay_line\" or \"cycle_jumps\", got {other:?}"
+            "topology must be \"random\", \"cycle\", \"delay_line\", \"cycle_jumps\" or \"block\", got {other:?}"
         ))),
     }
 }

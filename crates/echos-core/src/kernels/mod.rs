@@ -9,6 +9,10 @@
 //!   non-zeros (FMA), reduced by a fixed halving tree, then the remainder in index order;
 //! * batched (every variant): the lanes run over the batch, each lane repeats the scalar
 //!   arithmetic exactly, so a batched run equals running the sequences one by one with `Scalar`.
+//! * block-sparse step ([`block`], every variant): lanes run over the rows of a group, each
+//!   row sums its group's columns in ascending order (unfused multiply then add), then its
+//!   inputs in index order, then the bias — the scalar CSR arithmetic, so every variant gives
+//!   the bits of [`Kernel::scalar`]'s CSR step on the same weights.
 //!
 //! The activation of the fused update is [`tanh::fast_tanh`], evaluated with identical operations
 //! in every variant. Variants agree with scalar within [`CROSS_VARIANT_RTOL`] (relative to the
@@ -19,6 +23,7 @@
 //! give a wrong number but never an out-of-bounds read. [`CsrRef::validate_indices`] turns such
 //! indices into an error once, at load time.
 
+pub mod block;
 pub mod cpu;
 pub mod engine;
 pub mod limits;
@@ -553,6 +558,72 @@ impl Kernel {
             // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
             Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
             _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
+        }
+        Ok(())
+    }
+
+    /// One fused step on a block-sparse reservoir ([`block`]); every variant gives the same
+    /// bits as [`Kernel::scalar`].
+    pub fn block_leaky_step(
+        self,
+        m: &block::BlockLeaky,
+        leak_rate: f32,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_len("u", m.inputs, u.len())?;
+        check_len("x", m.units, x.len())?;
+        check_len("x_next", m.units, x_next.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
+            Variant::Avx2Fma => unsafe { block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe {
+                block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next)
+            },
+            _ => block::leaky_step_scalar(m, leak_rate, u, x, x_next),
+        }
+        Ok(())
+    }
+
+    /// One fused block step of `batch` sequences through the same reservoir, states unit-major
+    /// (`x[i·batch + b]`, `u[j·batch + b]`): sequence b's result is bit-identical to
+    /// [`Kernel::block_leaky_step`] on that sequence alone. AVX-512 runs SIMD (lanes over the
+    /// batch); other variants the portable form of the same arithmetic.
+    pub fn block_leaky_step_batch(
+        self,
+        m: &block::BlockLeaky,
+        leak_rate: f32,
+        batch: usize,
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<(), KernelError> {
+        check_dim("batch", batch)?;
+        let states = checked_size("units × batch", m.units, batch)?;
+        check_len(
+            "u",
+            checked_size("inputs × batch", m.inputs, batch)?,
+            u.len(),
+        )?;
+        check_len("x", states, x.len())?;
+        check_len("x_next", states, x_next.len())?;
+        if !(leak_rate > 0.0 && leak_rate <= 1.0) {
+            return Err(KernelError::LeakRate);
+        }
+        match self.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
+            Variant::Avx512 => unsafe {
+                block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next)
+            },
+            _ => block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! An owned f32 reservoir for the fused kernels: weights validated once at construction, state
 //! double-buffered, so [`FusedReservoir::step`] checks nothing O(N) and allocates nothing.
 
+use super::block::BlockLeaky;
 use super::sell::SellLeaky;
 use super::{
     check_dim, check_len, checked_size, CsrRef, DenseRef, Kernel, KernelError, LeakyUpdate,
@@ -33,6 +34,9 @@ pub struct FusedReservoir {
     leak_rate: f32,
     /// The CSR weights rearranged for the SIMD single-sequence step (sparse reservoirs only).
     sell: Option<SellLeaky>,
+    /// The block-sparse layout, for reservoirs made by [`FusedReservoir::new_block`]: then
+    /// every variant steps on it, and `weights` is its CSR form for the other paths.
+    block: Option<BlockLeaky>,
     state: Vec<f32>,
     next: Vec<f32>,
 }
@@ -93,6 +97,7 @@ impl FusedReservoir {
         };
         Ok(FusedReservoir {
             sell,
+            block: None,
             units,
             inputs,
             weights,
@@ -102,6 +107,75 @@ impl FusedReservoir {
             state: vec![0.0; units],
             next: vec![0.0; units],
         })
+    }
+
+    /// A block-sparse reservoir (`Topology::Block`): groups of `size` consecutive units share
+    /// `per_group` columns; `indices`/`values` are laid out as in
+    /// [`crate::topology::BlockSparse`]. Checked once like [`FusedReservoir::new`]; the step
+    /// uses the block kernel on every variant, batches use the CSR form of the same weights.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_block(
+        units: usize,
+        inputs: usize,
+        size: usize,
+        per_group: usize,
+        indices: &[u32],
+        values: &[f32],
+        w_in: Vec<f32>,
+        bias: Vec<f32>,
+        leak_rate: f32,
+    ) -> Result<Self, KernelError> {
+        check_len(
+            "w_in",
+            checked_size("units × inputs", units, inputs)?,
+            w_in.len(),
+        )?;
+        let p = LeakyUpdate {
+            w_in: &w_in,
+            inputs,
+            bias: &bias,
+            leak_rate,
+        };
+        let block = BlockLeaky::new(units, size, per_group, indices, values, p)?;
+        let mut indptr = Vec::with_capacity(units + 1);
+        let nnz = checked_size("units × columns per group", units, per_group)?;
+        if nnz > u32::MAX as usize {
+            return Err(KernelError::Dimension {
+                what: "nonzeros",
+                value: nnz,
+            });
+        }
+        let (mut csr_idx, mut csr_val) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+        indptr.push(0u32);
+        for i in 0..units {
+            let (g, r) = (i / size, i % size);
+            for c in 0..per_group {
+                csr_idx.push(indices[g * per_group + c]);
+                csr_val.push(values[(g * per_group + c) * size + r]);
+            }
+            indptr.push(csr_idx.len() as u32);
+        }
+        Ok(FusedReservoir {
+            sell: None,
+            block: Some(block),
+            units,
+            inputs,
+            weights: OwnedWeights::Csr {
+                indptr,
+                indices: csr_idx,
+                values: csr_val,
+            },
+            w_in,
+            bias,
+            leak_rate,
+            state: vec![0.0; units],
+            next: vec![0.0; units],
+        })
+    }
+
+    /// The block-sparse layout (reservoirs from [`FusedReservoir::new_block`] only).
+    pub fn block(&self) -> Option<&BlockLeaky> {
+        self.block.as_ref()
     }
 
     /// Number of reservoir units.
@@ -196,14 +270,22 @@ impl FusedReservoir {
         w + (self.w_in.len() + self.bias.len() + self.units) * 4
     }
 
-    /// Bytes held: weights (CSR and its SELL copy), input weights, bias and both state buffers.
+    /// Bytes held: weights (CSR and its SELL or block copy), input weights, bias and both state
+    /// buffers.
     pub fn bytes(&self) -> usize {
-        self.bytes_per_step() + self.units * 4 + self.sell.as_ref().map_or(0, SellLeaky::bytes)
+        self.bytes_per_step()
+            + self.units * 4
+            + self.sell.as_ref().map_or(0, SellLeaky::bytes)
+            + self.block.as_ref().map_or(0, BlockLeaky::bytes)
     }
 
-    /// Bytes the single-sequence step of `kernel` reads: the SELL arrays for SIMD variants on
-    /// sparse weights, else the CSR/dense weights, input weights and bias; plus the state.
+    /// Bytes the single-sequence step of `kernel` reads: the block layout for block-sparse
+    /// reservoirs (every variant), the SELL arrays for SIMD variants on sparse weights, else the
+    /// CSR/dense weights, input weights and bias; plus the state.
     pub fn bytes_read_per_step(&self, kernel: Kernel) -> usize {
+        if let Some(b) = &self.block {
+            return b.bytes() + self.units * 4;
+        }
         match &self.sell {
             Some(m) if kernel.variant() != Variant::Scalar => m.bytes() + self.units * 4,
             _ => self.bytes_per_step(),
@@ -212,6 +294,13 @@ impl FusedReservoir {
 
     /// Which step code runs for `kernel`: e.g. `avx512-sell16`, `scalar-csr`, `avx2-dense`.
     pub fn step_kernel_name(&self, kernel: Kernel) -> &'static str {
+        if self.block.is_some() {
+            return match kernel.variant() {
+                Variant::Scalar => "scalar-block",
+                Variant::Avx2Fma => "avx2-block",
+                Variant::Avx512 => "avx512-block",
+            };
+        }
         match (kernel.variant(), &self.weights) {
             (Variant::Scalar, OwnedWeights::Csr { .. }) => "scalar-csr",
             (Variant::Scalar, OwnedWeights::Dense(_)) => "scalar-dense",
@@ -252,8 +341,11 @@ impl FusedReservoir {
             bias: &self.bias,
             leak_rate: self.leak_rate,
         };
-        match &self.sell {
-            Some(m) if kernel.variant() != Variant::Scalar => {
+        match (&self.block, &self.sell) {
+            (Some(b), _) => {
+                kernel.block_leaky_step(b, self.leak_rate, u, &self.state, &mut self.next)?
+            }
+            (None, Some(m)) if kernel.variant() != Variant::Scalar => {
                 kernel.sell_leaky_step(m, self.leak_rate, u, &self.state, &mut self.next)?
             }
             _ => kernel.leaky_step(w, p, u, &self.state, &mut self.next)?,

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 /// SplitMix64: enough randomness for test matrices, independent of the engine's RNG.
-pub(crate) struct TestRng(u64);
+pub(crate) struct TestRng(pub(crate) u64);
 impl TestRng {
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
