@@ -4,32 +4,15 @@
 use echos_core::kernels::quant::QuantReservoir;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::{structured, Kernel};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
+
+/// Allocations made by this thread while `f` runs.
+fn count(f: impl FnOnce()) -> usize {
+    common::count_allocations(f).0
+}
 
 fn reservoir(n: usize, dense: bool) -> FusedReservoir {
     let mut indptr = vec![0u32];
@@ -56,15 +39,9 @@ fn reservoir(n: usize, dense: bool) -> FusedReservoir {
     FusedReservoir::new(n, 2, weights, vec![0.2; 2 * n], vec![0.05; n], 0.5).unwrap()
 }
 
-/// Allocations made by `f`.
-fn count(mut f: impl FnMut()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    f();
-    ALLOCATIONS.load(Ordering::SeqCst) - before
-}
-
 #[test]
 fn every_step_path_allocates_nothing() {
+    common::assert_counter_works();
     for dense in [false, true] {
         let mut r = reservoir(97, dense);
         for k in Kernel::available() {
