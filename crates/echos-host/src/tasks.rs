@@ -306,6 +306,9 @@ pub fn default_shared_data() -> PathBuf {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Narma10Setup {
     pub units: usize,
+    /// Layout of W (`Random` in the tuned setup; the block topology is compared against it).
+    #[serde(default)]
+    pub topology: Topology,
     pub washout: usize,
     pub train: usize,
     pub test: usize,
@@ -324,6 +327,7 @@ impl Narma10Setup {
     pub fn for_units(units: usize) -> Self {
         Self {
             units,
+            topology: Topology::Random,
             washout: 200,
             train: 2000,
             test: 3000,
@@ -358,6 +362,7 @@ impl Narma10Setup {
             input_scaling: self.input_scaling,
             bias_scaling: self.bias_scaling,
             connectivity: self.connectivity,
+            topology: self.topology,
             seed: seed ^ 0x5eed_0000_0000_0000,
             kernel,
             ..EsnConfig::default()
