@@ -107,3 +107,24 @@ def test_open_loop_predict_is_the_readout_of_update_s_states(kernel):
     esn.state = start
     halves = np.vstack([esn.update(u[:333]), esn.update(u[333:])])
     np.testing.assert_array_equal(halves, states)
+
+
+def test_block_models_match_the_cli_s(tmp_path):
+    from test_kernels import _cli, series
+
+    u, y = series()
+    np.save(tmp_path / "u.npy", u[:400])
+    np.save(tmp_path / "y.npy", y[:400])
+    for kernel in ["exact", "scalar"]:
+        _cli("esn", "train", "--input", tmp_path / "u.npy", "--target", tmp_path / "y.npy",
+             "--model", tmp_path / "cli.safetensors", "--units", 120, "--spectral-radius", 0.9,
+             "--leak-rate", 0.3, "--input-scaling", 1.0, "--bias-scaling", 0.0,
+             "--connectivity", 0.1, "--ridge", 1e-6, "--washout", 100, "--seed", 5,
+             "--topology", "block", "--block-size", 8, "--kernel", kernel)
+        from_cli = echos.ESN.load(tmp_path / "cli.safetensors")
+        assert from_cli.topology == "block" and from_cli.block_size == 8
+        esn = echos.ESN(neurons=120, spectral_radius=0.9, leak_rate=0.3, bias=0.0, seed=5,
+                        topology="block", block_size=8, kernel=kernel)
+        esn.fit(u[:400], y[:400], washout=100, ridge=1e-6)
+        np.testing.assert_array_equal(from_cli.readout_weights, esn.readout_weights)
+        np.testing.assert_array_equal(from_cli.state, esn.state)

@@ -159,6 +159,10 @@ fn features(input_features: bool, u: &[f64], x: &[f64], z: &mut Vec<f64>) {
     z.extend_from_slice(x);
 }
 
+/// Steps per engine call when a whole series runs through `Esn::run_into` (bounds the states
+/// buffer at this many × units values).
+const RUN_CHUNK_STEPS: usize = 256;
+
 /// Trains on `input` (steps × inputs) and `target` (steps × outputs) with teacher forcing.
 pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<EsnModel, TrainError> {
     let config = EsnConfig {
@@ -257,25 +261,55 @@ pub fn fit(
     let mut z = Vec::with_capacity(n_features);
     let mut all_states = Vec::with_capacity((steps - setup.washout) * n_features);
     let zeros = vec![0.0; outputs];
-    for t in 0..steps {
-        let fb = if esn.outputs() == 0 {
-            None
-        } else if t == 0 {
-            Some(&zeros[..])
-        } else {
-            Some(target.row(t - 1))
-        };
-        esn.step(input.row(t), fb)?;
-        if noise > 0.0 {
+    let mut keep = |t: usize, state: &[f64]| -> Result<(), TrainError> {
+        if t >= setup.washout {
+            features(setup.input_features, input.row(t), state, &mut z);
+            ridge.accumulate(&z, target.row(t))?;
+            all_states.extend_from_slice(&z);
+        }
+        Ok(())
+    };
+    if noise > 0.0 {
+        // The noise enters the state between steps, so this runs one step at a time.
+        for t in 0..steps {
+            let fb = if esn.outputs() == 0 {
+                None
+            } else if t == 0 {
+                Some(&zeros[..])
+            } else {
+                Some(target.row(t - 1))
+            };
+            esn.step(input.row(t), fb)?;
             for (v, &x) in noisy.iter_mut().zip(esn.state()) {
                 *v = x + rng.uniform(-noise, noise);
             }
             esn.set_state(&noisy)?;
+            keep(t, esn.state())?;
         }
-        if t >= setup.washout {
-            features(setup.input_features, input.row(t), esn.state(), &mut z);
-            ridge.accumulate(&z, target.row(t))?;
-            all_states.extend_from_slice(&z);
+    } else {
+        // Whole chunks per engine call; the teacher-forced feedback of step t is target(t−1).
+        let n = esn.units();
+        let fb_dim = esn.outputs();
+        let chunk = RUN_CHUNK_STEPS.min(steps);
+        let mut states = vec![0.0; chunk * n];
+        let mut feedback = vec![0.0; chunk * fb_dim];
+        for first in (0..steps).step_by(chunk) {
+            let len = chunk.min(steps - first);
+            let fb = (fb_dim > 0).then(|| {
+                for (k, row) in feedback[..len * fb_dim]
+                    .chunks_exact_mut(fb_dim)
+                    .enumerate()
+                {
+                    let t = first + k;
+                    row.copy_from_slice(if t == 0 { &zeros } else { target.row(t - 1) });
+                }
+                &feedback[..len * fb_dim]
+            });
+            let us = &input.data()[first * input.cols()..(first + len) * input.cols()];
+            esn.run_into(us, fb, &mut states[..len * n])?;
+            for (k, state) in states[..len * n].chunks_exact(n).enumerate() {
+                keep(first + k, state)?;
+            }
         }
     }
     let readout = match setup.solver {
@@ -457,6 +491,10 @@ impl EsnModel {
         }
         let no = self.outputs();
         let mut out = vec![0.0; input.rows() * no];
+        if self.esn.outputs() == 0 {
+            self.run_open_loop(input, &mut out)?;
+            return Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput);
+        }
         let mut prev = self.last_output.clone();
         for t in 0..input.rows() {
             if let (Some(tch), true) = (teacher, t > 0) {
@@ -470,6 +508,37 @@ impl EsnModel {
             }
         }
         Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
+    }
+
+    /// Predictions of a model without output feedback: the reservoir runs whole chunks of
+    /// `input` per engine call, then the readout reads each chunk's states.
+    fn run_open_loop(&mut self, input: &Array2, out: &mut [f64]) -> Result<(), TrainError> {
+        let (n, ni, no) = (self.esn.units(), self.esn.inputs(), self.outputs());
+        let rows = input.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let chunk = RUN_CHUNK_STEPS.min(rows);
+        let mut states = vec![0.0; chunk * n];
+        for (us, ys) in input
+            .data()
+            .chunks(chunk * ni)
+            .zip(out.chunks_mut(chunk * no))
+        {
+            let len = us.len() / ni;
+            let states = &mut states[..len * n];
+            self.esn.run_into(us, None, states)?;
+            for ((u, x), y) in us
+                .chunks_exact(ni)
+                .zip(states.chunks_exact(n))
+                .zip(ys.chunks_exact_mut(no))
+            {
+                features(self.setup.input_features, u, x, &mut self.features);
+                self.readout.predict(&self.features, y)?;
+            }
+        }
+        self.last_output.copy_from_slice(&out[(rows - 1) * no..]);
+        Ok(())
     }
 
     /// `steps` closed-loop steps from the current state and last output.
