@@ -488,13 +488,9 @@ impl<T: Scalar + Float> Model<T> {
     /// All states of a run over `x` (rows × inputs), row-major rows × units.
     pub fn update(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
         let (ni, n) = (self.inputs(), self.units());
-        if self.esn.outputs() == 0 {
-            // Open loop: one engine call for the whole sequence, checked once.
+        if self.is_open_loop() {
             let mut out = vec![T::zero(); rows * n];
-            self.esn.run_into(x, None, &mut out).map_err(msg)?;
-            if rows > 0 {
-                remember(&mut self.last_input, &x[(rows - 1) * ni..]);
-            }
+            self.update_into(x, &mut out)?;
             return Ok(out);
         }
         let mut out = Vec::with_capacity(rows * n);
@@ -509,6 +505,23 @@ impl<T: Scalar + Float> Model<T> {
             out.extend_from_slice(self.esn.state());
         }
         Ok(out)
+    }
+
+    /// Whether the reservoir runs without the readout's output (no output feedback), so its
+    /// states can be computed for a whole sequence at once (`update_into`).
+    pub fn is_open_loop(&self) -> bool {
+        self.esn.outputs() == 0
+    }
+
+    /// The states of an open-loop run over `x` into `out` (rows × units): one engine call for
+    /// the whole sequence, checked once (`Esn::run_into`).
+    pub fn update_into(&mut self, x: &[T], out: &mut [T]) -> RunResult<()> {
+        self.esn.run_into(x, None, out).map_err(msg)?;
+        let ni = self.inputs();
+        if x.len() >= ni {
+            remember(&mut self.last_input, &x[x.len() - ni..]);
+        }
+        Ok(())
     }
 
     /// Ridge readout on the states of a teacher-forced run (see `PyEsn::fit`).
