@@ -348,7 +348,8 @@ fn remember<T: Copy>(last: &mut Vec<T>, u: &[T]) {
     }
 }
 
-/// Steps per engine call of an open-loop `predict` (its states buffer: 256 × units values).
+/// Steps per engine call of an open-loop `predict` and of the teacher-forced runs of `fit` and
+/// `fit_online` (their states buffer: 256 × units values).
 const PREDICT_CHUNK_STEPS: usize = 256;
 
 /// Errors of a run, reported to Python as ValueError (the arguments were checked before).
@@ -565,17 +566,38 @@ impl<T: Scalar + Float> Model<T> {
         if self.last_output.len() != outputs {
             self.last_output = vec![T::zero(); outputs];
         }
-        for (t, (u, target)) in x.chunks_exact(ni).zip(y.chunks_exact(outputs)).enumerate() {
+        // The states do not depend on the readout (the feedback is the target), so the
+        // reservoir runs chunks of the sequence per engine call; step t's feedback is
+        // target(t−1), and the first step's is the previous call's last target.
+        let (n, rows) = (self.units(), x.len() / ni);
+        let chunk = PREDICT_CHUNK_STEPS.min(rows.max(1));
+        let mut states = vec![T::zero(); chunk * n];
+        let mut feedback = vec![T::zero(); chunk * fb_dim];
+        for first in (0..rows).step_by(chunk) {
+            let len = chunk.min(rows - first);
+            let xs = &x[first * ni..(first + len) * ni];
+            let ys = &y[first * outputs..(first + len) * outputs];
             let fb = if fb_dim > 0 {
-                Some(&self.last_output[..])
+                let fb = &mut feedback[..len * fb_dim];
+                fb[..fb_dim].copy_from_slice(&self.last_output);
+                fb[fb_dim..].copy_from_slice(&ys[..(len - 1) * outputs]);
+                Some(&fb[..])
             } else {
                 None
             };
-            let state = self.esn.step(u, fb).map_err(msg)?;
-            remember(&mut self.last_input, u);
-            fill_features(self.input_to_readout, u, state, &mut self.features);
-            visit(t, &self.features, target).map_err(msg)?;
-            self.last_output.copy_from_slice(target);
+            let states = &mut states[..len * n];
+            self.esn.run_into(xs, fb, states).map_err(msg)?;
+            for (k, ((u, state), target)) in xs
+                .chunks_exact(ni)
+                .zip(states.chunks_exact(n))
+                .zip(ys.chunks_exact(outputs))
+                .enumerate()
+            {
+                fill_features(self.input_to_readout, u, state, &mut self.features);
+                visit(first + k, &self.features, target).map_err(msg)?;
+            }
+            remember(&mut self.last_input, &xs[(len - 1) * ni..]);
+            self.last_output.copy_from_slice(&ys[(len - 1) * outputs..]);
         }
         Ok(())
     }
