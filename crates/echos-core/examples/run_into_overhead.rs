@@ -18,7 +18,10 @@ fn main() {
     let steps = 10_000usize;
     let reps = 21;
     let u: Vec<f32> = (0..steps).map(|t| (t as f32 * 0.01).sin()).collect();
-    for (topo, name) in [(Topology::Random, "random"), (Topology::Block { size: 16 }, "block16")] {
+    for (topo, name) in [
+        (Topology::Random, "random"),
+        (Topology::Block { size: 16 }, "block16"),
+    ] {
         for units in [100usize, 500, 1000] {
             let config = EsnConfig {
                 units,
@@ -49,7 +52,10 @@ fn main() {
                 bare.reset();
                 let t0 = Instant::now();
                 for x in &u {
-                    black_box(bare.step(kernel, black_box(std::slice::from_ref(x))).unwrap()[0]);
+                    black_box(
+                        bare.step(kernel, black_box(std::slice::from_ref(x)))
+                            .unwrap()[0],
+                    );
                 }
                 c.push(t0.elapsed().as_secs_f64());
             }
