@@ -491,8 +491,31 @@ impl EsnModel {
         }
         let no = self.outputs();
         let mut out = vec![0.0; input.rows() * no];
-        if self.esn.outputs() == 0 {
-            self.run_open_loop(input, &mut out)?;
+        let fb_dim = self.esn.outputs();
+        if let Some(tch) = teacher.filter(|_| fb_dim > 0) {
+            if tch.rows() != input.rows() {
+                return Err(TrainError::LengthMismatch {
+                    input: input.rows(),
+                    target: tch.rows(),
+                });
+            }
+            if tch.cols() != fb_dim {
+                return Err(TrainError::Columns {
+                    what: "teacher (feedback)",
+                    expected: fb_dim,
+                    got: tch.cols(),
+                });
+            }
+            if self.last_output.len() != fb_dim {
+                return Err(TrainError::Columns {
+                    what: "last output (feedback)",
+                    expected: fb_dim,
+                    got: self.last_output.len(),
+                });
+            }
+        }
+        if fb_dim == 0 || teacher.is_some() {
+            self.run_chunked(input, teacher, &mut out)?;
             return Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput);
         }
         let mut prev = self.last_output.clone();
@@ -510,24 +533,52 @@ impl EsnModel {
         Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
-    /// Predictions of a model without output feedback: the reservoir runs whole chunks of
-    /// `input` per engine call, then the readout reads each chunk's states.
-    fn run_open_loop(&mut self, input: &Array2, out: &mut [f64]) -> Result<(), TrainError> {
+    /// Predictions when the states do not depend on the readout (no output feedback, or the
+    /// feedback is a teacher of checked shape): the reservoir runs whole chunks of `input` per
+    /// engine call (feedback of step t: teacher(t−1), of step 0: the last output), then the
+    /// readout reads each chunk's states.
+    fn run_chunked(
+        &mut self,
+        input: &Array2,
+        teacher: Option<&Array2>,
+        out: &mut [f64],
+    ) -> Result<(), TrainError> {
         let (n, ni, no) = (self.esn.units(), self.esn.inputs(), self.outputs());
+        let fb_dim = self.esn.outputs();
         let rows = input.rows();
         if rows == 0 {
             return Ok(());
         }
         let chunk = RUN_CHUNK_STEPS.min(rows);
         let mut states = vec![0.0; chunk * n];
-        for (us, ys) in input
+        let mut feedback = vec![0.0; chunk * fb_dim];
+        for (c, (us, ys)) in input
             .data()
             .chunks(chunk * ni)
             .zip(out.chunks_mut(chunk * no))
+            .enumerate()
         {
             let len = us.len() / ni;
+            let first = c * chunk;
+            let fb = match teacher {
+                Some(tch) if fb_dim > 0 => {
+                    for (k, row) in feedback[..len * fb_dim]
+                        .chunks_exact_mut(fb_dim)
+                        .enumerate()
+                    {
+                        let t = first + k;
+                        row.copy_from_slice(if t == 0 {
+                            &self.last_output
+                        } else {
+                            tch.row(t - 1)
+                        });
+                    }
+                    Some(&feedback[..len * fb_dim])
+                }
+                _ => None,
+            };
             let states = &mut states[..len * n];
-            self.esn.run_into(us, None, states)?;
+            self.esn.run_into(us, fb, states)?;
             for ((u, x), y) in us
                 .chunks_exact(ni)
                 .zip(states.chunks_exact(n))
@@ -605,5 +656,122 @@ impl EsnModel {
             &target.data()[washout * no..],
             input.rows() - washout,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(generative: Generative, kernel: StepKernel) -> TrainOptions {
+        TrainOptions {
+            units: 40,
+            spectral_radius: 0.8,
+            leak_rate: 0.5,
+            input_scaling: 1.0,
+            bias_scaling: 0.2,
+            connectivity: 0.2,
+            topology: Topology::Block { size: 8 },
+            ridge: 1e-6,
+            washout: 20,
+            input_features: true,
+            generative,
+            feedback_scaling: 0.5,
+            noise: 0.0,
+            solver: Solver::NormalEquations,
+            seed: 4,
+            kernel,
+        }
+    }
+
+    fn series(rows: usize, phase: f64) -> Array2 {
+        let data = (0..rows)
+            .map(|t| libm::sin(t as f64 * 0.21 + phase) * 0.5)
+            .collect();
+        Array2::new(rows, 1, data).unwrap()
+    }
+
+    /// The chunked runs (`Esn::run_into`, 256 steps per call) give the predictions of the
+    /// step-by-step loop they replaced, bit for bit, with and without a teacher-forced feedback.
+    #[test]
+    fn chunked_runs_equal_stepping() {
+        for kernel in [StepKernel::Exact, StepKernel::fast()] {
+            for generative in [Generative::None, Generative::Feedback] {
+                let (x, y) = (series(300, 0.0), series(300, 0.4));
+                let model = train(&options(generative, kernel), &x, &y).unwrap();
+                // 600 rows: the run crosses two chunk seams.
+                let (input, teacher) = (series(600, 1.0), series(600, 1.3));
+                let tch = (generative == Generative::Feedback).then_some(&teacher);
+                let mut chunked = model.clone();
+                let got = chunked.run_teacher(&input, tch).unwrap();
+                let mut stepped = model.clone();
+                let no = stepped.outputs();
+                let mut want = vec![0.0; 600 * no];
+                let mut prev = stepped.last_output.clone();
+                for t in 0..600 {
+                    if t > 0 {
+                        prev.copy_from_slice(teacher.row(t - 1));
+                    }
+                    let fb = tch.map(|_| &prev[..]);
+                    stepped
+                        .step(input.row(t), fb, &mut want[t * no..(t + 1) * no])
+                        .unwrap();
+                }
+                let what = format!("{kernel} {generative:?}");
+                assert!(
+                    got.data()
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what}"
+                );
+                assert_eq!(chunked.esn.state(), stepped.esn.state(), "{what}");
+                assert_eq!(chunked.last_output, stepped.last_output, "{what}");
+            }
+        }
+    }
+
+    /// Training without noise runs chunks too (teacher-forced feedback included): the readout
+    /// and final state equal those of the step-by-step loop it replaced.
+    #[test]
+    fn chunked_training_equals_stepping() {
+        for generative in [Generative::None, Generative::Feedback] {
+            let opts = options(generative, StepKernel::Exact);
+            let (x, y) = (series(700, 0.0), series(700, 0.4));
+            let model = train(&opts, &x, &y).unwrap();
+            let mut esn = Esn::<f64>::new(&EsnConfig {
+                units: opts.units,
+                inputs: 1,
+                outputs: usize::from(generative == Generative::Feedback),
+                spectral_radius: opts.spectral_radius,
+                leak_rate: opts.leak_rate,
+                input_scaling: opts.input_scaling,
+                bias_scaling: opts.bias_scaling,
+                connectivity: opts.connectivity,
+                topology: opts.topology,
+                feedback_scaling: opts.feedback_scaling,
+                seed: opts.seed,
+                ..EsnConfig::default()
+            })
+            .unwrap();
+            assert_eq!(esn.config(), model.esn.config(), "same reservoir config");
+            let mut ridge = Ridge::new(opts.units + 1, 1, opts.ridge).unwrap();
+            let mut z = Vec::new();
+            for t in 0..700 {
+                let prev = if t == 0 { [0.0] } else { [y.row(t - 1)[0]] };
+                let fb = (esn.outputs() > 0).then_some(&prev[..]);
+                esn.step(x.row(t), fb).unwrap();
+                if t >= opts.washout {
+                    features(true, x.row(t), esn.state(), &mut z);
+                    ridge.accumulate(&z, y.row(t)).unwrap();
+                }
+            }
+            let readout = ridge.fit().unwrap();
+            assert_eq!(
+                readout.weights.data, model.readout.weights.data,
+                "{generative:?}"
+            );
+            assert_eq!(esn.state(), model.esn.state(), "{generative:?}");
+        }
     }
 }
