@@ -3,10 +3,13 @@
 Same task for both: drive a sparse random reservoir (connectivity 0.1, spectral radius 0.9, leak
 rate 0.3) with 10,000 steps of Mackey-Glass and collect all states. Each measurement is the median
 of --repeats timed calls after one untimed warm-up call (ReservoirPy initialises its weights on the
-first call; echos builds its reservoir on the first call too). echos runs three ways: the exact
-model path in float64 and float32 (kernel="exact", libm tanh) and the fused float32 kernel
-(kernel="fast": SELL-16 + rational tanh, the CPU's best variant, printed). Needs a venv with both
-packages:
+first call; echos builds its reservoir on the first call too). echos runs four ways: the exact
+model path in float64 and float32 (kernel="exact", libm tanh), the fused float32 kernel
+(kernel="fast": SELL-16 + rational tanh, the CPU's best variant, printed) on the same kind of
+random sparse reservoir, and the fused kernel on a block-sparse reservoir (topology="block",
+groups of 16 units sharing in-neighbours: same connectivity, gather-free step). ReservoirPy
+always runs its own random sparse reservoir. Each line gives steps/s of wall time and of process
+CPU time, with the ratio to ReservoirPy in the same run. Needs a venv with both packages:
 
     python3 -m venv /tmp/bench-venv
     /tmp/bench-venv/bin/pip install reservoirpy==0.4.2 maturin
@@ -26,6 +29,16 @@ import time
 
 import numpy as np
 
+
+# (label, dtype, kernel, topology): the exact model path in both dtypes on the random sparse
+# reservoir ReservoirPy also runs, then the fused kernel on it and on the block-sparse reservoir
+# (same connectivity and weight distribution, rows grouped by 16 sharing their in-neighbours).
+CONFIGS = (
+    ("exact_f64_random", "float64", "exact", "random"),
+    ("exact_f32_random", "float32", "exact", "random"),
+    ("fast_random", "float32", "fast", "random"),
+    ("fast_block", "float32", "fast", "block"),
+)
 
 CPU = {}  # id(fn) -> median process CPU seconds of its last median_seconds() measurement
 
@@ -69,10 +82,11 @@ def main() -> None:
         t_rpy = median_seconds(run_rpy, args.repeats)
         c_rpy = CPU[id(run_rpy)]
         row = {"units": n, "steps": args.steps, "reservoirpy_s": t_rpy, "reservoirpy_cpu_s": c_rpy}
-        # (label, dtype, kernel): the exact model path in both dtypes, then the fused kernel.
-        for label, dtype, kernel in (("float64", "float64", "exact"),
-                                     ("float32", "float32", "exact"),
-                                     ("fast", "float32", "fast")):
+        if not args.json:
+            print(f"N={n:5d}  {'ReservoirPy run (its random sparse W)':44s} "
+                  f"{args.steps / t_rpy:10.0f} steps/s {'':8s} "
+                  f"{args.steps / c_rpy:10.0f} steps/CPU-s", flush=True)
+        for label, dtype, kernel, topology in CONFIGS:
             esn = echos.ESN(
                 neurons=n,
                 spectral_radius=0.9,
@@ -82,6 +96,7 @@ def main() -> None:
                 seed=1,
                 dtype=dtype,
                 kernel=kernel,
+                topology=topology,
             )
             xs = x.astype(dtype)  # the ESN's dtype, so update() reads it in place
 
@@ -90,36 +105,30 @@ def main() -> None:
                 esn.reset()
 
             t = median_seconds(run_echos, args.repeats)
-            row[f"echos_{label}_s"] = t
-            row[f"speedup_{label}"] = t_rpy / t
-            row[f"echos_{label}_cpu_s"] = CPU[id(run_echos)]
-            row[f"cpu_speedup_{label}"] = c_rpy / CPU[id(run_echos)]
-            if kernel != "exact":
-                row["fast_variant"] = esn.kernel
+            cpu = CPU[id(run_echos)]
+            row[label] = {
+                "kernel": esn.kernel,
+                "dtype": esn.dtype,
+                "topology": esn.topology,
+                "block_size": esn.block_size if esn.topology == "block" else None,
+                "s": t,
+                "cpu_s": cpu,
+                "speedup": t_rpy / t,
+                "cpu_speedup": c_rpy / cpu,
+            }
+            if not args.json:
+                desc = f"echos {esn.kernel} {esn.dtype} ({topology}" + (
+                    f" {esn.block_size})" if topology == "block" else ")")
+                print(f"N={n:5d}  {desc:44s} {args.steps / t:10.0f} steps/s ({t_rpy / t:5.1f}x) "
+                      f"{args.steps / cpu:10.0f} steps/CPU-s ({c_rpy / cpu:5.1f}x)", flush=True)
         rows.append(row)
-        if not args.json:
-            print(
-                f"N={n:5d}  ReservoirPy {args.steps / t_rpy:10.0f} steps/s   "
-                f"exact f64 {args.steps / row['echos_float64_s']:10.0f} "
-                f"({row['speedup_float64']:.1f}x)   "
-                f"exact f32 {args.steps / row['echos_float32_s']:10.0f} "
-                f"({row['speedup_float32']:.1f}x)   "
-                f"fast[{row['fast_variant']}] {args.steps / row['echos_fast_s']:10.0f} "
-                f"({row['speedup_fast']:.1f}x)\n"
-                f"         CPU time: ReservoirPy {args.steps / c_rpy:10.0f} steps/CPU-s   "
-                f"exact f64 {row['cpu_speedup_float64']:.1f}x   "
-                f"exact f32 {row['cpu_speedup_float32']:.1f}x   "
-                f"fast {args.steps / row['echos_fast_cpu_s']:10.0f} "
-                f"({row['cpu_speedup_fast']:.1f}x)",
-                flush=True,
-            )
     # Two independent ESNs, one after the other and then in two Python threads: with the GIL
     # released during update() the threaded wall time approaches half the serial one.
     import threading
 
     n = max(args.units)
     pair = [echos.ESN(neurons=n, spectral_radius=0.9, leak_rate=0.3, connectivity=0.1, seed=s,
-                      kernel="fast")
+                      kernel="fast", topology="block")
             for s in (1, 2)]
     x = x.astype(np.float32)
 
@@ -140,7 +149,7 @@ def main() -> None:
     threads = {"units": n, "serial_s": t_serial, "two_threads_s": t_threads,
                "speedup": t_serial / t_threads}
     if not args.json:
-        print(f"two fast ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
+        print(f"two fast block ESNs of N={n}: serial {t_serial:.3f} s, two threads {t_threads:.3f} s "
               f"({t_serial / t_threads:.2f}x)")
     if args.json:
         print(json.dumps({"reservoirpy": reservoirpy.__version__, "echos": echos.__version__,

@@ -36,6 +36,14 @@ class ESN:
     reservoirs, across variants). Fused kernels default to dtype "float32"; "float64" with
     them is a ValueError, as are unknown names and variants this CPU lacks.
 
+    Topology: "random" (round(connectivity * neurons) random in-neighbours per unit), "cycle",
+    "delay_line", "cycle_jumps" (a cycle plus bidirectional jumps of `jump` units), or "block":
+    a random sparse reservoir whose units come in groups of `block_size` (1 <= block_size <=
+    neurons, default 16) sharing their in-neighbour columns, each weight drawn independently.
+    Same connectivity and weight distribution as "random"; the fused kernels step it without
+    gathers (about 7x the random reservoir's steps/s from Python at 1000 neurons). Out-of-range sizes are
+    ValueErrors naming the bound; a non-int is a TypeError.
+
     The reservoir is built on the first call that sees data (or at once when `inputs` is given)
     and really computes in `dtype`. Weights are a deterministic function of the hyperparameters
     and `seed` (the same as the `echos` CLI's for the same values).
@@ -58,8 +66,9 @@ class ESN:
         *,
         inputs: Optional[int] = None,
         input_connectivity: float = 1.0,
-        topology: Literal["random", "cycle", "delay_line", "cycle_jumps"] = "random",
+        topology: Literal["random", "cycle", "delay_line", "cycle_jumps", "block"] = "random",
         jump: int = 2,
+        block_size: int = 16,
         distribution: Literal["normal", "uniform", "bernoulli"] = "normal",
         input_to_readout: bool = False,
         kernel: _Kernel = "exact",
@@ -137,6 +146,14 @@ class ESN:
     def activation(self) -> str: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def topology(self) -> Literal["random", "cycle", "delay_line", "cycle_jumps", "block"]: ...
+    @property
+    def jump(self) -> int:
+        """Jump size of topology "cycle_jumps" (2, unused, otherwise)."""
+    @property
+    def block_size(self) -> int:
+        """Units per group of topology "block" (16, unused, otherwise)."""
     @property
     def kernel(self) -> Literal["exact", "scalar", "avx2", "avx512"]:
         """The step kernel that runs ("fast" already resolved to this CPU's variant)."""

@@ -46,9 +46,17 @@ pub struct TaskArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TopologyArg {
+    /// round(connectivity·units) random in-neighbours per unit.
     Random,
+    /// A ring of units.
     Cycle,
+    /// A chain of units.
     DelayLine,
+    /// A ring plus bidirectional jumps every `--jump` units.
+    CycleJumps,
+    /// Random sparse with units in groups of `--block-size` sharing their in-neighbours (the
+    /// fused kernels step it without gathers).
+    Block,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +93,12 @@ pub struct TrainArgs {
     connectivity: f64,
     #[arg(long, value_enum, default_value_t = TopologyArg::Random)]
     topology: TopologyArg,
+    /// Jump size of `--topology cycle-jumps` (2 <= jump < units; default 2).
+    #[arg(long)]
+    jump: Option<usize>,
+    /// Units per group of `--topology block` (1 <= size <= units; default 16).
+    #[arg(long)]
+    block_size: Option<usize>,
     /// Ridge (Tikhonov) regularisation of the readout.
     #[arg(long, default_value_t = 1e-6)]
     ridge: f64,
@@ -195,10 +209,26 @@ fn task(a: TaskArgs) -> anyhow::Result<()> {
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     let input = read(&a.input, "input")?;
     let target = read(&a.target, "target")?;
+    use echos_core::topology::Topology;
+    // A parameter of another topology would be silently ignored: refuse it instead.
+    if a.jump.is_some() && !matches!(a.topology, TopologyArg::CycleJumps) {
+        bail!("--jump applies to --topology cycle-jumps only");
+    }
+    if a.block_size.is_some() && !matches!(a.topology, TopologyArg::Block) {
+        bail!("--block-size applies to --topology block only");
+    }
     let topology = match a.topology {
-        TopologyArg::Random => echos_core::topology::Topology::Random,
-        TopologyArg::Cycle => echos_core::topology::Topology::Cycle,
-        TopologyArg::DelayLine => echos_core::topology::Topology::DelayLine,
+        TopologyArg::Random => Topology::Random,
+        TopologyArg::Cycle => Topology::Cycle,
+        TopologyArg::DelayLine => Topology::DelayLine,
+        TopologyArg::CycleJumps => Topology::CycleJumps {
+            jump: a.jump.unwrap_or(2),
+        },
+        TopologyArg::Block => Topology::Block {
+            size: a
+                .block_size
+                .unwrap_or(echos_core::topology::DEFAULT_BLOCK_SIZE),
+        },
     };
     let opts = TrainOptions {
         units: a.units,

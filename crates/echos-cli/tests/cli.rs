@@ -467,3 +467,96 @@ fn train_kernel_flag_selects_the_step_kernel() {
         "unknown step kernel \"avx9\"",
     );
 }
+
+#[test]
+fn train_topology_flags_build_block_and_cycle_jumps_reservoirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = write_series(dir.path(), 300);
+    let train_run = |name: &str, extra: &[&str]| -> Vec<u8> {
+        let model = dir.path().join(format!("{name}.safetensors"));
+        echos()
+            .args(["esn", "train", "--units", "60", "--washout", "20"])
+            .args(extra)
+            .arg("--input")
+            .arg(&x)
+            .arg("--target")
+            .arg(&y)
+            .arg("--model")
+            .arg(&model)
+            .assert()
+            .success();
+        let out = dir.path().join(format!("{name}.npy"));
+        echos()
+            .args(["esn", "run", "--model"])
+            .arg(&model)
+            .arg("--input")
+            .arg(&x)
+            .arg("--output")
+            .arg(&out)
+            .assert()
+            .success();
+        std::fs::read(out).unwrap()
+    };
+    let random = train_run("random", &[]);
+    let block8 = train_run("block8", &["--topology", "block", "--block-size", "8"]);
+    let block16 = train_run("block16", &["--topology", "block"]);
+    let jumps = train_run("jumps", &["--topology", "cycle-jumps", "--jump", "5"]);
+    let fused = train_run(
+        "block8f",
+        &[
+            "--topology",
+            "block",
+            "--block-size",
+            "8",
+            "--kernel",
+            "scalar",
+        ],
+    );
+    assert_eq!(
+        block8,
+        train_run("block8b", &["--topology", "block", "--block-size", "8"])
+    );
+    for (a, b) in [
+        (&random, &block8),
+        (&block8, &block16),
+        (&random, &jumps),
+        (&block8, &fused),
+    ] {
+        assert_ne!(a, b);
+    }
+    let args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = ["esn", "train", "--units", "60"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.into())
+            .collect();
+        v.extend([
+            "--input".into(),
+            x.clone().into_os_string(),
+            "--target".into(),
+            y.clone().into_os_string(),
+            "--model".into(),
+            dir.path().join("bad.safetensors").into_os_string(),
+        ]);
+        v
+    };
+    let fails = |extra: &[&str], needle: &str| {
+        let v = args(extra);
+        let refs: Vec<&std::ffi::OsStr> = v.iter().map(|s| s.as_os_str()).collect();
+        fails_with(&refs, needle);
+    };
+    fails(
+        &["--topology", "block", "--block-size", "0"],
+        "size <= units (60), got 0",
+    );
+    fails(&["--topology", "block", "--block-size", "61"], "got 61");
+    fails(
+        &["--topology", "cycle-jumps", "--jump", "60"],
+        "jump < units (60)",
+    );
+    fails(&["--jump", "3"], "--jump applies to --topology cycle-jumps");
+    fails(
+        &["--topology", "cycle", "--block-size", "4"],
+        "--block-size applies to --topology block",
+    );
+}

@@ -369,6 +369,22 @@ pub enum StepError {
     },
     /// The fused kernel refused arguments the step had already checked (an engine bug).
     KernelRefused,
+    /// A whole-sequence buffer (`what`: inputs, feedback, states) does not fit the run.
+    SequenceLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// The inputs of a whole-sequence run are not a whole number of rows.
+    RaggedInputs {
+        len: usize,
+        inputs: usize,
+    },
+    /// An input or feedback value of step `step` of a whole-sequence run is NaN or infinite
+    /// (or, on a fused `Esn<f64>`, beyond f32).
+    NonFiniteInputAt {
+        step: usize,
+    },
 }
 
 impl fmt::Display for StepError {
@@ -395,6 +411,22 @@ impl fmt::Display for StepError {
             Self::KernelRefused => write!(
                 f,
                 "the fused step kernel refused checked arguments (an engine bug; please report)"
+            ),
+            Self::SequenceLength {
+                what,
+                expected,
+                got,
+            } => write!(
+                f,
+                "the {what} buffer has {got} values, the run needs {expected} (steps x width)"
+            ),
+            Self::RaggedInputs { len, inputs } => write!(
+                f,
+                "the inputs hold {len} values, not a whole number of steps of {inputs} inputs"
+            ),
+            Self::NonFiniteInputAt { step } => write!(
+                f,
+                "input or feedback of step {step} contains NaN or infinity (or, for a fused kernel, a value beyond float32)"
             ),
             Self::StateLength { expected, got } => {
                 write!(
@@ -759,13 +791,7 @@ impl<T: Scalar> Esn<T> {
         }
         if let Some(f) = &mut self.fused {
             // Exact for f32; an f64 value beyond f32's range becomes infinite, caught below.
-            for (d, v) in f
-                .drive
-                .iter_mut()
-                .zip(u.iter().chain(feedback.unwrap_or(&[])))
-            {
-                *d = v.to_f64() as f32;
-            }
+            fill_drive(&mut f.drive, u, feedback);
             if !f.drive.iter().fold(true, |ok, v| ok & v.is_finite()) {
                 return Err(StepError::NonFiniteInput);
             }
@@ -778,6 +804,12 @@ impl<T: Scalar> Esn<T> {
             }
             return Ok(&self.state);
         }
+        self.exact_step(u, feedback);
+        Ok(&self.state)
+    }
+
+    /// The model path's update of `state`, on checked arguments.
+    fn exact_step(&mut self, u: &[T], feedback: Option<&[T]>) {
         self.pre.copy_from_slice(&self.bias);
         self.w.matvec_add(&self.state, &mut self.pre);
         self.w_in.matvec_add(u, &mut self.pre);
@@ -789,7 +821,85 @@ impl<T: Scalar> Esn<T> {
         for (x, &p) in self.state.iter_mut().zip(&self.pre) {
             *x = retain.mul_add(*x, leak * act.apply(p));
         }
-        Ok(&self.state)
+    }
+
+    /// Runs a whole sequence: `inputs` holds steps × `inputs()` values (row-major, row t is
+    /// u(t)), and state x(t) goes to row t of `states_out` (steps × `units()`). A reservoir
+    /// with output feedback takes the teacher-forced `feedback` (steps × `outputs()`, row t is
+    /// y(t−1)); one without takes `None`.
+    ///
+    /// Bit-identical to calling [`Esn::step`] once per row, but every argument is checked once
+    /// up front (shapes, and every value finite, representable in f32 for a fused kernel) and
+    /// the loop then runs the kernel without re-checking. Allocates nothing. On an argument
+    /// error nothing has run: state and `states_out` are unchanged.
+    pub fn run_into(
+        &mut self,
+        inputs: &[T],
+        feedback: Option<&[T]>,
+        states_out: &mut [T],
+    ) -> Result<(), StepError> {
+        let (ni, no, n) = (self.config.inputs, self.config.outputs, self.config.units);
+        if !inputs.len().is_multiple_of(ni) {
+            return Err(StepError::RaggedInputs {
+                len: inputs.len(),
+                inputs: ni,
+            });
+        }
+        let steps = inputs.len() / ni;
+        match (no, feedback) {
+            (0, Some(_)) => return Err(StepError::UnexpectedFeedback),
+            (o, None) if o > 0 => return Err(StepError::FeedbackMissing),
+            (o, Some(y)) if y.len() != steps * o => {
+                return Err(StepError::SequenceLength {
+                    what: "feedback",
+                    expected: steps * o,
+                    got: y.len(),
+                })
+            }
+            _ => {}
+        }
+        if states_out.len() != steps * n {
+            return Err(StepError::SequenceLength {
+                what: "states",
+                expected: steps * n,
+                got: states_out.len(),
+            });
+        }
+        // A fused kernel computes in f32, so every value must also survive rounding to f32.
+        let fused = self.fused.is_some();
+        let usable = |v: &T| v.is_finite() && (!fused || (v.to_f64() as f32).is_finite());
+        for (t, u) in inputs.chunks_exact(ni).enumerate() {
+            let y = feedback.map_or(&[][..], |y| &y[t * no..(t + 1) * no]);
+            if !u.iter().chain(y).all(usable) {
+                return Err(StepError::NonFiniteInputAt { step: t });
+            }
+        }
+        if steps == 0 {
+            return Ok(());
+        }
+        let rows = inputs.chunks_exact(ni).zip(states_out.chunks_exact_mut(n));
+        if let Some(f) = &mut self.fused {
+            for (t, (u, out)) in rows.enumerate() {
+                let y = feedback.map(|y| &y[t * no..(t + 1) * no]);
+                fill_drive(&mut f.drive, u, y);
+                let x = f
+                    .reservoir
+                    .step(f.kernel, &f.drive)
+                    .map_err(|_| StepError::KernelRefused)?;
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = T::from_f64(f64::from(v));
+                }
+            }
+        } else {
+            for (t, (u, out)) in rows.enumerate() {
+                let y = feedback.map(|y| &y[t * no..(t + 1) * no]);
+                self.exact_step(u, y);
+                out.copy_from_slice(&self.state);
+            }
+        }
+        let last = &states_out[(steps - 1) * n..];
+        self.state.copy_from_slice(last);
+        Ok(())
     }
 
     pub fn state(&self) -> &[T] {
@@ -949,6 +1059,18 @@ impl Fused {
             reservoir,
             drive: vec![0.0; drive_len],
         })
+    }
+}
+
+/// The fused kernel's input [u(t), y(t−1)] in f32 (exact for f32; an f64 value beyond f32's
+/// range becomes infinite, which callers check).
+#[inline]
+fn fill_drive<T: Scalar>(drive: &mut [f32], u: &[T], feedback: Option<&[T]>) {
+    for (d, v) in drive
+        .iter_mut()
+        .zip(u.iter().chain(feedback.unwrap_or(&[])))
+    {
+        *d = v.to_f64() as f32;
     }
 }
 
@@ -1756,6 +1878,141 @@ mod tests {
         for k in Kernel::available() {
             assert!(run(k.variant()) == reference, "{:?}", k.variant());
         }
+    }
+
+    /// `run_into` must give the bits of `step` called row by row, on every kernel (exact in f32
+    /// and f64, each fused variant), topology kind and with teacher-forced feedback, and leave
+    /// the same state behind.
+    fn run_into_matches_stepping<T: Scalar>() {
+        let mut kernels = vec![StepKernel::Exact];
+        kernels.extend(Kernel::available().map(|k| StepKernel::Fused(k.variant())));
+        for kernel in kernels {
+            for (units, outputs, topology, format) in [
+                (120, 0, Topology::Random, MatrixFormat::Csr),
+                (120, 1, Topology::Random, MatrixFormat::Csr),
+                (40, 1, Topology::Random, MatrixFormat::Dense),
+                (100, 0, Topology::Block { size: 16 }, MatrixFormat::Auto),
+                (100, 1, Topology::Block { size: 7 }, MatrixFormat::Auto),
+                (60, 0, Topology::CycleJumps { jump: 5 }, MatrixFormat::Auto),
+            ] {
+                let config = EsnConfig {
+                    topology,
+                    format,
+                    ..fused_config(units, outputs, kernel)
+                };
+                let steps = 57;
+                let mut inputs = Vec::new();
+                let mut feedback = Vec::new();
+                for t in 0..steps {
+                    let (u, y) = drive(t);
+                    inputs.extend(u.iter().map(|&v| T::from_f64(f64::from(v))));
+                    feedback.extend(y.iter().map(|&v| T::from_f64(f64::from(v))));
+                }
+                let fb = (outputs > 0).then_some(&feedback[..]);
+                let mut stepped = Esn::<T>::new(&config).unwrap();
+                let mut run = stepped.clone();
+                // Start both from a non-zero state so the run continues a trajectory.
+                stepped.step(&inputs[..2], fb.map(|y| &y[..1])).unwrap();
+                run.step(&inputs[..2], fb.map(|y| &y[..1])).unwrap();
+                let mut want = Vec::new();
+                for t in 0..steps {
+                    let y = fb.map(|y| &y[t..t + 1]);
+                    want.extend_from_slice(stepped.step(&inputs[t * 2..t * 2 + 2], y).unwrap());
+                }
+                let mut got = vec![T::zero(); steps * units];
+                run.run_into(&inputs, fb, &mut got).unwrap();
+                let what = alloc::format!("{kernel} {topology:?} {format:?} fb {outputs}");
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+                    "{what}: states differ"
+                );
+                assert_eq!(run.state(), stepped.state(), "{what}: final state");
+                // Both continue identically (the fused kernel's own state was advanced too).
+                let next = stepped
+                    .step(&inputs[..2], fb.map(|y| &y[..1]))
+                    .unwrap()
+                    .to_vec();
+                assert_eq!(
+                    run.step(&inputs[..2], fb.map(|y| &y[..1])).unwrap(),
+                    &next[..],
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn run_into_is_bit_identical_to_stepping_f32() {
+        run_into_matches_stepping::<f32>();
+    }
+
+    #[test]
+    fn run_into_is_bit_identical_to_stepping_f64() {
+        run_into_matches_stepping::<f64>();
+    }
+
+    #[test]
+    fn run_into_checks_everything_before_running() {
+        for kernel in [StepKernel::Exact, StepKernel::fast()] {
+            let mut esn = Esn::<f64>::new(&fused_config(30, 0, kernel)).unwrap();
+            esn.step(&[0.3, 0.1], None).unwrap();
+            let before = esn.state().to_vec();
+            let mut out = vec![7.0; 3 * 30];
+            let inputs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+            assert_eq!(
+                esn.run_into(&inputs[..5], None, &mut out[..]),
+                Err(StepError::RaggedInputs { len: 5, inputs: 2 })
+            );
+            assert_eq!(
+                esn.run_into(&inputs, None, &mut out[..60]),
+                Err(StepError::SequenceLength {
+                    what: "states",
+                    expected: 90,
+                    got: 60
+                })
+            );
+            assert_eq!(
+                esn.run_into(&inputs, Some(&[0.0; 3]), &mut out),
+                Err(StepError::UnexpectedFeedback)
+            );
+            let mut bad = inputs;
+            bad[5] = f64::NAN;
+            let e = esn.run_into(&bad, None, &mut out).unwrap_err();
+            assert_eq!(e, StepError::NonFiniteInputAt { step: 2 });
+            assert!(e.to_string().contains("step 2"), "{e}");
+            // Beyond f32: refused by a fused kernel, fine for the exact f64 path.
+            bad[5] = 1e300;
+            let got = esn.run_into(&bad, None, &mut out);
+            if kernel.is_exact() {
+                assert!(got.is_ok());
+                esn.set_state(&before).unwrap();
+                out.fill(7.0);
+            } else {
+                assert_eq!(got, Err(StepError::NonFiniteInputAt { step: 2 }));
+            }
+            // Nothing ran: the state and the output buffer are untouched.
+            assert_eq!(esn.state(), &before[..]);
+            assert!(out.iter().all(|&v| v == 7.0));
+            // An empty run is a no-op.
+            esn.run_into(&[], None, &mut []).unwrap();
+            assert_eq!(esn.state(), &before[..]);
+        }
+        let mut fb = Esn::<f32>::new(&fused_config(30, 2, StepKernel::Exact)).unwrap();
+        let mut out = vec![0.0; 60];
+        assert_eq!(
+            fb.run_into(&[0.0; 4], None, &mut out),
+            Err(StepError::FeedbackMissing)
+        );
+        assert_eq!(
+            fb.run_into(&[0.0; 4], Some(&[0.0; 3]), &mut out),
+            Err(StepError::SequenceLength {
+                what: "feedback",
+                expected: 4,
+                got: 3
+            })
+        );
     }
 
     #[test]

@@ -159,6 +159,10 @@ fn features(input_features: bool, u: &[f64], x: &[f64], z: &mut Vec<f64>) {
     z.extend_from_slice(x);
 }
 
+/// Steps per engine call when a whole series runs through `Esn::run_into` (bounds the states
+/// buffer at this many × units values).
+const RUN_CHUNK_STEPS: usize = 256;
+
 /// Trains on `input` (steps × inputs) and `target` (steps × outputs) with teacher forcing.
 pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<EsnModel, TrainError> {
     let config = EsnConfig {
@@ -257,25 +261,55 @@ pub fn fit(
     let mut z = Vec::with_capacity(n_features);
     let mut all_states = Vec::with_capacity((steps - setup.washout) * n_features);
     let zeros = vec![0.0; outputs];
-    for t in 0..steps {
-        let fb = if esn.outputs() == 0 {
-            None
-        } else if t == 0 {
-            Some(&zeros[..])
-        } else {
-            Some(target.row(t - 1))
-        };
-        esn.step(input.row(t), fb)?;
-        if noise > 0.0 {
+    let mut keep = |t: usize, state: &[f64]| -> Result<(), TrainError> {
+        if t >= setup.washout {
+            features(setup.input_features, input.row(t), state, &mut z);
+            ridge.accumulate(&z, target.row(t))?;
+            all_states.extend_from_slice(&z);
+        }
+        Ok(())
+    };
+    if noise > 0.0 {
+        // The noise enters the state between steps, so this runs one step at a time.
+        for t in 0..steps {
+            let fb = if esn.outputs() == 0 {
+                None
+            } else if t == 0 {
+                Some(&zeros[..])
+            } else {
+                Some(target.row(t - 1))
+            };
+            esn.step(input.row(t), fb)?;
             for (v, &x) in noisy.iter_mut().zip(esn.state()) {
                 *v = x + rng.uniform(-noise, noise);
             }
             esn.set_state(&noisy)?;
+            keep(t, esn.state())?;
         }
-        if t >= setup.washout {
-            features(setup.input_features, input.row(t), esn.state(), &mut z);
-            ridge.accumulate(&z, target.row(t))?;
-            all_states.extend_from_slice(&z);
+    } else {
+        // Whole chunks per engine call; the teacher-forced feedback of step t is target(t−1).
+        let n = esn.units();
+        let fb_dim = esn.outputs();
+        let chunk = RUN_CHUNK_STEPS.min(steps);
+        let mut states = vec![0.0; chunk * n];
+        let mut feedback = vec![0.0; chunk * fb_dim];
+        for first in (0..steps).step_by(chunk) {
+            let len = chunk.min(steps - first);
+            let fb = (fb_dim > 0).then(|| {
+                for (k, row) in feedback[..len * fb_dim]
+                    .chunks_exact_mut(fb_dim)
+                    .enumerate()
+                {
+                    let t = first + k;
+                    row.copy_from_slice(if t == 0 { &zeros } else { target.row(t - 1) });
+                }
+                &feedback[..len * fb_dim]
+            });
+            let us = &input.data()[first * input.cols()..(first + len) * input.cols()];
+            esn.run_into(us, fb, &mut states[..len * n])?;
+            for (k, state) in states[..len * n].chunks_exact(n).enumerate() {
+                keep(first + k, state)?;
+            }
         }
     }
     let readout = match setup.solver {
@@ -457,6 +491,33 @@ impl EsnModel {
         }
         let no = self.outputs();
         let mut out = vec![0.0; input.rows() * no];
+        let fb_dim = self.esn.outputs();
+        if let Some(tch) = teacher.filter(|_| fb_dim > 0) {
+            if tch.rows() != input.rows() {
+                return Err(TrainError::LengthMismatch {
+                    input: input.rows(),
+                    target: tch.rows(),
+                });
+            }
+            if tch.cols() != fb_dim {
+                return Err(TrainError::Columns {
+                    what: "teacher (feedback)",
+                    expected: fb_dim,
+                    got: tch.cols(),
+                });
+            }
+            if self.last_output.len() != fb_dim {
+                return Err(TrainError::Columns {
+                    what: "last output (feedback)",
+                    expected: fb_dim,
+                    got: self.last_output.len(),
+                });
+            }
+        }
+        if fb_dim == 0 || teacher.is_some() {
+            self.run_chunked(input, teacher, &mut out)?;
+            return Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput);
+        }
         let mut prev = self.last_output.clone();
         for t in 0..input.rows() {
             if let (Some(tch), true) = (teacher, t > 0) {
@@ -470,6 +531,65 @@ impl EsnModel {
             }
         }
         Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
+    }
+
+    /// Predictions when the states do not depend on the readout (no output feedback, or the
+    /// feedback is a teacher of checked shape): the reservoir runs whole chunks of `input` per
+    /// engine call (feedback of step t: teacher(t−1), of step 0: the last output), then the
+    /// readout reads each chunk's states.
+    fn run_chunked(
+        &mut self,
+        input: &Array2,
+        teacher: Option<&Array2>,
+        out: &mut [f64],
+    ) -> Result<(), TrainError> {
+        let (n, ni, no) = (self.esn.units(), self.esn.inputs(), self.outputs());
+        let fb_dim = self.esn.outputs();
+        let rows = input.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let chunk = RUN_CHUNK_STEPS.min(rows);
+        let mut states = vec![0.0; chunk * n];
+        let mut feedback = vec![0.0; chunk * fb_dim];
+        for (c, (us, ys)) in input
+            .data()
+            .chunks(chunk * ni)
+            .zip(out.chunks_mut(chunk * no))
+            .enumerate()
+        {
+            let len = us.len() / ni;
+            let first = c * chunk;
+            let fb = match teacher {
+                Some(tch) if fb_dim > 0 => {
+                    for (k, row) in feedback[..len * fb_dim]
+                        .chunks_exact_mut(fb_dim)
+                        .enumerate()
+                    {
+                        let t = first + k;
+                        row.copy_from_slice(if t == 0 {
+                            &self.last_output
+                        } else {
+                            tch.row(t - 1)
+                        });
+                    }
+                    Some(&feedback[..len * fb_dim])
+                }
+                _ => None,
+            };
+            let states = &mut states[..len * n];
+            self.esn.run_into(us, fb, states)?;
+            for ((u, x), y) in us
+                .chunks_exact(ni)
+                .zip(states.chunks_exact(n))
+                .zip(ys.chunks_exact_mut(no))
+            {
+                features(self.setup.input_features, u, x, &mut self.features);
+                self.readout.predict(&self.features, y)?;
+            }
+        }
+        self.last_output.copy_from_slice(&out[(rows - 1) * no..]);
+        Ok(())
     }
 
     /// `steps` closed-loop steps from the current state and last output.
@@ -536,5 +656,122 @@ impl EsnModel {
             &target.data()[washout * no..],
             input.rows() - washout,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(generative: Generative, kernel: StepKernel) -> TrainOptions {
+        TrainOptions {
+            units: 40,
+            spectral_radius: 0.8,
+            leak_rate: 0.5,
+            input_scaling: 1.0,
+            bias_scaling: 0.2,
+            connectivity: 0.2,
+            topology: Topology::Block { size: 8 },
+            ridge: 1e-6,
+            washout: 20,
+            input_features: true,
+            generative,
+            feedback_scaling: 0.5,
+            noise: 0.0,
+            solver: Solver::NormalEquations,
+            seed: 4,
+            kernel,
+        }
+    }
+
+    fn series(rows: usize, phase: f64) -> Array2 {
+        let data = (0..rows)
+            .map(|t| libm::sin(t as f64 * 0.21 + phase) * 0.5)
+            .collect();
+        Array2::new(rows, 1, data).unwrap()
+    }
+
+    /// The chunked runs (`Esn::run_into`, 256 steps per call) give the predictions of the
+    /// step-by-step loop they replaced, bit for bit, with and without a teacher-forced feedback.
+    #[test]
+    fn chunked_runs_equal_stepping() {
+        for kernel in [StepKernel::Exact, StepKernel::fast()] {
+            for generative in [Generative::None, Generative::Feedback] {
+                let (x, y) = (series(300, 0.0), series(300, 0.4));
+                let model = train(&options(generative, kernel), &x, &y).unwrap();
+                // 600 rows: the run crosses two chunk seams.
+                let (input, teacher) = (series(600, 1.0), series(600, 1.3));
+                let tch = (generative == Generative::Feedback).then_some(&teacher);
+                let mut chunked = model.clone();
+                let got = chunked.run_teacher(&input, tch).unwrap();
+                let mut stepped = model.clone();
+                let no = stepped.outputs();
+                let mut want = vec![0.0; 600 * no];
+                let mut prev = stepped.last_output.clone();
+                for t in 0..600 {
+                    if t > 0 {
+                        prev.copy_from_slice(teacher.row(t - 1));
+                    }
+                    let fb = tch.map(|_| &prev[..]);
+                    stepped
+                        .step(input.row(t), fb, &mut want[t * no..(t + 1) * no])
+                        .unwrap();
+                }
+                let what = format!("{kernel} {generative:?}");
+                assert!(
+                    got.data()
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what}"
+                );
+                assert_eq!(chunked.esn.state(), stepped.esn.state(), "{what}");
+                assert_eq!(chunked.last_output, stepped.last_output, "{what}");
+            }
+        }
+    }
+
+    /// Training without noise runs chunks too (teacher-forced feedback included): the readout
+    /// and final state equal those of the step-by-step loop it replaced.
+    #[test]
+    fn chunked_training_equals_stepping() {
+        for generative in [Generative::None, Generative::Feedback] {
+            let opts = options(generative, StepKernel::Exact);
+            let (x, y) = (series(700, 0.0), series(700, 0.4));
+            let model = train(&opts, &x, &y).unwrap();
+            let mut esn = Esn::<f64>::new(&EsnConfig {
+                units: opts.units,
+                inputs: 1,
+                outputs: usize::from(generative == Generative::Feedback),
+                spectral_radius: opts.spectral_radius,
+                leak_rate: opts.leak_rate,
+                input_scaling: opts.input_scaling,
+                bias_scaling: opts.bias_scaling,
+                connectivity: opts.connectivity,
+                topology: opts.topology,
+                feedback_scaling: opts.feedback_scaling,
+                seed: opts.seed,
+                ..EsnConfig::default()
+            })
+            .unwrap();
+            assert_eq!(esn.config(), model.esn.config(), "same reservoir config");
+            let mut ridge = Ridge::new(opts.units + 1, 1, opts.ridge).unwrap();
+            let mut z = Vec::new();
+            for t in 0..700 {
+                let prev = if t == 0 { [0.0] } else { [y.row(t - 1)[0]] };
+                let fb = (esn.outputs() > 0).then_some(&prev[..]);
+                esn.step(x.row(t), fb).unwrap();
+                if t >= opts.washout {
+                    features(true, x.row(t), esn.state(), &mut z);
+                    ridge.accumulate(&z, y.row(t)).unwrap();
+                }
+            }
+            let readout = ridge.fit().unwrap();
+            assert_eq!(
+                readout.weights.data, model.readout.weights.data,
+                "{generative:?}"
+            );
+            assert_eq!(esn.state(), model.esn.state(), "{generative:?}");
+        }
     }
 }

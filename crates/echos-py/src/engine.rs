@@ -29,6 +29,8 @@ pub struct Settings {
     pub input_connectivity: f64,
     pub topology: String,
     pub jump: usize,
+    /// Rows per group of the block topology (used when `topology` is "block").
+    pub block_size: usize,
     pub distribution: String,
     pub input_to_readout: bool,
     /// Resolved step kernel (`fast` already turned into this CPU's variant).
@@ -70,12 +72,13 @@ fn distribution_name(d: WeightDistribution) -> &'static str {
 
 /// The Python-facing hyperparameters of a loaded reservoir.
 pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
-    let (topology, jump) = match c.topology {
-        Topology::Random => ("random", 2),
-        Topology::Cycle => ("cycle", 2),
-        Topology::DelayLine => ("delay_line", 2),
-        Topology::CycleJumps { jump } => ("cycle_jumps", jump),
-        Topology::Block { .. } => ("block", 2),
+    // Parameters of the other topologies keep their Python defaults (they are unused).
+    let (topology, jump, block_size) = match c.topology {
+        Topology::Random => ("random", DEFAULT_JUMP, DEFAULT_BLOCK_SIZE),
+        Topology::Cycle => ("cycle", DEFAULT_JUMP, DEFAULT_BLOCK_SIZE),
+        Topology::DelayLine => ("delay_line", DEFAULT_JUMP, DEFAULT_BLOCK_SIZE),
+        Topology::CycleJumps { jump } => ("cycle_jumps", jump, DEFAULT_BLOCK_SIZE),
+        Topology::Block { size } => ("block", DEFAULT_JUMP, size),
     };
     Settings {
         neurons: c.units,
@@ -89,6 +92,7 @@ pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
         input_connectivity: c.input_connectivity,
         topology: topology.to_owned(),
         jump,
+        block_size,
         distribution: distribution_name(c.distribution).to_owned(),
         input_to_readout,
         kernel: c.kernel,
@@ -159,15 +163,30 @@ pub fn model_from_file<T: Scalar + Float>(m: &EsnModel) -> PyResult<(Settings, M
     Ok((settings, model))
 }
 
-fn topology_of(name: &str, jump: usize) -> PyResult<Topology> {
-    match name {
+/// `jump` of `ESN(...)` when not given (used by topology "cycle_jumps" only).
+pub const DEFAULT_JUMP: usize = 2;
+/// `block_size` of `ESN(...)` when not given (used by topology "block" only): one 16-row
+/// group fills an AVX-512 register.
+pub const DEFAULT_BLOCK_SIZE: usize = echos_core::topology::DEFAULT_BLOCK_SIZE;
+
+fn topology_of(s: &Settings) -> PyResult<Topology> {
+    match s.topology.as_str() {
         "random" => Ok(Topology::Random),
         "cycle" => Ok(Topology::Cycle),
         "delay_line" => Ok(Topology::DelayLine),
-        "cycle_jumps" => Ok(Topology::CycleJumps { jump }),
-        "block" => Ok(Topology::Block {
-            size: echos_core::topology::DEFAULT_BLOCK_SIZE,
-        }),
+        "cycle_jumps" => Ok(Topology::CycleJumps { jump: s.jump }),
+        "block" => {
+            // Checked here so the message uses the Python names (the engine says "group size").
+            if s.block_size == 0 || s.block_size > s.neurons {
+                return Err(PyValueError::new_err(format!(
+                    "block_size must satisfy 1 <= block_size <= neurons ({}), got {}",
+                    s.neurons, s.block_size
+                )));
+            }
+            Ok(Topology::Block {
+                size: s.block_size,
+            })
+        }
         other => Err(PyValueError::new_err(format!(
             "topology must be \"random\", \"cycle\", \"delay_line\", \"cycle_jumps\" or \"block\", got {other:?}"
         ))),
@@ -198,7 +217,7 @@ pub fn config_of(s: &Settings, inputs: usize) -> PyResult<EsnConfig> {
         connectivity: s.connectivity,
         input_connectivity: s.input_connectivity,
         distribution: distribution_of(&s.distribution)?,
-        topology: topology_of(&s.topology, s.jump)?,
+        topology: topology_of(s)?,
         activation: activation_of(&s.activation)?,
         seed: s.seed,
         kernel: s.kernel,
@@ -253,12 +272,16 @@ fn reservoir_bytes(s: &Settings, inputs: usize) -> f64 {
     let dense = s.topology == "random"
         && (s.neurons <= echos_core::topology::DENSE_MAX_UNITS
             || s.connectivity >= echos_core::topology::DENSE_MIN_CONNECTIVITY);
-    let w = if s.topology != "random" {
+    let per_row = echos_core::topology::nonzeros_per_row(s.neurons, s.connectivity) as f64;
+    let w = if s.topology == "block" {
+        // f64 values padded to whole groups, one u32 column per group and nonzero slot.
+        let padded = (s.neurons.div_ceil(s.block_size.max(1)) * s.block_size.max(1)) as f64;
+        padded * per_row * 8.0 + n * per_row * 4.0
+    } else if s.topology != "random" {
         n * 16.0
     } else if dense {
         n * n * 8.0
     } else {
-        let per_row = echos_core::topology::nonzeros_per_row(s.neurons, s.connectivity) as f64;
         n * per_row * 12.0
     };
     // A fused kernel adds its f32 copy of W (CSR and its SELL-16 layout, or dense).
@@ -324,6 +347,10 @@ fn remember<T: Copy>(last: &mut Vec<T>, u: &[T]) {
         *last = u.to_vec();
     }
 }
+
+/// Steps per engine call of an open-loop `predict` and of the teacher-forced runs of `fit` and
+/// `fit_online` (their states buffer: 256 × units values).
+const PREDICT_CHUNK_STEPS: usize = 256;
 
 /// Errors of a run, reported to Python as ValueError (the arguments were checked before).
 pub type RunResult<R> = Result<R, String>;
@@ -462,6 +489,11 @@ impl<T: Scalar + Float> Model<T> {
     /// All states of a run over `x` (rows × inputs), row-major rows × units.
     pub fn update(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
         let (ni, n) = (self.inputs(), self.units());
+        if self.is_open_loop() {
+            let mut out = vec![T::zero(); rows * n];
+            self.update_into(x, &mut out)?;
+            return Ok(out);
+        }
         let mut out = Vec::with_capacity(rows * n);
         // Reservoirs with output feedback need ŷ every step, so they run their readout too.
         let mut y = vec![T::zero(); self.outputs().unwrap_or(0)];
@@ -474,6 +506,23 @@ impl<T: Scalar + Float> Model<T> {
             out.extend_from_slice(self.esn.state());
         }
         Ok(out)
+    }
+
+    /// Whether the reservoir runs without the readout's output (no output feedback), so its
+    /// states can be computed for a whole sequence at once (`update_into`).
+    pub fn is_open_loop(&self) -> bool {
+        self.esn.outputs() == 0
+    }
+
+    /// The states of an open-loop run over `x` into `out` (rows × units): one engine call for
+    /// the whole sequence, checked once (`Esn::run_into`).
+    pub fn update_into(&mut self, x: &[T], out: &mut [T]) -> RunResult<()> {
+        self.esn.run_into(x, None, out).map_err(msg)?;
+        let ni = self.inputs();
+        if x.len() >= ni {
+            remember(&mut self.last_input, &x[x.len() - ni..]);
+        }
+        Ok(())
     }
 
     /// Ridge readout on the states of a teacher-forced run (see `PyEsn::fit`).
@@ -517,17 +566,38 @@ impl<T: Scalar + Float> Model<T> {
         if self.last_output.len() != outputs {
             self.last_output = vec![T::zero(); outputs];
         }
-        for (t, (u, target)) in x.chunks_exact(ni).zip(y.chunks_exact(outputs)).enumerate() {
+        // The states do not depend on the readout (the feedback is the target), so the
+        // reservoir runs chunks of the sequence per engine call; step t's feedback is
+        // target(t−1), and the first step's is the previous call's last target.
+        let (n, rows) = (self.units(), x.len() / ni);
+        let chunk = PREDICT_CHUNK_STEPS.min(rows.max(1));
+        let mut states = vec![T::zero(); chunk * n];
+        let mut feedback = vec![T::zero(); chunk * fb_dim];
+        for first in (0..rows).step_by(chunk) {
+            let len = chunk.min(rows - first);
+            let xs = &x[first * ni..(first + len) * ni];
+            let ys = &y[first * outputs..(first + len) * outputs];
             let fb = if fb_dim > 0 {
-                Some(&self.last_output[..])
+                let fb = &mut feedback[..len * fb_dim];
+                fb[..fb_dim].copy_from_slice(&self.last_output);
+                fb[fb_dim..].copy_from_slice(&ys[..(len - 1) * outputs]);
+                Some(&fb[..])
             } else {
                 None
             };
-            let state = self.esn.step(u, fb).map_err(msg)?;
-            remember(&mut self.last_input, u);
-            fill_features(self.input_to_readout, u, state, &mut self.features);
-            visit(t, &self.features, target).map_err(msg)?;
-            self.last_output.copy_from_slice(target);
+            let states = &mut states[..len * n];
+            self.esn.run_into(xs, fb, states).map_err(msg)?;
+            for (k, ((u, state), target)) in xs
+                .chunks_exact(ni)
+                .zip(states.chunks_exact(n))
+                .zip(ys.chunks_exact(outputs))
+                .enumerate()
+            {
+                fill_features(self.input_to_readout, u, state, &mut self.features);
+                visit(first + k, &self.features, target).map_err(msg)?;
+            }
+            remember(&mut self.last_input, &xs[(len - 1) * ni..]);
+            self.last_output.copy_from_slice(&ys[(len - 1) * outputs..]);
         }
         Ok(())
     }
@@ -585,8 +655,38 @@ impl<T: Scalar + Float> Model<T> {
         let no = self.outputs().ok_or("no readout: call fit() first")?;
         let ni = self.inputs();
         let mut out = vec![T::zero(); rows * no];
-        for (u, y) in x.chunks_exact(ni).zip(out.chunks_exact_mut(no)) {
-            self.step_once(u, Some(y))?;
+        if self.esn.outputs() > 0 {
+            // The readout's output is the next step's feedback: one step at a time.
+            for (u, y) in x.chunks_exact(ni).zip(out.chunks_exact_mut(no)) {
+                self.step_once(u, Some(y))?;
+            }
+            return Ok(out);
+        }
+        // Open loop: the reservoir runs chunks of the sequence in one engine call each (the
+        // chunk bounds the states buffer), then the readout reads each chunk's states.
+        let n = self.units();
+        let chunk = PREDICT_CHUNK_STEPS.min(rows.max(1));
+        let mut states = vec![T::zero(); chunk * n];
+        let readout = self
+            .readout
+            .as_ref()
+            .ok_or("no readout: call fit() first")?;
+        for (xs, ys) in x.chunks(chunk * ni).zip(out.chunks_mut(chunk * no)) {
+            let steps = xs.len() / ni;
+            let states = &mut states[..steps * n];
+            self.esn.run_into(xs, None, states).map_err(msg)?;
+            for ((u, state), y) in xs
+                .chunks_exact(ni)
+                .zip(states.chunks_exact(n))
+                .zip(ys.chunks_exact_mut(no))
+            {
+                fill_features(self.input_to_readout, u, state, &mut self.features);
+                readout.predict(&self.features, y).map_err(msg)?;
+            }
+        }
+        if rows > 0 {
+            remember(&mut self.last_input, &x[(rows - 1) * ni..]);
+            remember(&mut self.last_output, &out[(rows - 1) * no..]);
         }
         Ok(out)
     }

@@ -2,7 +2,7 @@
 //! reservoir is built on first use, when the number of input features is known (as ReservoirPy
 //! does), and computes in the dtype it was created with.
 
-use numpy::{PyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
@@ -85,8 +85,8 @@ fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
 ///
 /// ESN(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1,
 ///     bias=1.0, activation="tanh", seed=42, dtype="float64", *, inputs=None,
-///     input_connectivity=1.0, topology="random", jump=2, distribution="normal",
-///     input_to_readout=False, kernel="exact")
+///     input_connectivity=1.0, topology="random", jump=2, block_size=16,
+///     distribution="normal", input_to_readout=False, kernel="exact")
 ///
 /// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) + b),
 /// with W scaled to `spectral_radius`, W_in ~ U(-input_scaling, input_scaling) and
@@ -96,6 +96,9 @@ fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
 /// float32 kernel (SELL-16 sparse or dense, rational tanh, tanh only): "fast" (this CPU's best,
 /// resolved at once and shown by `esn.kernel`), "scalar", "avx2" or "avx512". Fused kernels
 /// compute in float32, so dtype defaults to "float32" with them and "float64" is refused.
+/// `topology="block"` is a random sparse reservoir whose rows come in groups of `block_size`
+/// (1 <= block_size <= neurons) sharing their in-neighbour columns (iid weights): the fused
+/// kernels step it without gathers. `jump` is the jump size of `topology="cycle_jumps"`.
 /// Arrays are shaped (timesteps, features), as in ReservoirPy. ReservoirPy names: neurons =
 /// units, spectral_radius = sr, leak_rate = lr, connectivity = rc_connectivity.
 #[pyclass(module = "echos._echos", name = "ESN")]
@@ -153,6 +156,25 @@ fn update_typed<'py, T: Float + echos_core::scalar::Scalar>(
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let units = m.units();
+    if m.is_open_loop() {
+        // The states go straight into an array NumPy allocates: for large outputs NumPy asks
+        // for transparent huge pages, and first-touch page faults on a fresh 4 KiB-paged
+        // buffer cost about as much as the step itself at 1000 units.
+        return with_matrix::<T, _>(x, "x", |x: Matrix<'_, T>| {
+            check_cols(m.inputs(), x.cols, "x")?;
+            output_fits::<T>(x.rows, units)?;
+            let arr = PyArray2::<T>::zeros(py, [x.rows, units], false);
+            {
+                let mut rw = arr.readwrite();
+                let out = rw.as_slice_mut().map_err(|e| {
+                    PyRuntimeError::new_err(format!("output array not contiguous: {e}"))
+                })?;
+                py.detach(|| m.update_into(x.data, out))
+                    .map_err(PyValueError::new_err)?;
+            }
+            Ok(arr.into_any())
+        });
+    }
     let (out, rows) = with_matrix::<T, _>(x, "x", |x: Matrix<'_, T>| {
         check_cols(m.inputs(), x.cols, "x")?;
         output_fits::<T>(x.rows, units)?;
@@ -368,6 +390,7 @@ impl PyEsn {
         input_connectivity = 1.0,
         topology = "random".to_owned(),
         jump = 2,
+        block_size = None,
         distribution = "normal".to_owned(),
         input_to_readout = false,
         kernel = None,
@@ -387,6 +410,7 @@ impl PyEsn {
         input_connectivity: f64,
         topology: String,
         jump: i64,
+        block_size: Option<&Bound<'_, PyAny>>,
         distribution: String,
         input_to_readout: bool,
         kernel: Option<&Bound<'_, PyAny>>,
@@ -396,6 +420,10 @@ impl PyEsn {
             Some(n) => positive_count("neurons", int_arg("neurons", n)?)?,
         };
         let jump = positive_count("jump", jump)?;
+        let block_size = match block_size {
+            None => engine::DEFAULT_BLOCK_SIZE,
+            Some(b) => positive_count("block_size", int_arg("block_size", b)?)?,
+        };
         let seed = match seed {
             None => 42,
             Some(s) => int_arg("seed", s)?,
@@ -442,6 +470,7 @@ impl PyEsn {
             input_connectivity,
             topology,
             jump,
+            block_size,
             distribution,
             input_to_readout,
             kernel,
@@ -676,6 +705,24 @@ impl PyEsn {
         self.settings.seed
     }
 
+    /// The reservoir's topology: "random", "cycle", "delay_line", "cycle_jumps" or "block".
+    #[getter]
+    fn topology(&self) -> String {
+        self.settings.topology.clone()
+    }
+
+    /// Jump size of the "cycle_jumps" topology (the default, 2, for other topologies).
+    #[getter]
+    fn jump(&self) -> usize {
+        self.settings.jump
+    }
+
+    /// Rows per group of the "block" topology (the default, 16, for other topologies).
+    #[getter]
+    fn block_size(&self) -> usize {
+        self.settings.block_size
+    }
+
     /// The readout weights, shape (outputs, 1 + neurons) with the bias in column 0, or None
     /// before training.
     #[getter]
@@ -760,6 +807,7 @@ impl PyEsn {
         settings.set_item("input_connectivity", s.input_connectivity)?;
         settings.set_item("topology", &s.topology)?;
         settings.set_item("jump", s.jump)?;
+        settings.set_item("block_size", s.block_size)?;
         settings.set_item("distribution", &s.distribution)?;
         settings.set_item("input_to_readout", s.input_to_readout)?;
         settings.set_item("kernel", s.kernel.name())?;
@@ -782,8 +830,14 @@ impl PyEsn {
 
     fn __repr__(&self) -> String {
         let s = &self.settings;
+        // The topology's own parameter only: jump and block_size mean nothing elsewhere.
+        let topology = match s.topology.as_str() {
+            "cycle_jumps" => format!("topology={:?}, jump={}", s.topology, s.jump),
+            "block" => format!("topology={:?}, block_size={}", s.topology, s.block_size),
+            other => format!("topology={other:?}"),
+        };
         format!(
-            "ESN(neurons={}, spectral_radius={:?}, leak_rate={:?}, input_scaling={:?}, connectivity={:?}, bias={:?}, activation={:?}, seed={}, dtype={:?}, kernel={:?})",
+            "ESN(neurons={}, spectral_radius={:?}, leak_rate={:?}, input_scaling={:?}, connectivity={:?}, bias={:?}, activation={:?}, seed={}, dtype={:?}, {topology}, kernel={:?})",
             s.neurons,
             s.spectral_radius,
             s.leak_rate,
@@ -863,6 +917,11 @@ pub fn _esn_from_pickle(state: &Bound<'_, PyDict>) -> PyResult<PyEsn> {
         input_connectivity: item("input_connectivity")?.extract()?,
         topology: item("topology")?.extract()?,
         jump: item("jump")?.extract()?,
+        // Pickles made before block_size existed could only hold the default block size.
+        block_size: match s.get_item("block_size")? {
+            None => engine::DEFAULT_BLOCK_SIZE,
+            Some(b) => b.extract()?,
+        },
         distribution: item("distribution")?.extract()?,
         input_to_readout: item("input_to_readout")?.extract()?,
         // Pickles made before step kernels existed ran the exact path.
