@@ -38,16 +38,17 @@ pub struct BenchArgs {
     /// Seed of the random reservoir.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Batches: keep 32-lane groups and cut the reservoir's rows across threads (one join per
-    /// step; faster on an idle machine, slower when other processes share the cores).
+    /// Batches of a random reservoir: keep 32-lane groups and cut the reservoir's rows across
+    /// threads (one join per step; faster on an idle machine, slower when other processes share
+    /// the cores). Block batches always split by sequences.
     #[arg(long)]
     pub row_split: bool,
     /// One sequence: share each step between two threads (SELL slices halved, one join per
     /// step); sparse reservoirs only.
     #[arg(long)]
     pub split_step: bool,
-    /// Reservoir topology: `random` (sparse, SELL-16 step) or `block` (groups of units share
-    /// their in-neighbour columns; gather-free step).
+    /// Reservoir topology: `random` (sparse, SELL-16 step, CSR batch kernel) or `block` (groups
+    /// of units share their in-neighbour columns; gather-free step and batch kernel).
     #[arg(long, default_value = "random")]
     pub topology: String,
     /// Rows per group of a `block` reservoir.

@@ -509,18 +509,38 @@ mod tests {
             ..b.clone()
         };
         assert!(split.run(Kernel::scalar()).is_err());
-        // Batches and ensembles of block reservoirs run too (batches on the CSR form).
-        for (batch, ensemble) in [(4, 1), (1, 3)] {
+        // Batches of block reservoirs run the batched block kernel; ensembles the block step.
+        for k in Kernel::available() {
             let r = StepBench {
-                batch,
-                ensemble,
+                batch: 4,
                 threads: 2,
                 ..b.clone()
             }
-            .run(Kernel::best())
+            .run(k)
             .unwrap();
+            let want = if k.variant() == echos_core::kernels::Variant::Avx512 {
+                "avx512-block-batch"
+            } else {
+                "portable-block-batch"
+            };
+            assert_eq!((r.step_kernel, r.compute_limit_kind), (want, "mul-adds"));
             assert!(r.steps_per_s > 0.0);
         }
+        let r = StepBench {
+            ensemble: 3,
+            threads: 2,
+            ..b.clone()
+        }
+        .run(Kernel::best())
+        .unwrap();
+        assert!(r.steps_per_s > 0.0);
+        assert!(StepBench {
+            batch: 4,
+            split_rows: true,
+            ..b.clone()
+        }
+        .run(Kernel::scalar())
+        .is_err());
     }
 
     #[test]
@@ -645,6 +665,13 @@ impl StepBench {
                 "split-step runs the SELL-16 form of a random reservoir; block reservoirs step on one thread",
             );
         }
+        if self.split_rows && self.block_size.is_some() {
+            return bad(
+                "block size",
+                self.block_size.unwrap_or(0),
+                "the row split runs the CSR batch kernel; block batches split by sequences",
+            );
+        }
         if self.repeats == 0 || self.repeats > 1000 {
             return bad("repeats", self.repeats, "must be in 1..=1000");
         }
@@ -698,6 +725,7 @@ impl StepBench {
         };
         let mut runs = Vec::with_capacity(self.repeats);
         let mut cpu_runs = Vec::with_capacity(self.repeats);
+        let mut batch_kernel = None;
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
             let (seconds, cpu_seconds) = if self.batch > 1 {
@@ -710,6 +738,7 @@ impl StepBench {
                 )
                 .map_err(map_err)?;
                 let workers = runner.workers();
+                batch_kernel = Some(runner.step_kernel());
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| runner.run(self.steps, &inputs))
                     .map_err(map_err)?;
@@ -773,7 +802,7 @@ impl StepBench {
         // sequences that thread carries (read x, write x').
         let state_bytes = n * 4 * 2;
         let per_thread_lanes = lanes.div_ceil(self.threads.min(lanes));
-        let weight_bytes = if self.batch > 1 {
+        let weight_bytes = if self.batch > 1 && reservoir.block().is_none() {
             reservoir.bytes_per_step() - n * 4
         } else {
             reservoir.bytes_read_per_step(kernel) - n * 4
@@ -806,6 +835,12 @@ impl StepBench {
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
                 ("mul-adds", m / padded as f64 / per_member)
             }
+            (Some(b), _) => {
+                // The batched block step: one lane multiply-add per stored weight (padding
+                // included) per sequence of the thread's group.
+                let m = muladd_rate(kernel);
+                ("mul-adds", m / (b.padded_nnz() as f64 * width.max(1.0)))
+            }
             (_, Some(c)) if self.batch == 1 => {
                 let g = gather_rate(kernel, n, c.indices());
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
@@ -826,12 +861,8 @@ impl StepBench {
         } else {
             ("bandwidth", limit)
         };
-        let step_kernel = if self.batch > 1 {
-            match kernel.variant() {
-                echos_core::kernels::Variant::Scalar => "scalar-batch",
-                echos_core::kernels::Variant::Avx2Fma => "avx2-batch",
-                echos_core::kernels::Variant::Avx512 => "avx512-batch",
-            }
+        let step_kernel = if let Some(name) = batch_kernel {
+            name
         } else if self.split_step {
             match kernel.variant() {
                 echos_core::kernels::Variant::Avx512 => "avx512-sell16-split2",

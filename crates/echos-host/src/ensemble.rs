@@ -1,5 +1,6 @@
 //! Many sequences through one reservoir ([`BatchRunner`]: the batched kernel reads the matrix
-//! once per step for a whole group of sequences) and many independent reservoirs
+//! once per step for a whole group of sequences; block-sparse reservoirs run the batched block
+//! kernel, others the batched CSR kernel) and many independent reservoirs
 //! ([`Ensemble`]), spread over the cores with rayon. Both give results bit-identical to running
 //! the sequences / reservoirs one by one (batched lanes repeat the scalar arithmetic; ensemble
 //! members run the same single-sequence kernel), which the tests check.
@@ -9,7 +10,7 @@
 
 use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::sell::SLICE;
-use echos_core::kernels::{Kernel, KernelError};
+use echos_core::kernels::{Kernel, KernelError, Variant};
 use rayon::prelude::*;
 use thiserror::Error;
 
@@ -26,6 +27,11 @@ pub enum EnsembleError {
     /// Batched stepping needs a sparse (CSR) reservoir.
     #[error("batched stepping needs a sparse (CSR) reservoir; this one is dense")]
     NotSparse,
+    /// The row split cuts CSR rows; the batched block kernel steps whole tiles.
+    #[error(
+        "the row split runs the CSR batch kernel; a block-sparse reservoir's batch splits by sequences only"
+    )]
+    RowSplitOnBlock,
     /// A batch of zero sequences or an ensemble of zero reservoirs.
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -83,10 +89,14 @@ struct Group {
     u: Vec<f32>,
 }
 
-/// `batch` sequences stepping through one CSR reservoir.
+/// `batch` sequences stepping through one sparse reservoir: the batched block kernel
+/// ([`Kernel::block_leaky_step_batch`]) when the reservoir is block-sparse
+/// ([`FusedReservoir::block`]), else the batched CSR kernel.
 pub struct BatchRunner<'r> {
     reservoir: &'r FusedReservoir,
     kernel: Kernel,
+    /// Block-sparse reservoir: every group runs the batched block kernel.
+    block: bool,
     batch: usize,
     groups: Vec<Group>,
     /// Each group's rows are cut into this many parts, stepped in parallel every time step.
@@ -130,6 +140,10 @@ impl<'r> BatchRunner<'r> {
         if reservoir.csr_ref().is_none() {
             return Err(EnsembleError::NotSparse);
         }
+        let block = reservoir.block().is_some();
+        if block && split_rows {
+            return Err(EnsembleError::RowSplitOnBlock);
+        }
         let threads = threads.max(1);
         let (groups, row_parts) = if split_rows {
             let groups = threads.min(batch.div_ceil(PASS_LANES));
@@ -162,6 +176,7 @@ impl<'r> BatchRunner<'r> {
         Ok(BatchRunner {
             reservoir,
             kernel,
+            block,
             batch,
             groups: out,
             row_parts,
@@ -171,6 +186,18 @@ impl<'r> BatchRunner<'r> {
     /// Worker threads a run keeps busy (groups × row parts).
     pub fn workers(&self) -> usize {
         self.groups.len() * self.row_parts
+    }
+
+    /// The code each group's step runs: `avx512-block-batch` / `portable-block-batch` on a
+    /// block-sparse reservoir, else `scalar-batch`, `avx2-batch` or `avx512-batch` (CSR).
+    pub fn step_kernel(&self) -> &'static str {
+        match (self.block, self.kernel.variant()) {
+            (true, Variant::Avx512) => "avx512-block-batch",
+            (true, _) => "portable-block-batch",
+            (false, Variant::Scalar) => "scalar-batch",
+            (false, Variant::Avx2Fma) => "avx2-batch",
+            (false, Variant::Avx512) => "avx512-batch",
+        }
     }
 
     /// Number of sequences.
@@ -205,6 +232,7 @@ impl<'r> BatchRunner<'r> {
         }
         let (kernel, reservoir) = (self.kernel, self.reservoir);
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
+        let block = if self.block { reservoir.block() } else { None };
         let p = reservoir.update_ref();
         let units = reservoir.units();
         let part_rows = units.div_ceil(self.row_parts).div_ceil(ROW_BLOCK) * ROW_BLOCK;
@@ -219,7 +247,9 @@ impl<'r> BatchRunner<'r> {
                 }
                 let (width, u, x) = (g.width, &g.u, g.x.as_slice());
                 let next = g.next.as_mut_slice();
-                if row_parts == 1 {
+                if let Some(m) = block {
+                    kernel.block_leaky_step_batch(m, p.leak_rate, width, u, x, next)?;
+                } else if row_parts == 1 {
                     kernel.leaky_step_batch_rows(w, p, width, 0..units, u, x, next)?;
                 } else {
                     // Each row's sum is unchanged by the cut, so results stay bit-identical.
@@ -381,7 +411,7 @@ impl<'r> SplitStep<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{random_reservoir, ReservoirSpec};
+    use crate::bench::{block_reservoir, random_reservoir, ReservoirSpec};
 
     fn input(t: usize, b: usize, j: usize) -> f32 {
         ((t * 13 + b * 5 + j) as f32 * 0.07).sin()
@@ -425,6 +455,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A block-sparse reservoir runs the batched block kernel in every group, and each
+    /// sequence still ends bit-identical to that sequence stepped alone by the scalar block
+    /// step, for group widths below, at and above 16 lanes.
+    #[test]
+    fn block_batch_runner_equals_one_by_one_for_every_variant_and_grouping() {
+        let spec = ReservoirSpec {
+            units: 200,
+            inputs: 2,
+            connectivity: 0.1,
+            ..Default::default()
+        };
+        let r = block_reservoir(&spec, 16).unwrap();
+        assert!(r.block().is_some());
+        let (batch, steps) = (37, 30);
+        let inputs: Vec<f32> = (0..steps * batch * 2)
+            .map(|k| input(k / (batch * 2), (k / 2) % batch, k % 2))
+            .collect();
+        let mut reference = Vec::new();
+        for b in 0..batch {
+            let mut one = r.clone();
+            for t in 0..steps {
+                one.step(Kernel::scalar(), &[input(t, b, 0), input(t, b, 1)])
+                    .unwrap();
+            }
+            reference.push(one.state().to_vec());
+        }
+        assert!(reference[0].iter().any(|&v| v != 0.0));
+        for k in Kernel::available() {
+            for threads in [1, 2, 5] {
+                let mut runner = BatchRunner::new(&r, k, batch, threads).unwrap();
+                let want_kernel = if k.variant() == Variant::Avx512 {
+                    "avx512-block-batch"
+                } else {
+                    "portable-block-batch"
+                };
+                assert_eq!(runner.step_kernel(), want_kernel);
+                runner.run(steps, &inputs).unwrap();
+                let mut s = vec![0.0; 200];
+                for (b, want) in reference.iter().enumerate() {
+                    runner.copy_state(b, &mut s).unwrap();
+                    assert!(
+                        s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{:?} threads {threads} seq {b}",
+                        k.variant()
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            BatchRunner::with_split(&r, Kernel::scalar(), batch, 2, true),
+            Err(EnsembleError::RowSplitOnBlock)
+        ));
+        let csr = random_reservoir(&spec).unwrap();
+        assert_eq!(
+            BatchRunner::new(&csr, Kernel::scalar(), 4, 1)
+                .unwrap()
+                .step_kernel(),
+            "scalar-batch"
+        );
     }
 
     #[test]
