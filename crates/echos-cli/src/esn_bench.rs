@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// Rows per group of a `block` reservoir.
     #[arg(long, default_value_t = echos_core::topology::DEFAULT_BLOCK_SIZE)]
     pub block_size: usize,
+    /// Number format of block batches: `f32` (default), or `bf16` (opt-in reduced precision:
+    /// weights and multiplied states rounded to bfloat16, f32 accumulation and states).
+    #[arg(long, default_value = "f32")]
+    pub format: String,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -76,6 +80,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "block" => Some(args.block_size),
         other => bail!("unknown topology `{other}`: use random or block"),
     };
+    let bf16 = match args.format.as_str() {
+        "f32" => false,
+        "bf16" => true,
+        other => bail!("unknown format `{other}`: use f32 or bf16"),
+    };
     let threads = match args.threads {
         Some(t) => t,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -96,6 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         split_rows: args.row_split,
         split_step: args.split_step,
         block_size,
+        bf16,
     };
     for kernel in kernels {
         let r = bench

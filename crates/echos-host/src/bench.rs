@@ -382,6 +382,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: None,
+            bf16: false,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
         let split = StepBench {
@@ -460,6 +461,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: None,
+            bf16: false,
         };
         let r = b.run(Kernel::best()).unwrap();
         assert_eq!(r.kernel, Kernel::best().variant().name());
@@ -483,6 +485,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: Some(16),
+            bf16: false,
         };
         for k in Kernel::available() {
             let r = b.run(k).unwrap();
@@ -574,6 +577,9 @@ pub struct StepBench {
     pub split_step: bool,
     /// `Some(size)`: a block-sparse reservoir ([`block_reservoir`]) instead of the random one.
     pub block_size: Option<usize>,
+    /// Batches of a block reservoir in the opt-in bf16-products format
+    /// ([`echos_core::kernels::block_bf16::BlockBf16`]) instead of f32.
+    pub bf16: bool,
 }
 
 /// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
@@ -583,6 +589,8 @@ pub struct StepBenchReport {
     pub kernel: &'static str,
     /// `random` or `block` (the reservoir's topology).
     pub topology: &'static str,
+    /// `f32`, or `bf16` for the opt-in bf16-products batch format.
+    pub format: &'static str,
     /// Rows per group of a block reservoir (0 for random).
     pub block_size: usize,
     pub units: usize,
@@ -672,6 +680,13 @@ impl StepBench {
                 "the row split runs the CSR batch kernel; block batches split by sequences",
             );
         }
+        if self.bf16 && (self.block_size.is_none() || self.batch < 2) {
+            return bad(
+                "batch",
+                self.batch,
+                "the bf16 format is a batch format (batch >= 2) of block reservoirs (--topology block)",
+            );
+        }
         if self.repeats == 0 || self.repeats > 1000 {
             return bad("repeats", self.repeats, "must be in 1..=1000");
         }
@@ -729,13 +744,17 @@ impl StepBench {
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
             let (seconds, cpu_seconds) = if self.batch > 1 {
-                let mut runner = BatchRunner::with_split(
-                    &reservoir,
-                    kernel,
-                    self.batch,
-                    self.threads,
-                    self.split_rows,
-                )
+                let mut runner = if self.bf16 {
+                    BatchRunner::new_bf16(&reservoir, kernel, self.batch, self.threads)
+                } else {
+                    BatchRunner::with_split(
+                        &reservoir,
+                        kernel,
+                        self.batch,
+                        self.threads,
+                        self.split_rows,
+                    )
+                }
                 .map_err(map_err)?;
                 let workers = runner.workers();
                 batch_kernel = Some(runner.step_kernel());
@@ -839,7 +858,14 @@ impl StepBench {
                 // The batched block step: one lane multiply-add per stored weight (padding
                 // included) per sequence of the thread's group.
                 let m = muladd_rate(kernel);
-                ("mul-adds", m / (b.padded_nnz() as f64 * width.max(1.0)))
+                // bf16 is judged against the same f32 limit (products per second), so its
+                // fraction says how far the format gets past f32 arithmetic.
+                let kind = if self.bf16 {
+                    "f32 mul-adds"
+                } else {
+                    "mul-adds"
+                };
+                (kind, m / (b.padded_nnz() as f64 * width.max(1.0)))
             }
             (_, Some(c)) if self.batch == 1 => {
                 let g = gather_rate(kernel, n, c.indices());
@@ -878,6 +904,7 @@ impl StepBench {
                 "random"
             },
             block_size: self.block_size.unwrap_or(0),
+            format: if self.bf16 { "bf16" } else { "f32" },
             compute_limit_kind: kind,
             compute_limit_steps_per_s: compute_limit,
             binding_limit: binding,

@@ -8,6 +8,7 @@
 //! Work is split so threads never synchronise inside a run: a batch is cut into groups of
 //! sequences, each group stepping through all time steps on its own core.
 
+use echos_core::kernels::block_bf16::BlockBf16;
 use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::sell::SLICE;
 use echos_core::kernels::{Kernel, KernelError, Variant};
@@ -32,6 +33,9 @@ pub enum EnsembleError {
         "the row split runs the CSR batch kernel; a block-sparse reservoir's batch splits by sequences only"
     )]
     RowSplitOnBlock,
+    /// The bf16-products format exists for block-sparse reservoirs only.
+    #[error("the bf16-products batch format needs a block-sparse reservoir")]
+    Bf16NeedsBlock,
     /// A batch of zero sequences or an ensemble of zero reservoirs.
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -97,6 +101,8 @@ pub struct BatchRunner<'r> {
     kernel: Kernel,
     /// Block-sparse reservoir: every group runs the batched block kernel.
     block: bool,
+    /// The opt-in bf16-products format of the block weights ([`BatchRunner::new_bf16`]).
+    bf16: Option<BlockBf16>,
     batch: usize,
     groups: Vec<Group>,
     /// Each group's rows are cut into this many parts, stepped in parallel every time step.
@@ -177,10 +183,28 @@ impl<'r> BatchRunner<'r> {
             reservoir,
             kernel,
             block,
+            bf16: None,
             batch,
             groups: out,
             row_parts,
         })
+    }
+
+    /// As [`BatchRunner::new`] on a block-sparse reservoir, but in the reduced-precision
+    /// bf16-products format ([`BlockBf16`]: weights and multiplied states rounded to bf16,
+    /// f32 accumulation and states). Results differ from the f32 runner's; each sequence is
+    /// still bit-identical to running it alone in this format.
+    pub fn new_bf16(
+        reservoir: &'r FusedReservoir,
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
+        let m = reservoir.block().ok_or(EnsembleError::Bf16NeedsBlock)?;
+        let bf16 = BlockBf16::from_block(m)?;
+        let mut runner = Self::new(reservoir, kernel, batch, threads)?;
+        runner.bf16 = Some(bf16);
+        Ok(runner)
     }
 
     /// Worker threads a run keeps busy (groups × row parts).
@@ -191,6 +215,9 @@ impl<'r> BatchRunner<'r> {
     /// The code each group's step runs: `avx512-block-batch` / `portable-block-batch` on a
     /// block-sparse reservoir, else `scalar-batch`, `avx2-batch` or `avx512-batch` (CSR).
     pub fn step_kernel(&self) -> &'static str {
+        if let Some(m) = &self.bf16 {
+            return m.step_kernel_name(self.kernel);
+        }
         match (self.block, self.kernel.variant()) {
             (true, Variant::Avx512) => "avx512-block-batch",
             (true, _) => "portable-block-batch",
@@ -233,6 +260,7 @@ impl<'r> BatchRunner<'r> {
         let (kernel, reservoir) = (self.kernel, self.reservoir);
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
         let block = if self.block { reservoir.block() } else { None };
+        let bf16 = self.bf16.as_ref();
         let p = reservoir.update_ref();
         let units = reservoir.units();
         let part_rows = units.div_ceil(self.row_parts).div_ceil(ROW_BLOCK) * ROW_BLOCK;
@@ -247,7 +275,9 @@ impl<'r> BatchRunner<'r> {
                 }
                 let (width, u, x) = (g.width, &g.u, g.x.as_slice());
                 let next = g.next.as_mut_slice();
-                if let Some(m) = block {
+                if let Some(m) = bf16 {
+                    m.step_batch(kernel, p.leak_rate, width, u, x, next)?;
+                } else if let Some(m) = block {
                     kernel.block_leaky_step_batch(m, p.leak_rate, width, u, x, next)?;
                 } else if row_parts == 1 {
                     kernel.leaky_step_batch_rows(w, p, width, 0..units, u, x, next)?;
@@ -516,6 +546,66 @@ mod tests {
                 .step_kernel(),
             "scalar-batch"
         );
+    }
+
+    /// The bf16 format through the runner: every grouping gives the bits of each sequence
+    /// stepped alone by the format's own step (batch of one); close to, not equal to, f32.
+    #[test]
+    fn bf16_batch_runner_equals_one_by_one_in_its_format() {
+        let spec = ReservoirSpec {
+            units: 200,
+            inputs: 1,
+            connectivity: 0.1,
+            ..Default::default()
+        };
+        let r = block_reservoir(&spec, 16).unwrap();
+        let m = BlockBf16::from_block(r.block().unwrap()).unwrap();
+        let (batch, steps) = (35, 25);
+        let inputs: Vec<f32> = (0..steps * batch)
+            .map(|k| input(k / batch, k % batch, 0))
+            .collect();
+        let mut reference = Vec::new();
+        for b in 0..batch {
+            let (mut x, mut next) = (vec![0.0f32; 200], vec![0.0f32; 200]);
+            for t in 0..steps {
+                m.step_batch(
+                    Kernel::scalar(),
+                    r.leak_rate(),
+                    1,
+                    &[input(t, b, 0)],
+                    &x,
+                    &mut next,
+                )
+                .unwrap();
+                std::mem::swap(&mut x, &mut next);
+            }
+            reference.push(x);
+        }
+        let mut f32_runner = BatchRunner::new(&r, Kernel::best(), batch, 2).unwrap();
+        f32_runner.run(steps, &inputs).unwrap();
+        for k in Kernel::available() {
+            for threads in [1, 2, 3] {
+                let mut runner = BatchRunner::new_bf16(&r, k, batch, threads).unwrap();
+                assert!(runner.step_kernel().contains("bf16"));
+                runner.run(steps, &inputs).unwrap();
+                let (mut s, mut f) = (vec![0.0; 200], vec![0.0; 200]);
+                for (b, want) in reference.iter().enumerate() {
+                    runner.copy_state(b, &mut s).unwrap();
+                    assert!(
+                        s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{:?} threads {threads} seq {b}",
+                        k.variant()
+                    );
+                    f32_runner.copy_state(b, &mut f).unwrap();
+                    assert!(s != f, "seq {b}: bf16 equals f32");
+                }
+            }
+        }
+        let csr = random_reservoir(&spec).unwrap();
+        assert!(matches!(
+            BatchRunner::new_bf16(&csr, Kernel::scalar(), 4, 1),
+            Err(EnsembleError::Bf16NeedsBlock)
+        ));
     }
 
     #[test]
