@@ -192,16 +192,35 @@ impl<'r> BatchRunner<'r> {
 
     /// As [`BatchRunner::new`] on a block-sparse reservoir, but in the reduced-precision
     /// bf16-products format ([`BlockBf16`]: weights and multiplied states rounded to bf16,
-    /// f32 accumulation and states). Results differ from the f32 runner's; each sequence is
-    /// still bit-identical to running it alone in this format.
+    /// f32 accumulation and states), the states multiplied as deviations from the reservoir's
+    /// zero-input operating point ([`zero_input_centre`]). Results differ from the f32
+    /// runner's; each sequence is still bit-identical to running it alone in this format.
     pub fn new_bf16(
         reservoir: &'r FusedReservoir,
         kernel: Kernel,
         batch: usize,
         threads: usize,
     ) -> Result<Self, EnsembleError> {
+        Self::new_bf16_with_centre(
+            reservoir,
+            &zero_input_centre(reservoir)?,
+            kernel,
+            batch,
+            threads,
+        )
+    }
+
+    /// As [`BatchRunner::new_bf16`] with the caller's centre (one finite value per unit), e.g.
+    /// the mean f32 state over calibration input.
+    pub fn new_bf16_with_centre(
+        reservoir: &'r FusedReservoir,
+        centre: &[f32],
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
         let m = reservoir.block().ok_or(EnsembleError::Bf16NeedsBlock)?;
-        let bf16 = BlockBf16::from_block(m)?;
+        let bf16 = BlockBf16::with_centre(m, centre)?;
         let mut runner = Self::new(reservoir, kernel, batch, threads)?;
         runner.bf16 = Some(bf16);
         Ok(runner)
@@ -322,6 +341,22 @@ impl<'r> BatchRunner<'r> {
         }
         Ok(())
     }
+}
+
+/// Steps of zero input [`zero_input_centre`] runs from the zero state.
+pub const CENTRE_STEPS: usize = 500;
+
+/// The reservoir's state after [`CENTRE_STEPS`] steps of zero input from the zero state (the
+/// scalar f32 step, so the same bits on every CPU): its bias-driven operating point when the
+/// dynamics contract, the centre the bf16 format rounds deviations around. Needs no data.
+pub fn zero_input_centre(reservoir: &FusedReservoir) -> Result<Vec<f32>, EnsembleError> {
+    let mut r = reservoir.clone();
+    r.reset();
+    let zeros = vec![0.0f32; r.inputs()];
+    for _ in 0..CENTRE_STEPS {
+        r.step(Kernel::scalar(), &zeros)?;
+    }
+    Ok(r.state().to_vec())
 }
 
 /// Independent reservoirs stepped together, one rayon task per member.
@@ -559,7 +594,9 @@ mod tests {
             ..Default::default()
         };
         let r = block_reservoir(&spec, 16).unwrap();
-        let m = BlockBf16::from_block(r.block().unwrap()).unwrap();
+        let centre = zero_input_centre(&r).unwrap();
+        assert!(centre.iter().any(|&v| v != 0.0));
+        let m = BlockBf16::with_centre(r.block().unwrap(), &centre).unwrap();
         let (batch, steps) = (35, 25);
         let inputs: Vec<f32> = (0..steps * batch)
             .map(|k| input(k / batch, k % batch, 0))
