@@ -185,13 +185,15 @@ fn bench_batch(c: &mut Criterion) {
         // Only avx512 runs the instruction (where the CPU has AVX-512 BF16); the others the
         // portable form.
         let mb = BlockBf16::from_block(m).expect("bf16 form");
+        let mut scratch = vec![0u16; n * batch];
         for k in Kernel::available() {
             g.throughput(Throughput::Elements(batch as u64));
             g.bench_function(
                 BenchmarkId::new(format!("block16bf16/{n}"), k.variant().name()),
                 |b| {
                     b.iter(|| {
-                        mb.step_batch(k, 0.3, batch, &u, &x, &mut next).unwrap();
+                        mb.step_batch(k, 0.3, batch, &u, &x, &mut scratch, &mut next)
+                            .unwrap();
                         std::mem::swap(&mut x, &mut next);
                     })
                 },

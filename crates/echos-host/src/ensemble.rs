@@ -91,6 +91,8 @@ struct Group {
     next: LineAligned,
     /// This step's inputs, input-major: u[j·width + b].
     u: Vec<f32>,
+    /// The bf16 format's rounded deviations (units·width; empty for f32 runners).
+    scratch: Vec<u16>,
 }
 
 /// `batch` sequences stepping through one sparse reservoir: the batched block kernel
@@ -176,6 +178,7 @@ impl<'r> BatchRunner<'r> {
                 x: LineAligned::zeroed(size("units × batch", n, width)?),
                 next: LineAligned::zeroed(n * width),
                 u: vec![0.0; size("inputs × batch", inputs, width)?],
+                scratch: Vec::new(),
             });
             b0 += width;
         }
@@ -222,6 +225,9 @@ impl<'r> BatchRunner<'r> {
         let m = reservoir.block().ok_or(EnsembleError::Bf16NeedsBlock)?;
         let bf16 = BlockBf16::with_centre(m, centre)?;
         let mut runner = Self::new(reservoir, kernel, batch, threads)?;
+        for g in &mut runner.groups {
+            g.scratch = vec![0; g.x.as_slice().len()];
+        }
         runner.bf16 = Some(bf16);
         Ok(runner)
     }
@@ -295,7 +301,7 @@ impl<'r> BatchRunner<'r> {
                 let (width, u, x) = (g.width, &g.u, g.x.as_slice());
                 let next = g.next.as_mut_slice();
                 if let Some(m) = bf16 {
-                    m.step_batch(kernel, p.leak_rate, width, u, x, next)?;
+                    m.step_batch(kernel, p.leak_rate, width, u, x, &mut g.scratch, next)?;
                 } else if let Some(m) = block {
                     kernel.block_leaky_step_batch(m, p.leak_rate, width, u, x, next)?;
                 } else if row_parts == 1 {
@@ -604,6 +610,7 @@ mod tests {
         let mut reference = Vec::new();
         for b in 0..batch {
             let (mut x, mut next) = (vec![0.0f32; 200], vec![0.0f32; 200]);
+            let mut scratch = vec![0u16; 200];
             for t in 0..steps {
                 m.step_batch(
                     Kernel::scalar(),
@@ -611,6 +618,7 @@ mod tests {
                     1,
                     &[input(t, b, 0)],
                     &x,
+                    &mut scratch,
                     &mut next,
                 )
                 .unwrap();

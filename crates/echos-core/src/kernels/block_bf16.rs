@@ -203,8 +203,11 @@ impl BlockBf16 {
     }
 
     /// One step of `batch` sequences, states unit-major (`x[i·batch + b]`, `u[j·batch + b]`).
+    /// `scratch` (length units·batch, contents ignored) receives the rounded deviations
+    /// d̃ = bf16(x − centre) once per step, so each group's column pairs reuse them.
     /// AVX-512 with BF16 runs `vdpbf16ps`; every other case the portable form; both give the
     /// same bits, and each sequence's result does not depend on the others or on `batch`.
+    #[allow(clippy::too_many_arguments)]
     pub fn step_batch(
         &self,
         kernel: Kernel,
@@ -212,6 +215,7 @@ impl BlockBf16 {
         batch: usize,
         u: &[f32],
         x: &[f32],
+        scratch: &mut [u16],
         x_next: &mut [f32],
     ) -> Result<(), KernelError> {
         check_dim("batch", batch)?;
@@ -222,6 +226,7 @@ impl BlockBf16 {
             u.len(),
         )?;
         check_len("x", states, x.len())?;
+        check_len("scratch", states, scratch.len())?;
         check_len("x_next", states, x_next.len())?;
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
@@ -230,16 +235,17 @@ impl BlockBf16 {
         if self.native && kernel.variant() == Variant::Avx512 {
             // SAFETY: `native` is set only when CPUID reports AVX-512 BF16, and the Avx512
             // `Kernel` exists only when AVX-512F and its OS state support were confirmed.
-            unsafe { simd::step_batch(self, leak_rate, batch, u, x, x_next) };
+            unsafe { simd::step_batch(self, leak_rate, batch, u, x, scratch, x_next) };
             return Ok(());
         }
         let _ = kernel;
-        step_batch_portable(self, leak_rate, batch, u, x, x_next);
+        step_batch_portable(self, leak_rate, batch, u, x, scratch, x_next);
         Ok(())
     }
 }
 
-/// CPUID.(EAX=7, ECX=1):EAX bit 5 (AVX512_BF16), and AVX-512F usable (the Avx512 kernel).
+/// CPUID.(EAX=7, ECX=1):EAX bit 5 (AVX512_BF16), AVX512BW and VL, and AVX-512F usable (the
+/// Avx512 kernel, which also confirmed the OS saves ZMM and opmask state).
 fn native_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -250,8 +256,10 @@ fn native_bf16() -> bool {
         #[allow(unused_unsafe)]
         // SAFETY: CPUID exists on every x86_64 CPU; leaf 7 exists when AVX-512F was reported,
         // and its EAX gives the highest sub-leaf.
-        let (max_sub, leaf) = unsafe { (__cpuid_count(7, 0).eax, __cpuid_count(7, 1)) };
-        max_sub >= 1 && leaf.eax & (1 << 5) != 0
+        let (leaf0, leaf1) = unsafe { (__cpuid_count(7, 0), __cpuid_count(7, 1)) };
+        // AVX512BW (EBX bit 30) and AVX512VL (bit 31) for the 16-bit shuffles and loads.
+        let bw_vl = leaf0.ebx & (3 << 30) == 3 << 30;
+        bw_vl && leaf0.eax >= 1 && leaf1.eax & (1 << 5) != 0
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -263,9 +271,19 @@ fn step_batch_portable(
     batch: usize,
     u: &[f32],
     x: &[f32],
+    scratch: &mut [u16],
     x_next: &mut [f32],
 ) {
     let keep = 1.0 - leak_rate;
+    for (i, (d, xi)) in scratch
+        .chunks_exact_mut(batch)
+        .zip(x.chunks_exact(batch))
+        .enumerate()
+    {
+        for (d, &v) in d.iter_mut().zip(xi) {
+            *d = bf16_bits(v - m.centre[i]);
+        }
+    }
     for slot in 0..m.slots {
         let live = m.chunk_live[slot] as usize;
         let first = m.chunk_first[slot] as usize;
@@ -277,10 +295,8 @@ fn step_batch_portable(
                     let q = slot * m.pairs + p;
                     let (c0, c1) = (m.cols[2 * q] as usize, m.cols[2 * q + 1] as usize);
                     let wq = m.w[q * LANES + r];
-                    let d0 = x[c0 * batch + b] - m.centre[c0];
-                    let d1 = x[c1 * batch + b] - m.centre[c1];
-                    acc = dp_add(acc, (wq >> 16) as u16, bf16_bits(d0));
-                    acc = dp_add(acc, wq as u16, bf16_bits(d1));
+                    acc = dp_add(acc, (wq >> 16) as u16, scratch[c0 * batch + b]);
+                    acc = dp_add(acc, wq as u16, scratch[c1 * batch + b]);
                 }
                 for j in 0..m.inputs {
                     acc += m.w_in[(slot * m.inputs + j) * LANES + r] * u[j * batch + b];
@@ -301,31 +317,61 @@ mod simd {
     use super::{BlockBf16, LANES};
     use core::arch::x86_64::*;
 
-    /// Per 16-row chunk and 16 sequences: 16 accumulators (one per row); per column pair the
-    /// two columns' 16 states are loaded, rounded to bf16 and interleaved (first column in each
-    /// dword's high half), and each row's weight pair is broadcast into `vdpbf16ps`.
+    /// First the rounded deviations of every unit into `scratch` (once per step); then per
+    /// 16-row chunk and 16 sequences: 16 accumulators (one per row); per column pair the two
+    /// columns' 16 rounded deviations are loaded and interleaved (first column in each dword's
+    /// high half), and each row's weight pair is broadcast into `vdpbf16ps`.
     ///
     /// Bounds: `with_centre` sized centre = units, cols = slots·pairs·2, w = slots·pairs·16, w_in =
     /// slots·inputs·16, bias = slots·16, every column < units; the caller checked x, x_next =
     /// units·batch and u = inputs·batch; lanes past `batch` are masked.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn step_batch(
         m: &BlockBf16,
         leak_rate: f32,
         batch: usize,
         u: &[f32],
         x: &[f32],
+        scratch: &mut [u16],
         x_next: &mut [f32],
     ) {
         let keep = _mm512_set1_ps(1.0 - leak_rate);
         let a = _mm512_set1_ps(leak_rate);
-        // Element 2i ← second column's lane i (16 + i), element 2i + 1 ← first column's lane i.
-        let interleave = _mm512_set_epi16(
-            15, 31, 14, 30, 13, 29, 12, 28, 11, 27, 10, 26, 9, 25, 8, 24, 7, 23, 6, 22, 5, 21, 4,
-            20, 3, 19, 2, 18, 1, 17, 0, 16,
-        );
         let (xp, up, out) = (x.as_ptr(), u.as_ptr(), x_next.as_mut_ptr());
-        let cp = m.centre.as_ptr();
+        let mask_of = |b0: usize| -> u16 {
+            if batch - b0 >= LANES {
+                0xFFFF
+            } else {
+                ((1u32 << (batch - b0)) - 1) as u16
+            }
+        };
+        // The rounded deviations, once per unit and 16 sequences.
+        let dp = scratch.as_mut_ptr();
+        for i in 0..m.units {
+            let mut b0 = 0;
+            while b0 < batch {
+                let mask = mask_of(b0);
+                // SAFETY: i < units = centre.len(); lanes masked to < batch stay inside x and
+                // scratch (both units·batch, checked by the caller).
+                unsafe {
+                    let d = _mm512_sub_ps(
+                        _mm512_maskz_loadu_ps(mask, xp.add(i * batch + b0)),
+                        _mm512_set1_ps(*m.centre.as_ptr().add(i)),
+                    );
+                    let h: __m256i = core::mem::transmute(_mm512_cvtneps_pbh(d));
+                    _mm256_mask_storeu_epi16(dp.add(i * batch + b0) as *mut i16, mask, h);
+                }
+                b0 += LANES;
+            }
+        }
+        // Element 2i ← second column's lane i (32 + i: the second table), element 2i + 1 ←
+        // first column's lane i.
+        let interleave = _mm512_set_epi16(
+            15, 47, 14, 46, 13, 45, 12, 44, 11, 43, 10, 42, 9, 41, 8, 40, 7, 39, 6, 38, 5, 37, 4,
+            36, 3, 35, 2, 34, 1, 33, 0, 32,
+        );
+        let dp = scratch.as_ptr();
         for slot in 0..m.slots {
             let live = m.chunk_live[slot] as usize;
             if live == 0 {
@@ -334,30 +380,24 @@ mod simd {
             let first = m.chunk_first[slot] as usize;
             let mut b0 = 0;
             while b0 < batch {
-                let mask = if batch - b0 >= LANES {
-                    0xFFFF
-                } else {
-                    ((1u32 << (batch - b0)) - 1) as u16
-                };
+                let mask = mask_of(b0);
                 let mut acc = [_mm512_setzero_ps(); LANES];
                 for p in 0..m.pairs {
                     let q = slot * m.pairs + p;
                     // SAFETY: q < slots·pairs (see above); columns < units, lanes masked to
-                    // < batch, so both loads stay inside x; the weight block holds 16 u32.
+                    // < batch, so both loads stay inside scratch; the weight block holds 16 u32.
                     unsafe {
                         let c0 = *m.cols.as_ptr().add(2 * q) as usize;
                         let c1 = *m.cols.as_ptr().add(2 * q + 1) as usize;
-                        let x0 = _mm512_sub_ps(
-                            _mm512_maskz_loadu_ps(mask, xp.add(c0 * batch + b0)),
-                            _mm512_set1_ps(*cp.add(c0)),
-                        );
-                        let x1 = _mm512_sub_ps(
-                            _mm512_maskz_loadu_ps(mask, xp.add(c1 * batch + b0)),
-                            _mm512_set1_ps(*cp.add(c1)),
-                        );
-                        let halves: __m512i = core::mem::transmute(_mm512_cvtne2ps_pbh(x1, x0));
-                        let xb: __m512bh =
-                            core::mem::transmute(_mm512_permutexvar_epi16(interleave, halves));
+                        let d0 =
+                            _mm256_maskz_loadu_epi16(mask, dp.add(c0 * batch + b0) as *const i16);
+                        let d1 =
+                            _mm256_maskz_loadu_epi16(mask, dp.add(c1 * batch + b0) as *const i16);
+                        let xb: __m512bh = core::mem::transmute(_mm512_permutex2var_epi16(
+                            _mm512_castsi256_si512(d0),
+                            interleave,
+                            _mm512_castsi256_si512(d1),
+                        ));
                         let wp = m.w.as_ptr().add(q * LANES) as *const i32;
                         for (r, acc_r) in acc.iter_mut().enumerate() {
                             let w: __m512bh = core::mem::transmute(_mm512_set1_epi32(*wp.add(r)));
@@ -465,6 +505,7 @@ mod tests {
                 let run = |kernel: Kernel, batch_run: usize, b_only: Option<usize>| {
                     let (mut x, mut next) =
                         (vec![0.0f32; n * batch_run], vec![0.0f32; n * batch_run]);
+                    let mut scratch = vec![0u16; n * batch_run];
                     let mut u = vec![0.0f32; inputs * batch_run];
                     for s in 0..steps {
                         for bl in 0..batch_run {
@@ -473,7 +514,7 @@ mod tests {
                                 u[j * batch_run + bl] = us[(s * batch + b) * inputs + j];
                             }
                         }
-                        m.step_batch(kernel, 0.7, batch_run, &u, &x, &mut next)
+                        m.step_batch(kernel, 0.7, batch_run, &u, &x, &mut scratch, &mut next)
                             .unwrap();
                         core::mem::swap(&mut x, &mut next);
                     }
@@ -510,10 +551,11 @@ mod tests {
         let m = BlockBf16::from_block(base.block().unwrap()).unwrap();
         let mut f32_run = base.clone();
         let (mut x, mut next) = (vec![0.0f32; 200], vec![0.0f32; 200]);
+        let mut scratch = vec![0u16; 200];
         for t in 0..20 {
             let u = [libm::sinf(t as f32 * 0.3)];
             f32_run.step(Kernel::scalar(), &u).unwrap();
-            m.step_batch(Kernel::best(), 0.7, 1, &u, &x, &mut next)
+            m.step_batch(Kernel::best(), 0.7, 1, &u, &x, &mut scratch, &mut next)
                 .unwrap();
             core::mem::swap(&mut x, &mut next);
         }
@@ -535,8 +577,10 @@ mod tests {
         let centred = BlockBf16::with_centre(base.block().unwrap(), &centre).unwrap();
         let run = |m: &BlockBf16| {
             let (mut x, mut next) = (vec![0.0f32; 64], vec![0.0f32; 64]);
+            let mut scratch = vec![0u16; 64];
             for t in 0..15 {
-                m.step_batch(Kernel::best(), 0.7, 1, &[0.1 * t as f32], &x, &mut next)
+                let u = [0.1 * t as f32];
+                m.step_batch(Kernel::best(), 0.7, 1, &u, &x, &mut scratch, &mut next)
                     .unwrap();
                 core::mem::swap(&mut x, &mut next);
             }
@@ -567,21 +611,30 @@ mod tests {
         ));
         let m = BlockBf16::from_block(base.block().unwrap()).unwrap();
         let (x, mut next) = (vec![0.0f32; 40], vec![0.0f32; 40]);
+        let mut sc = vec![0u16; 40];
+        let k = Kernel::best();
         assert!(matches!(
-            m.step_batch(Kernel::scalar(), 0.5, 2, &[0.1], &x, &mut next),
+            m.step_batch(k, 0.5, 2, &[0.1], &x, &mut sc, &mut next),
             Err(KernelError::Length { what: "u", .. })
         ));
         assert!(matches!(
-            m.step_batch(Kernel::scalar(), 0.5, 0, &[], &[], &mut []),
+            m.step_batch(k, 0.5, 0, &[], &[], &mut [], &mut []),
             Err(KernelError::Dimension { .. })
         ));
         assert!(matches!(
-            m.step_batch(Kernel::scalar(), 1.5, 2, &[0.1, 0.2], &x, &mut next),
+            m.step_batch(k, 1.5, 2, &[0.1, 0.2], &x, &mut sc, &mut next),
             Err(KernelError::LeakRate)
         ));
         assert!(matches!(
-            m.step_batch(Kernel::scalar(), 0.5, 2, &[0.1, 0.2], &x[..39], &mut next),
+            m.step_batch(k, 0.5, 2, &[0.1, 0.2], &x[..39], &mut sc, &mut next),
             Err(KernelError::Length { what: "x", .. })
+        ));
+        assert!(matches!(
+            m.step_batch(k, 0.5, 2, &[0.1, 0.2], &x, &mut sc[..39], &mut next),
+            Err(KernelError::Length {
+                what: "scratch",
+                ..
+            })
         ));
     }
 }
