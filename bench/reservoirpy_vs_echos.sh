@@ -94,7 +94,8 @@ for n in 100 500 1000; do
                 ec=$(echo "$line" | field steps_per_cpu_s)
                 k=$(echo "$line" | field step_kernel)
                 fr=$(echo "$line" | field fraction_of_limit)
-                row "batch 32 block 16 $fmt, $thr thr (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k $(python3 -c "print(f'{100*$fr:.0f}% of the f32 mul-add limit')")"
+                lk=$(echo "$line" | field compute_limit_kind)
+                row "batch 32 block 16 $fmt, $thr thr (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k $(python3 -c "print(f'{100*$fr:.0f}%')") of the $lk limit"
             done
         done
     fi
