@@ -18,17 +18,25 @@ use echos_host::tasks::Narma10Setup;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// (spectral radius, input scaling, bias scaling).
+type Hyper = (f64, f64, f64);
+
+fn setup_hyper(units: usize) -> Hyper {
+    let s = Narma10Setup::for_units(units);
+    (s.spectral_radius, s.input_scaling, s.bias_scaling)
+}
+
 /// The engine's block reservoir for the NARMA10 setup at `units`, seed `seed`, as a fused
 /// f32 block reservoir.
-fn reservoir(units: usize, seed: u64) -> Res<FusedReservoir> {
+fn reservoir(units: usize, seed: u64, h: Hyper) -> Res<FusedReservoir> {
     let s = Narma10Setup::for_units(units);
     let config = EsnConfig {
         units,
         inputs: 1,
-        spectral_radius: s.spectral_radius,
+        spectral_radius: h.0,
         leak_rate: s.leak_rate,
-        input_scaling: s.input_scaling,
-        bias_scaling: s.bias_scaling,
+        input_scaling: h.1,
+        bias_scaling: h.2,
         connectivity: s.connectivity,
         topology: Topology::Block { size: 16 },
         seed: seed ^ 0x5eed_0000_0000_0000,
@@ -75,11 +83,17 @@ impl Format {
 }
 
 /// Test NRMSE for every λ of `ridges`, one format, one seed.
-fn nrmse_per_ridge(units: usize, format: Format, seed: u64, ridges: &[f64]) -> Res<Vec<f64>> {
+fn nrmse_per_ridge(
+    units: usize,
+    format: Format,
+    h: Hyper,
+    seed: u64,
+    ridges: &[f64],
+) -> Res<Vec<f64>> {
     let s = Narma10Setup::for_units(units);
     let total = s.washout + s.train + s.test;
     let (u, y) = datasets::narma10(total, seed)?;
-    let r = reservoir(units, seed)?;
+    let r = reservoir(units, seed, h)?;
     let kernel = Kernel::best();
     let mut runner = match format {
         Format::F32 => BatchRunner::new(&r, kernel, 1, 1)?,
@@ -139,6 +153,23 @@ fn nrmse_per_ridge(units: usize, format: Format, seed: u64, ridges: &[f64]) -> R
         .collect()
 }
 
+/// The λ of `NARMA_RIDGES` with the lowest mean NRMSE over the tuning seeds, and that mean.
+fn tune_ridge(units: usize, format: Format, h: Hyper) -> Res<(f64, f64)> {
+    let mut sum = vec![0.0f64; NARMA_RIDGES.len()];
+    for &seed in &TUNING_SEEDS {
+        for (acc, v) in sum
+            .iter_mut()
+            .zip(nrmse_per_ridge(units, format, h, seed, &NARMA_RIDGES)?)
+        {
+            *acc += if v.is_nan() { f64::INFINITY } else { v };
+        }
+    }
+    let best = (0..sum.len())
+        .min_by(|&a, &b| sum[a].total_cmp(&sum[b]))
+        .ok_or("no ridge")?;
+    Ok((NARMA_RIDGES[best], sum[best] / TUNING_SEEDS.len() as f64))
+}
+
 fn main() -> Res<()> {
     let mut sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -147,46 +178,62 @@ fn main() -> Res<()> {
     if sizes.is_empty() {
         sizes = vec![200, 1000];
     }
-    println!(
-        "| format | N | λ (chosen on seeds 1000-1002) | NRMSE seeds 0-2 | per seed | vs f32 |"
-    );
-    println!("|---|---|---|---|---|---|");
+    // BF16_REPORT_GRID=1: each format also at its own best point of a small grid (spectral
+    // radius × input scaling, bias 0.5), chosen on the tuning seeds only.
+    let grid = std::env::var("BF16_REPORT_GRID").is_ok_and(|v| v == "1");
+    let formats = [
+        Format::F32,
+        Format::Bf16Uncentred,
+        Format::Bf16ZeroInputCentre,
+        Format::Bf16MeanCentre,
+    ];
+    println!("| format | N | sr / input / bias | λ (chosen on seeds 1000-1002) | NRMSE seeds 0-2 | per seed | vs f32 |");
+    println!("|---|---|---|---|---|---|---|");
     for &units in &sizes {
-        let mut f32_mean = f64::NAN;
-        for format in [
-            Format::F32,
-            Format::Bf16Uncentred,
-            Format::Bf16ZeroInputCentre,
-            Format::Bf16MeanCentre,
-        ] {
-            let mut sum = vec![0.0f64; NARMA_RIDGES.len()];
-            for &seed in &TUNING_SEEDS {
-                for (acc, v) in
-                    sum.iter_mut()
-                        .zip(nrmse_per_ridge(units, format, seed, &NARMA_RIDGES)?)
-                {
-                    *acc += if v.is_nan() { f64::INFINITY } else { v };
+        let mut f32_mean = f64::INFINITY;
+        for format in formats {
+            let mut points = vec![(setup_hyper(units), "setup")];
+            if grid {
+                for sr in [0.95, 1.1, 1.25] {
+                    for input in [0.05, 0.2, 0.6, 1.0] {
+                        points.push(((sr, input, 0.5), "own-tuned"));
+                    }
                 }
             }
-            let best = (0..sum.len())
-                .min_by(|&a, &b| sum[a].total_cmp(&sum[b]))
-                .ok_or("no ridge")?;
-            let lambda = NARMA_RIDGES[best];
-            let per_seed = EVAL_SEEDS
+            let mut rows = Vec::new();
+            let (h, lambda, _) = points
                 .iter()
-                .map(|&seed| Ok(nrmse_per_ridge(units, format, seed, &[lambda])?[0]))
-                .collect::<Res<Vec<f64>>>()?;
-            let (mean, std) = mean_std(&per_seed);
-            let vs = if format == Format::F32 {
-                f32_mean = mean;
-                "—".into()
-            } else {
-                format!("{:+.1}%", 100.0 * (mean / f32_mean - 1.0))
-            };
-            println!(
-                "| {} | {units} | {lambda:e} | {mean:.4} ± {std:.4} | {per_seed:.4?} | {vs} |",
-                format.name()
-            );
+                .map(|&(h, _)| tune_ridge(units, format, h).map(|(l, t)| (h, l, t)))
+                .collect::<Res<Vec<_>>>()?
+                .into_iter()
+                .min_by(|a, b| a.2.total_cmp(&b.2))
+                .ok_or("no grid point")?;
+            rows.push((h, lambda, if grid { "own-tuned" } else { "setup" }));
+            if grid {
+                let h0 = setup_hyper(units);
+                rows.insert(0, (h0, tune_ridge(units, format, h0)?.0, "setup"));
+            }
+            for (h, lambda, label) in rows {
+                let per_seed = EVAL_SEEDS
+                    .iter()
+                    .map(|&seed| Ok(nrmse_per_ridge(units, format, h, seed, &[lambda])?[0]))
+                    .collect::<Res<Vec<f64>>>()?;
+                let (mean, std) = mean_std(&per_seed);
+                let vs = if format == Format::F32 {
+                    // Every bf16 row is compared with f32's best row.
+                    f32_mean = f32_mean.min(mean);
+                    "—".into()
+                } else {
+                    format!("{:+.1}%", 100.0 * (mean / f32_mean - 1.0))
+                };
+                println!(
+                    "| {} | {units} | {label} {:.2} / {:.2} / {:.2} | {lambda:e} | {mean:.4} ± {std:.4} | {per_seed:.4?} | {vs} |",
+                    format.name(),
+                    h.0,
+                    h.1,
+                    h.2
+                );
+            }
         }
     }
     Ok(())
