@@ -231,7 +231,7 @@ impl BlockBf16 {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         if self.native && kernel.variant() == Variant::Avx512 {
             // SAFETY: `native` is set only when CPUID reports AVX-512 BF16, and the Avx512
             // `Kernel` exists only when AVX-512F and its OS state support were confirmed.
@@ -248,7 +248,7 @@ impl BlockBf16 {
 /// (weights broadcast from memory, as in the step). Returns a value to keep and the lane
 /// products performed, or `None` where the CPU lacks AVX-512 BF16.
 pub fn dpbf16_spin(iters: usize, seed: f32) -> Option<(f32, usize)> {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     if native_bf16() {
         let w: [u32; LANES] = core::array::from_fn(|r| {
             let h = u32::from(bf16_bits(seed * r as f32));
@@ -265,7 +265,7 @@ pub fn dpbf16_spin(iters: usize, seed: f32) -> Option<(f32, usize)> {
 /// CPUID.(EAX=7, ECX=1):EAX bit 5 (AVX512_BF16), AVX512BW and VL, and AVX-512F usable (the
 /// Avx512 kernel, which also confirmed the OS saves ZMM and opmask state).
 fn native_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         if Kernel::new(Variant::Avx512).is_err() {
             return false;
@@ -279,7 +279,7 @@ fn native_bf16() -> bool {
         let bw_vl = leaf0.ebx & (3 << 30) == 3 << 30;
         bw_vl && leaf0.eax >= 1 && leaf1.eax & (1 << 5) != 0
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     false
 }
 
@@ -330,7 +330,7 @@ fn step_batch_portable(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod simd {
     use super::{BlockBf16, LANES};
     use core::arch::x86_64::*;
@@ -559,7 +559,7 @@ mod tests {
                     }
                     x
                 };
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                 if std::is_x86_feature_detected!("avx512bf16") {
                     // The comparison below must exercise the instruction where it exists.
                     assert_eq!(m.step_kernel_name(Kernel::best()), "avx512bf16-block-batch");
