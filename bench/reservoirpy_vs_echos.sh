@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ReservoirPy 0.4.2 against the echos engine on the same task, in one run: a sparse reservoir
 # (connectivity 0.1, leak 0.3, spectral radius 0.9), 10,000 steps of one uniform input, for
-# N = 100, 500, 1000, single sequence, plus a batch of 32 sequences at N = 1000. Prints the
+# N = 100, 500, 1000, single sequence, plus a batch of 32 sequences at N = 1000 (random, and
+# block 16 on one and two threads, f32 and the opt-in bf16-products format). Prints the
 # median steps/s of each and their ratios. Rows marked "block" run our block-sparse topology
 # (groups of 16 units share their k = 0.1·N in-neighbour columns; same number of non-zeros per
 # row) against ReservoirPy's own random sparse reservoir: a different matrix structure, compared
@@ -56,9 +57,9 @@ field() { # json key -> value
 }
 
 ratio() { python3 -c "print(f'{$1/$2:.1f}x')"; }
-printf '%-28s %12s %12s %8s | %12s %12s %8s  %s\n' "case" "rpy wall" "echos wall" "ratio" "rpy CPU" "echos CPU" "ratio" "kernel"
+printf '%-38s %12s %12s %8s | %12s %12s %8s  %s\n' "case" "rpy wall" "echos wall" "ratio" "rpy CPU" "echos CPU" "ratio" "kernel"
 row() { # name rpy_wall rpy_cpu echos_wall echos_cpu kernel
-    printf '%-28s %12.0f %12.0f %8s | %12.0f %12.0f %8s  %s\n' "$1" "$2" "$4" "$(ratio "$4" "$2")" "$3" "$5" "$(ratio "$5" "$3")" "$6"
+    printf '%-38s %12.0f %12.0f %8s | %12.0f %12.0f %8s  %s\n' "$1" "$2" "$4" "$(ratio "$4" "$2")" "$3" "$5" "$(ratio "$5" "$3")" "$6"
 }
 for n in 100 500 1000; do
     read -r rw rc <<<"$(rpy "$n")"
@@ -84,6 +85,19 @@ for n in 100 500 1000; do
         e=$(echo "$line" | field steps_per_s)
         ec=$(echo "$line" | field steps_per_cpu_s)
         row "batch 32, rows split (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k"
+        # The batched block kernel (each thread a group of sequences), one and two threads, in
+        # f32 and in the opt-in bf16-products format (reduced precision: docs/performance.md).
+        for fmt in f32 bf16; do
+            for thr in 1 2; do
+                line=$("${ECHOS[@]}" --units 1000 --connectivity 0.1 --steps "$STEPS" --batch 32 --topology block --block-size 16 --format "$fmt" --threads "$thr" --repeats "$REPEATS" --json)
+                e=$(echo "$line" | field steps_per_s)
+                ec=$(echo "$line" | field steps_per_cpu_s)
+                k=$(echo "$line" | field step_kernel)
+                fr=$(echo "$line" | field fraction_of_limit)
+                lk=$(echo "$line" | field compute_limit_kind)
+                row "batch 32 block 16 $fmt, $thr thr (all)" "$rw" "$rc" "$(python3 -c "print($e*32)")" "$(python3 -c "print($ec*32)")" "$k $(python3 -c "print(f'{100*$fr:.0f}%')") of the $lk limit"
+            done
+        done
     fi
 done
 echo "topologies: 'random' rows run a random sparse reservoir like ReservoirPy's; 'block 16' rows run" \

@@ -38,21 +38,26 @@ pub struct BenchArgs {
     /// Seed of the random reservoir.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Batches: keep 32-lane groups and cut the reservoir's rows across threads (one join per
-    /// step; faster on an idle machine, slower when other processes share the cores).
+    /// Batches of a random reservoir: keep 32-lane groups and cut the reservoir's rows across
+    /// threads (one join per step; faster on an idle machine, slower when other processes share
+    /// the cores). Block batches always split by sequences.
     #[arg(long)]
     pub row_split: bool,
     /// One sequence: share each step between two threads (SELL slices halved, one join per
     /// step); sparse reservoirs only.
     #[arg(long)]
     pub split_step: bool,
-    /// Reservoir topology: `random` (sparse, SELL-16 step) or `block` (groups of units share
-    /// their in-neighbour columns; gather-free step).
+    /// Reservoir topology: `random` (sparse, SELL-16 step, CSR batch kernel) or `block` (groups
+    /// of units share their in-neighbour columns; gather-free step and batch kernel).
     #[arg(long, default_value = "random")]
     pub topology: String,
     /// Rows per group of a `block` reservoir.
     #[arg(long, default_value_t = echos_core::topology::DEFAULT_BLOCK_SIZE)]
     pub block_size: usize,
+    /// Number format of block batches: `f32` (default), or `bf16` (opt-in reduced precision:
+    /// weights and multiplied states rounded to bfloat16, f32 accumulation and states).
+    #[arg(long, default_value = "f32")]
+    pub format: String,
     /// Print one JSON object per kernel instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +80,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "block" => Some(args.block_size),
         other => bail!("unknown topology `{other}`: use random or block"),
     };
+    let bf16 = match args.format.as_str() {
+        "f32" => false,
+        "bf16" => true,
+        other => bail!("unknown format `{other}`: use f32 or bf16"),
+    };
     let threads = match args.threads {
         Some(t) => t,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -95,6 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         split_rows: args.row_split,
         split_step: args.split_step,
         block_size,
+        bf16,
     };
     for kernel in kernels {
         let r = bench

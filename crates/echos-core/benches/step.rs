@@ -1,10 +1,12 @@
 //! Criterion benchmarks of the reservoir step: each kernel variant, N = 100, 500, 1000, 2000 at
 //! connectivity 0.1 (and dense for N ≤ 500), single sequence, a batch of 32 and an ensemble of
 //! 64 (one thread here; the multi-core runners are measured by `echos esn bench`), and the
-//! block-sparse topology's gather-free step (`step/block16/N`, `batch32/block16/N`).
+//! block-sparse topology's gather-free step (`step/block16/N`, `batch32/block16/N`) and its
+//! opt-in bf16-products batch format (`batch32/block16bf16/N`).
 //! Run: `cargo bench -p echos-core --bench step` (filter e.g. `-- 'step/csr/1000'`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use echos_core::kernels::block_bf16::BlockBf16;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::{Kernel, WeightsRef};
 use std::hint::black_box;
@@ -173,6 +175,24 @@ fn bench_batch(c: &mut Criterion) {
                 |b| {
                     b.iter(|| {
                         k.block_leaky_step_batch(m, 0.3, batch, &u, &x, &mut next)
+                            .unwrap();
+                        std::mem::swap(&mut x, &mut next);
+                    })
+                },
+            );
+        }
+        // The opt-in bf16-products format (centre zero; the centre does not change the work).
+        // Only avx512 runs the instruction (where the CPU has AVX-512 BF16); the others the
+        // portable form.
+        let mb = BlockBf16::from_block(m).expect("bf16 form");
+        let mut scratch = vec![0u16; n * batch];
+        for k in Kernel::available() {
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(
+                BenchmarkId::new(format!("block16bf16/{n}"), k.variant().name()),
+                |b| {
+                    b.iter(|| {
+                        mb.step_batch(k, 0.3, batch, &u, &x, &mut scratch, &mut next)
                             .unwrap();
                         std::mem::swap(&mut x, &mut next);
                     })

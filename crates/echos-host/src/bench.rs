@@ -4,7 +4,7 @@
 
 use cpu_time::ProcessTime;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
-use echos_core::kernels::{limits, Kernel, KernelError};
+use echos_core::kernels::{block_bf16, limits, Kernel, KernelError, Variant};
 use std::hint::black_box;
 use std::time::Instant;
 use thiserror::Error;
@@ -301,6 +301,15 @@ pub fn gather_rate(kernel: Kernel, x_len: usize, indices: &[u32]) -> f64 {
     })
 }
 
+/// Lane products per second of `vdpbf16ps` (the bf16 batch format's arithmetic), or `None`
+/// where the CPU lacks AVX-512 BF16.
+pub fn dpbf16_rate() -> Option<f64> {
+    let (_, products) = block_bf16::dpbf16_spin(1, 0.5)?;
+    Some(rate(5, (10_000 * products) as f64, || {
+        black_box(block_bf16::dpbf16_spin(10_000, black_box(0.5)));
+    }))
+}
+
 /// Lane multiply-adds (separate mul and add, as the batched kernel does) per second.
 pub fn muladd_rate(kernel: Kernel) -> f64 {
     let lanes = limits::muladd_spin(kernel, 1, 0.0).1;
@@ -382,6 +391,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: None,
+            bf16: false,
         };
         assert!(ok.run(Kernel::scalar()).is_ok());
         let split = StepBench {
@@ -460,6 +470,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: None,
+            bf16: false,
         };
         let r = b.run(Kernel::best()).unwrap();
         assert_eq!(r.kernel, Kernel::best().variant().name());
@@ -483,6 +494,7 @@ mod tests {
             split_rows: false,
             split_step: false,
             block_size: Some(16),
+            bf16: false,
         };
         for k in Kernel::available() {
             let r = b.run(k).unwrap();
@@ -509,18 +521,38 @@ mod tests {
             ..b.clone()
         };
         assert!(split.run(Kernel::scalar()).is_err());
-        // Batches and ensembles of block reservoirs run too (batches on the CSR form).
-        for (batch, ensemble) in [(4, 1), (1, 3)] {
+        // Batches of block reservoirs run the batched block kernel; ensembles the block step.
+        for k in Kernel::available() {
             let r = StepBench {
-                batch,
-                ensemble,
+                batch: 4,
                 threads: 2,
                 ..b.clone()
             }
-            .run(Kernel::best())
+            .run(k)
             .unwrap();
+            let want = if k.variant() == echos_core::kernels::Variant::Avx512 {
+                "avx512-block-batch"
+            } else {
+                "portable-block-batch"
+            };
+            assert_eq!((r.step_kernel, r.compute_limit_kind), (want, "mul-adds"));
             assert!(r.steps_per_s > 0.0);
         }
+        let r = StepBench {
+            ensemble: 3,
+            threads: 2,
+            ..b.clone()
+        }
+        .run(Kernel::best())
+        .unwrap();
+        assert!(r.steps_per_s > 0.0);
+        assert!(StepBench {
+            batch: 4,
+            split_rows: true,
+            ..b.clone()
+        }
+        .run(Kernel::scalar())
+        .is_err());
     }
 
     #[test]
@@ -554,6 +586,9 @@ pub struct StepBench {
     pub split_step: bool,
     /// `Some(size)`: a block-sparse reservoir ([`block_reservoir`]) instead of the random one.
     pub block_size: Option<usize>,
+    /// Batches of a block reservoir in the opt-in bf16-products format
+    /// ([`echos_core::kernels::block_bf16::BlockBf16`]) instead of f32.
+    pub bf16: bool,
 }
 
 /// The result of one [`StepBench`] for one kernel; `steps_per_s` is per sequence (per
@@ -563,6 +598,8 @@ pub struct StepBenchReport {
     pub kernel: &'static str,
     /// `random` or `block` (the reservoir's topology).
     pub topology: &'static str,
+    /// `f32`, or `bf16` for the opt-in bf16-products batch format.
+    pub format: &'static str,
     /// Rows per group of a block reservoir (0 for random).
     pub block_size: usize,
     pub units: usize,
@@ -645,6 +682,20 @@ impl StepBench {
                 "split-step runs the SELL-16 form of a random reservoir; block reservoirs step on one thread",
             );
         }
+        if self.split_rows && self.block_size.is_some() {
+            return bad(
+                "block size",
+                self.block_size.unwrap_or(0),
+                "the row split runs the CSR batch kernel; block batches split by sequences",
+            );
+        }
+        if self.bf16 && (self.block_size.is_none() || self.batch < 2) {
+            return bad(
+                "batch",
+                self.batch,
+                "the bf16 format is a batch format (batch >= 2) of block reservoirs (--topology block)",
+            );
+        }
         if self.repeats == 0 || self.repeats > 1000 {
             return bad("repeats", self.repeats, "must be in 1..=1000");
         }
@@ -698,18 +749,24 @@ impl StepBench {
         };
         let mut runs = Vec::with_capacity(self.repeats);
         let mut cpu_runs = Vec::with_capacity(self.repeats);
+        let mut batch_kernel = None;
         // One untimed run warms caches and the pool; then the timed runs.
         for rep in 0..=self.repeats {
             let (seconds, cpu_seconds) = if self.batch > 1 {
-                let mut runner = BatchRunner::with_split(
-                    &reservoir,
-                    kernel,
-                    self.batch,
-                    self.threads,
-                    self.split_rows,
-                )
+                let mut runner = if self.bf16 {
+                    BatchRunner::new_bf16(&reservoir, kernel, self.batch, self.threads)
+                } else {
+                    BatchRunner::with_split(
+                        &reservoir,
+                        kernel,
+                        self.batch,
+                        self.threads,
+                        self.split_rows,
+                    )
+                }
                 .map_err(map_err)?;
                 let workers = runner.workers();
+                batch_kernel = Some(runner.step_kernel());
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| runner.run(self.steps, &inputs))
                     .map_err(map_err)?;
@@ -773,7 +830,7 @@ impl StepBench {
         // sequences that thread carries (read x, write x').
         let state_bytes = n * 4 * 2;
         let per_thread_lanes = lanes.div_ceil(self.threads.min(lanes));
-        let weight_bytes = if self.batch > 1 {
+        let weight_bytes = if self.batch > 1 && reservoir.block().is_none() {
             reservoir.bytes_per_step() - n * 4
         } else {
             reservoir.bytes_read_per_step(kernel) - n * 4
@@ -806,6 +863,19 @@ impl StepBench {
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
                 ("mul-adds", m / padded as f64 / per_member)
             }
+            (Some(b), _) => {
+                // The batched block step: one lane multiply-add per stored weight (padding
+                // included) per sequence of the thread's group.
+                let per_step = b.padded_nnz() as f64 * width.max(1.0);
+                let native = self.bf16 && kernel.variant() == Variant::Avx512;
+                match if native { dpbf16_rate() } else { None } {
+                    // The bf16 instruction's own ceiling (products per second).
+                    Some(rate) => ("bf16 dot-products", rate / per_step),
+                    // bf16 on the portable path is judged against the f32 arithmetic limit.
+                    None if self.bf16 => ("f32 mul-adds", muladd_rate(kernel) / per_step),
+                    None => ("mul-adds", muladd_rate(kernel) / per_step),
+                }
+            }
             (_, Some(c)) if self.batch == 1 => {
                 let g = gather_rate(kernel, n, c.indices());
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
@@ -826,12 +896,8 @@ impl StepBench {
         } else {
             ("bandwidth", limit)
         };
-        let step_kernel = if self.batch > 1 {
-            match kernel.variant() {
-                echos_core::kernels::Variant::Scalar => "scalar-batch",
-                echos_core::kernels::Variant::Avx2Fma => "avx2-batch",
-                echos_core::kernels::Variant::Avx512 => "avx512-batch",
-            }
+        let step_kernel = if let Some(name) = batch_kernel {
+            name
         } else if self.split_step {
             match kernel.variant() {
                 echos_core::kernels::Variant::Avx512 => "avx512-sell16-split2",
@@ -847,6 +913,7 @@ impl StepBench {
                 "random"
             },
             block_size: self.block_size.unwrap_or(0),
+            format: if self.bf16 { "bf16" } else { "f32" },
             compute_limit_kind: kind,
             compute_limit_steps_per_s: compute_limit,
             binding_limit: binding,

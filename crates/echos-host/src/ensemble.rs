@@ -1,5 +1,6 @@
 //! Many sequences through one reservoir ([`BatchRunner`]: the batched kernel reads the matrix
-//! once per step for a whole group of sequences) and many independent reservoirs
+//! once per step for a whole group of sequences; block-sparse reservoirs run the batched block
+//! kernel, others the batched CSR kernel) and many independent reservoirs
 //! ([`Ensemble`]), spread over the cores with rayon. Both give results bit-identical to running
 //! the sequences / reservoirs one by one (batched lanes repeat the scalar arithmetic; ensemble
 //! members run the same single-sequence kernel), which the tests check.
@@ -7,9 +8,10 @@
 //! Work is split so threads never synchronise inside a run: a batch is cut into groups of
 //! sequences, each group stepping through all time steps on its own core.
 
+use echos_core::kernels::block_bf16::BlockBf16;
 use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::sell::SLICE;
-use echos_core::kernels::{Kernel, KernelError};
+use echos_core::kernels::{Kernel, KernelError, Variant};
 use rayon::prelude::*;
 use thiserror::Error;
 
@@ -26,6 +28,14 @@ pub enum EnsembleError {
     /// Batched stepping needs a sparse (CSR) reservoir.
     #[error("batched stepping needs a sparse (CSR) reservoir; this one is dense")]
     NotSparse,
+    /// The row split cuts CSR rows; the batched block kernel steps whole tiles.
+    #[error(
+        "the row split runs the CSR batch kernel; a block-sparse reservoir's batch splits by sequences only"
+    )]
+    RowSplitOnBlock,
+    /// The bf16-products format exists for block-sparse reservoirs only.
+    #[error("the bf16-products batch format needs a block-sparse reservoir")]
+    Bf16NeedsBlock,
     /// A batch of zero sequences or an ensemble of zero reservoirs.
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -81,12 +91,20 @@ struct Group {
     next: LineAligned,
     /// This step's inputs, input-major: u[j·width + b].
     u: Vec<f32>,
+    /// The bf16 format's rounded deviations (units·width; empty for f32 runners).
+    scratch: Vec<u16>,
 }
 
-/// `batch` sequences stepping through one CSR reservoir.
+/// `batch` sequences stepping through one sparse reservoir: the batched block kernel
+/// ([`Kernel::block_leaky_step_batch`]) when the reservoir is block-sparse
+/// ([`FusedReservoir::block`]), else the batched CSR kernel.
 pub struct BatchRunner<'r> {
     reservoir: &'r FusedReservoir,
     kernel: Kernel,
+    /// Block-sparse reservoir: every group runs the batched block kernel.
+    block: bool,
+    /// The opt-in bf16-products format of the block weights ([`BatchRunner::new_bf16`]).
+    bf16: Option<BlockBf16>,
     batch: usize,
     groups: Vec<Group>,
     /// Each group's rows are cut into this many parts, stepped in parallel every time step.
@@ -130,6 +148,10 @@ impl<'r> BatchRunner<'r> {
         if reservoir.csr_ref().is_none() {
             return Err(EnsembleError::NotSparse);
         }
+        let block = reservoir.block().is_some();
+        if block && split_rows {
+            return Err(EnsembleError::RowSplitOnBlock);
+        }
         let threads = threads.max(1);
         let (groups, row_parts) = if split_rows {
             let groups = threads.min(batch.div_ceil(PASS_LANES));
@@ -156,21 +178,78 @@ impl<'r> BatchRunner<'r> {
                 x: LineAligned::zeroed(size("units × batch", n, width)?),
                 next: LineAligned::zeroed(n * width),
                 u: vec![0.0; size("inputs × batch", inputs, width)?],
+                scratch: Vec::new(),
             });
             b0 += width;
         }
         Ok(BatchRunner {
             reservoir,
             kernel,
+            block,
+            bf16: None,
             batch,
             groups: out,
             row_parts,
         })
     }
 
+    /// As [`BatchRunner::new`] on a block-sparse reservoir, but in the reduced-precision
+    /// bf16-products format ([`BlockBf16`]: weights and multiplied states rounded to bf16,
+    /// f32 accumulation and states), the states multiplied as deviations from the reservoir's
+    /// zero-input operating point ([`zero_input_centre`]). Results differ from the f32
+    /// runner's; each sequence is still bit-identical to running it alone in this format.
+    pub fn new_bf16(
+        reservoir: &'r FusedReservoir,
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
+        Self::new_bf16_with_centre(
+            reservoir,
+            &zero_input_centre(reservoir)?,
+            kernel,
+            batch,
+            threads,
+        )
+    }
+
+    /// As [`BatchRunner::new_bf16`] with the caller's centre (one finite value per unit), e.g.
+    /// the mean f32 state over calibration input.
+    pub fn new_bf16_with_centre(
+        reservoir: &'r FusedReservoir,
+        centre: &[f32],
+        kernel: Kernel,
+        batch: usize,
+        threads: usize,
+    ) -> Result<Self, EnsembleError> {
+        let m = reservoir.block().ok_or(EnsembleError::Bf16NeedsBlock)?;
+        let bf16 = BlockBf16::with_centre(m, centre)?;
+        let mut runner = Self::new(reservoir, kernel, batch, threads)?;
+        for g in &mut runner.groups {
+            g.scratch = vec![0; g.x.as_slice().len()];
+        }
+        runner.bf16 = Some(bf16);
+        Ok(runner)
+    }
+
     /// Worker threads a run keeps busy (groups × row parts).
     pub fn workers(&self) -> usize {
         self.groups.len() * self.row_parts
+    }
+
+    /// The code each group's step runs: `avx512-block-batch` / `portable-block-batch` on a
+    /// block-sparse reservoir, else `scalar-batch`, `avx2-batch` or `avx512-batch` (CSR).
+    pub fn step_kernel(&self) -> &'static str {
+        if let Some(m) = &self.bf16 {
+            return m.step_kernel_name(self.kernel);
+        }
+        match (self.block, self.kernel.variant()) {
+            (true, Variant::Avx512) => "avx512-block-batch",
+            (true, _) => "portable-block-batch",
+            (false, Variant::Scalar) => "scalar-batch",
+            (false, Variant::Avx2Fma) => "avx2-batch",
+            (false, Variant::Avx512) => "avx512-batch",
+        }
     }
 
     /// Number of sequences.
@@ -205,6 +284,8 @@ impl<'r> BatchRunner<'r> {
         }
         let (kernel, reservoir) = (self.kernel, self.reservoir);
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
+        let block = if self.block { reservoir.block() } else { None };
+        let bf16 = self.bf16.as_ref();
         let p = reservoir.update_ref();
         let units = reservoir.units();
         let part_rows = units.div_ceil(self.row_parts).div_ceil(ROW_BLOCK) * ROW_BLOCK;
@@ -219,7 +300,11 @@ impl<'r> BatchRunner<'r> {
                 }
                 let (width, u, x) = (g.width, &g.u, g.x.as_slice());
                 let next = g.next.as_mut_slice();
-                if row_parts == 1 {
+                if let Some(m) = bf16 {
+                    m.step_batch(kernel, p.leak_rate, width, u, x, &mut g.scratch, next)?;
+                } else if let Some(m) = block {
+                    kernel.block_leaky_step_batch(m, p.leak_rate, width, u, x, next)?;
+                } else if row_parts == 1 {
                     kernel.leaky_step_batch_rows(w, p, width, 0..units, u, x, next)?;
                 } else {
                     // Each row's sum is unchanged by the cut, so results stay bit-identical.
@@ -262,6 +347,22 @@ impl<'r> BatchRunner<'r> {
         }
         Ok(())
     }
+}
+
+/// Steps of zero input [`zero_input_centre`] runs from the zero state.
+pub const CENTRE_STEPS: usize = 500;
+
+/// The reservoir's state after [`CENTRE_STEPS`] steps of zero input from the zero state (the
+/// scalar f32 step, so the same bits on every CPU): its bias-driven operating point when the
+/// dynamics contract, the centre the bf16 format rounds deviations around. Needs no data.
+pub fn zero_input_centre(reservoir: &FusedReservoir) -> Result<Vec<f32>, EnsembleError> {
+    let mut r = reservoir.clone();
+    r.reset();
+    let zeros = vec![0.0f32; r.inputs()];
+    for _ in 0..CENTRE_STEPS {
+        r.step(Kernel::scalar(), &zeros)?;
+    }
+    Ok(r.state().to_vec())
 }
 
 /// Independent reservoirs stepped together, one rayon task per member.
@@ -381,7 +482,7 @@ impl<'r> SplitStep<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{random_reservoir, ReservoirSpec};
+    use crate::bench::{block_reservoir, random_reservoir, ReservoirSpec};
 
     fn input(t: usize, b: usize, j: usize) -> f32 {
         ((t * 13 + b * 5 + j) as f32 * 0.07).sin()
@@ -425,6 +526,131 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A block-sparse reservoir runs the batched block kernel in every group, and each
+    /// sequence still ends bit-identical to that sequence stepped alone by the scalar block
+    /// step, for group widths below, at and above 16 lanes.
+    #[test]
+    fn block_batch_runner_equals_one_by_one_for_every_variant_and_grouping() {
+        let spec = ReservoirSpec {
+            units: 200,
+            inputs: 2,
+            connectivity: 0.1,
+            ..Default::default()
+        };
+        let r = block_reservoir(&spec, 16).unwrap();
+        assert!(r.block().is_some());
+        let (batch, steps) = (37, 30);
+        let inputs: Vec<f32> = (0..steps * batch * 2)
+            .map(|k| input(k / (batch * 2), (k / 2) % batch, k % 2))
+            .collect();
+        let mut reference = Vec::new();
+        for b in 0..batch {
+            let mut one = r.clone();
+            for t in 0..steps {
+                one.step(Kernel::scalar(), &[input(t, b, 0), input(t, b, 1)])
+                    .unwrap();
+            }
+            reference.push(one.state().to_vec());
+        }
+        assert!(reference[0].iter().any(|&v| v != 0.0));
+        for k in Kernel::available() {
+            for threads in [1, 2, 5] {
+                let mut runner = BatchRunner::new(&r, k, batch, threads).unwrap();
+                let want_kernel = if k.variant() == Variant::Avx512 {
+                    "avx512-block-batch"
+                } else {
+                    "portable-block-batch"
+                };
+                assert_eq!(runner.step_kernel(), want_kernel);
+                runner.run(steps, &inputs).unwrap();
+                let mut s = vec![0.0; 200];
+                for (b, want) in reference.iter().enumerate() {
+                    runner.copy_state(b, &mut s).unwrap();
+                    assert!(
+                        s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{:?} threads {threads} seq {b}",
+                        k.variant()
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            BatchRunner::with_split(&r, Kernel::scalar(), batch, 2, true),
+            Err(EnsembleError::RowSplitOnBlock)
+        ));
+        let csr = random_reservoir(&spec).unwrap();
+        assert_eq!(
+            BatchRunner::new(&csr, Kernel::scalar(), 4, 1)
+                .unwrap()
+                .step_kernel(),
+            "scalar-batch"
+        );
+    }
+
+    /// The bf16 format through the runner: every grouping gives the bits of each sequence
+    /// stepped alone by the format's own step (batch of one); close to, not equal to, f32.
+    #[test]
+    fn bf16_batch_runner_equals_one_by_one_in_its_format() {
+        let spec = ReservoirSpec {
+            units: 200,
+            inputs: 1,
+            connectivity: 0.1,
+            ..Default::default()
+        };
+        let r = block_reservoir(&spec, 16).unwrap();
+        let centre = zero_input_centre(&r).unwrap();
+        assert!(centre.iter().any(|&v| v != 0.0));
+        let m = BlockBf16::with_centre(r.block().unwrap(), &centre).unwrap();
+        let (batch, steps) = (35, 25);
+        let inputs: Vec<f32> = (0..steps * batch)
+            .map(|k| input(k / batch, k % batch, 0))
+            .collect();
+        let mut reference = Vec::new();
+        for b in 0..batch {
+            let (mut x, mut next) = (vec![0.0f32; 200], vec![0.0f32; 200]);
+            let mut scratch = vec![0u16; 200];
+            for t in 0..steps {
+                m.step_batch(
+                    Kernel::scalar(),
+                    r.leak_rate(),
+                    1,
+                    &[input(t, b, 0)],
+                    &x,
+                    &mut scratch,
+                    &mut next,
+                )
+                .unwrap();
+                std::mem::swap(&mut x, &mut next);
+            }
+            reference.push(x);
+        }
+        let mut f32_runner = BatchRunner::new(&r, Kernel::best(), batch, 2).unwrap();
+        f32_runner.run(steps, &inputs).unwrap();
+        for k in Kernel::available() {
+            for threads in [1, 2, 3] {
+                let mut runner = BatchRunner::new_bf16(&r, k, batch, threads).unwrap();
+                assert!(runner.step_kernel().contains("bf16"));
+                runner.run(steps, &inputs).unwrap();
+                let (mut s, mut f) = (vec![0.0; 200], vec![0.0; 200]);
+                for (b, want) in reference.iter().enumerate() {
+                    runner.copy_state(b, &mut s).unwrap();
+                    assert!(
+                        s.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{:?} threads {threads} seq {b}",
+                        k.variant()
+                    );
+                    f32_runner.copy_state(b, &mut f).unwrap();
+                    assert!(s != f, "seq {b}: bf16 equals f32");
+                }
+            }
+        }
+        let csr = random_reservoir(&spec).unwrap();
+        assert!(matches!(
+            BatchRunner::new_bf16(&csr, Kernel::scalar(), 4, 1),
+            Err(EnsembleError::Bf16NeedsBlock)
+        ));
     }
 
     #[test]

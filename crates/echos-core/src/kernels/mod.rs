@@ -24,6 +24,7 @@
 //! indices into an error once, at load time.
 
 pub mod block;
+pub mod block_bf16;
 pub mod cpu;
 pub mod engine;
 pub mod limits;
