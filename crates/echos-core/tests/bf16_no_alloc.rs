@@ -5,60 +5,19 @@ use echos_core::esn::{Esn, EsnConfig};
 use echos_core::kernels::block_bf16::BlockBf16;
 use echos_core::kernels::Kernel;
 use echos_core::topology::{ReservoirMatrix, Topology};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// Thread id of the measuring thread (0: none). Only it counts: the test harness allocates on
-/// its own threads. gettid is a plain syscall, safe inside the allocator.
-static COUNTING_TID: AtomicI64 = AtomicI64::new(0);
-
-fn tid() -> i64 {
-    // SAFETY: gettid has no preconditions.
-    i64::from(unsafe { libc::gettid() })
-}
-
-fn note_allocation() {
-    if COUNTING_TID.load(Ordering::SeqCst) == tid() {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
-fn count(mut f: impl FnMut()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    COUNTING_TID.store(tid(), Ordering::SeqCst);
-    f();
-    COUNTING_TID.store(0, Ordering::SeqCst);
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+/// Allocations made by this thread while `f` runs.
+fn count(f: impl FnOnce()) -> usize {
+    common::count_allocations(f).0
 }
 
 #[test]
 fn bf16_batch_step_allocates_nothing() {
-    // The counter sees this thread's allocations (else the zeros below would prove nothing).
-    assert_eq!(count(|| drop(std::hint::black_box(vec![1u8; 8]))), 1);
+    common::assert_counter_works();
     let esn = Esn::<f32>::new(&EsnConfig {
         units: 101,
         inputs: 2,
