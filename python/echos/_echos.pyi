@@ -42,7 +42,9 @@ class ESN:
     neurons, default 16) sharing their in-neighbour columns, each weight drawn independently.
     Same connectivity and weight distribution as "random"; the fused kernels step it without
     gathers (about 7x the random reservoir's steps/s from Python at 1000 neurons). Out-of-range sizes are
-    ValueErrors naming the bound; a non-int is a TypeError.
+    ValueErrors naming the bound; a non-int is a TypeError. `jump` (default 2) and
+    `block_size` (default 16) belong to their topology: giving either with another topology is
+    a ValueError.
 
     The reservoir is built on the first call that sees data (or at once when `inputs` is given)
     and really computes in `dtype`. Weights are a deterministic function of the hyperparameters
@@ -67,8 +69,8 @@ class ESN:
         inputs: Optional[int] = None,
         input_connectivity: float = 1.0,
         topology: Literal["random", "cycle", "delay_line", "cycle_jumps", "block"] = "random",
-        jump: int = 2,
-        block_size: int = 16,
+        jump: int | None = None,
+        block_size: int | None = None,
         distribution: Literal["normal", "uniform", "bernoulli"] = "normal",
         input_to_readout: bool = False,
         kernel: _Kernel = "exact",

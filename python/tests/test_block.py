@@ -59,6 +59,26 @@ def test_block_size_must_be_an_int(bad):
         block(block_size=bad)
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"block_size": 8}, "block_size"),
+        ({"topology": "cycle", "block_size": 8}, "block_size"),
+        ({"jump": 3}, "jump"),
+        ({"topology": "block", "jump": 3}, "jump"),
+    ],
+)
+def test_a_topology_parameter_with_another_topology_is_a_value_error(kwargs, name):
+    with pytest.raises(ValueError, match=f"{name} applies to topology"):
+        echos.ESN(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [2.0, "3"])
+def test_jump_must_be_an_int(bad):
+    with pytest.raises(TypeError, match="jump"):
+        echos.ESN(topology="cycle_jumps", jump=bad)
+
+
 def test_block_models_report_their_block_size():
     esn = block(block_size=8)
     assert esn.topology == "block" and esn.block_size == 8

@@ -85,7 +85,7 @@ fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
 ///
 /// ESN(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1,
 ///     bias=1.0, activation="tanh", seed=42, dtype="float64", *, inputs=None,
-///     input_connectivity=1.0, topology="random", jump=2, block_size=16,
+///     input_connectivity=1.0, topology="random", jump=None, block_size=None,
 ///     distribution="normal", input_to_readout=False, kernel="exact")
 ///
 /// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) + b),
@@ -98,7 +98,8 @@ fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
 /// compute in float32, so dtype defaults to "float32" with them and "float64" is refused.
 /// `topology="block"` is a random sparse reservoir whose rows come in groups of `block_size`
 /// (1 <= block_size <= neurons) sharing their in-neighbour columns (iid weights): the fused
-/// kernels step it without gathers. `jump` is the jump size of `topology="cycle_jumps"`.
+/// kernels step it without gathers. `jump` is the jump size of `topology="cycle_jumps"`
+/// (default 2); `jump` or `block_size` given with another topology is a ValueError.
 /// Arrays are shaped (timesteps, features), as in ReservoirPy. ReservoirPy names: neurons =
 /// units, spectral_radius = sr, leak_rate = lr, connectivity = rc_connectivity.
 #[pyclass(module = "echos._echos", name = "ESN")]
@@ -389,7 +390,7 @@ impl PyEsn {
         inputs = None,
         input_connectivity = 1.0,
         topology = "random".to_owned(),
-        jump = 2,
+        jump = None,
         block_size = None,
         distribution = "normal".to_owned(),
         input_to_readout = false,
@@ -409,7 +410,7 @@ impl PyEsn {
         inputs: Option<&Bound<'_, PyAny>>,
         input_connectivity: f64,
         topology: String,
-        jump: i64,
+        jump: Option<&Bound<'_, PyAny>>,
         block_size: Option<&Bound<'_, PyAny>>,
         distribution: String,
         input_to_readout: bool,
@@ -419,7 +420,21 @@ impl PyEsn {
             None => 100,
             Some(n) => positive_count("neurons", int_arg("neurons", n)?)?,
         };
-        let jump = positive_count("jump", jump)?;
+        // A topology's own parameter given with another topology is a mistake, not a no-op.
+        for (name, given, owner) in [
+            ("jump", jump.is_some(), "cycle_jumps"),
+            ("block_size", block_size.is_some(), "block"),
+        ] {
+            if given && topology != owner {
+                return Err(PyValueError::new_err(format!(
+                    "{name} applies to topology=\"{owner}\" only, got topology={topology:?}"
+                )));
+            }
+        }
+        let jump = match jump {
+            None => engine::DEFAULT_JUMP,
+            Some(j) => positive_count("jump", int_arg("jump", j)?)?,
+        };
         let block_size = match block_size {
             None => engine::DEFAULT_BLOCK_SIZE,
             Some(b) => positive_count("block_size", int_arg("block_size", b)?)?,
