@@ -475,36 +475,12 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::super::reservoir::FusedReservoir;
-    use super::super::tests::TestRng;
+    use super::super::tests::{bits, block_reservoir as seeded_block, TestRng};
     use super::super::Kernel;
     use super::*;
 
     fn block_reservoir(units: usize, size: usize, k: usize, inputs: usize) -> FusedReservoir {
-        let mut rng = TestRng(units as u64 * 31 + k as u64);
-        let groups = units.div_ceil(size);
-        let mut indices = Vec::new();
-        for _ in 0..groups {
-            let mut cols: Vec<u32> = (0..units as u32).collect();
-            for c in 0..k {
-                let j = c + (rng.next_u64() % (units - c) as u64) as usize;
-                cols.swap(c, j);
-            }
-            let mut g = cols[..k].to_vec();
-            g.sort_unstable();
-            indices.extend(g);
-        }
-        let scale = 1.2 / (k as f32).sqrt();
-        let values: Vec<f32> = (0..groups * k * size)
-            .map(|_| rng.uniform() * scale)
-            .collect();
-        let w_in = (0..units * inputs).map(|_| rng.uniform()).collect();
-        let bias = (0..units).map(|_| 0.1 * rng.uniform()).collect();
-        FusedReservoir::new_block(units, inputs, size, k, &indices, &values, w_in, bias, 0.7)
-            .unwrap()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
+        seeded_block(units, size, k, inputs, units as u64 * 31 + k as u64)
     }
 
     #[test]

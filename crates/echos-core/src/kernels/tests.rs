@@ -57,8 +57,40 @@ fn vector(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.uniform()).collect()
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
+pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// A block reservoir (`FusedReservoir::new_block`) with `k` distinct ascending columns per
+/// group of `size` units, weights in ±1.2/√k, inputs in ±1, bias in ±0.1, leak 0.7.
+pub(crate) fn block_reservoir(
+    units: usize,
+    size: usize,
+    k: usize,
+    inputs: usize,
+    seed: u64,
+) -> reservoir::FusedReservoir {
+    let mut rng = TestRng(seed);
+    let groups = units.div_ceil(size);
+    let mut indices = Vec::new();
+    for _ in 0..groups {
+        let mut cols: Vec<u32> = (0..units as u32).collect();
+        for c in 0..k {
+            let j = c + (rng.next_u64() % (units - c) as u64) as usize;
+            cols.swap(c, j);
+        }
+        let mut g = cols[..k].to_vec();
+        g.sort_unstable();
+        indices.extend(g);
+    }
+    let scale = 1.2 / (k as f32).sqrt();
+    let values: Vec<f32> = (0..groups * k * size)
+        .map(|_| rng.uniform() * scale)
+        .collect();
+    let w_in = (0..units * inputs).map(|_| rng.uniform()).collect();
+    let bias = (0..units).map(|_| 0.1 * rng.uniform()).collect();
+    reservoir::FusedReservoir::new_block(units, inputs, size, k, &indices, &values, w_in, bias, 0.7)
+        .unwrap()
 }
 
 /// |a − b| ≤ rtol · Σ|terms| per element.
