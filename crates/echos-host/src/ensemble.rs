@@ -268,20 +268,7 @@ impl<'r> BatchRunner<'r> {
     /// `inputs[(t·batch + b)·inputs + j]`.
     pub fn run(&mut self, steps: usize, inputs: &[f32]) -> Result<(), EnsembleError> {
         let (batch, n_in) = (self.batch, self.reservoir.inputs());
-        let expected = steps
-            .checked_mul(batch)
-            .and_then(|v| v.checked_mul(n_in))
-            .ok_or(EnsembleError::Kernel(KernelError::Dimension {
-                what: "steps × batch × inputs",
-                value: steps,
-            }))?;
-        if inputs.len() != expected {
-            return Err(EnsembleError::Shape {
-                what: "inputs",
-                expected,
-                found: inputs.len(),
-            });
-        }
+        check_inputs("steps × batch × inputs", steps, batch, n_in, inputs.len())?;
         let (kernel, reservoir) = (self.kernel, self.reservoir);
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
         let block = if self.block { reservoir.block() } else { None };
@@ -400,20 +387,13 @@ impl Ensemble {
     /// Runs `steps` steps; `inputs[(t·members + m)·inputs + j]` feeds member m at step t.
     pub fn run(&mut self, steps: usize, inputs: &[f32]) -> Result<(), EnsembleError> {
         let (m_count, n_in) = (self.members.len(), self.members[0].inputs());
-        let expected = steps
-            .checked_mul(m_count)
-            .and_then(|v| v.checked_mul(n_in))
-            .ok_or(EnsembleError::Kernel(KernelError::Dimension {
-                what: "steps × members × inputs",
-                value: steps,
-            }))?;
-        if inputs.len() != expected {
-            return Err(EnsembleError::Shape {
-                what: "inputs",
-                expected,
-                found: inputs.len(),
-            });
-        }
+        check_inputs(
+            "steps × members × inputs",
+            steps,
+            m_count,
+            n_in,
+            inputs.len(),
+        )?;
         let kernel = self.kernel;
         self.members
             .par_iter_mut()
@@ -425,6 +405,32 @@ impl Ensemble {
                 Ok(())
             })
     }
+}
+
+/// Checks that a step-major input buffer holds `steps × lanes × n_in` values (`what` names that
+/// product in the overflow error).
+fn check_inputs(
+    what: &'static str,
+    steps: usize,
+    lanes: usize,
+    n_in: usize,
+    found: usize,
+) -> Result<(), EnsembleError> {
+    let expected = steps
+        .checked_mul(lanes)
+        .and_then(|v| v.checked_mul(n_in))
+        .ok_or(EnsembleError::Kernel(KernelError::Dimension {
+            what,
+            value: steps,
+        }))?;
+    if found != expected {
+        return Err(EnsembleError::Shape {
+            what: "inputs",
+            expected,
+            found,
+        });
+    }
+    Ok(())
 }
 
 /// One sequence whose every step is shared by two threads: the SELL-16 slices are cut in two
