@@ -586,6 +586,8 @@ struct Fused {
     reservoir: FusedReservoir,
     /// The kernel's input [u(t), y(t−1)] in f32, sized once.
     drive: Vec<f32>,
+    /// A state rounded to f32 by `set_state`, sized once (noisy training sets it every step).
+    rounded: Vec<f32>,
 }
 
 impl<T: Scalar> Esn<T> {
@@ -919,17 +921,16 @@ impl<T: Scalar> Esn<T> {
         }
         if let Some(f) = &mut self.fused {
             // The kernel's state is f32: round once, and keep `state` equal to what it holds.
-            let mut rounded = vec![0.0f32; x.len()];
-            for (r, &v) in rounded.iter_mut().zip(x) {
+            for (r, &v) in f.rounded.iter_mut().zip(x) {
                 *r = v.to_f64() as f32;
             }
-            if rounded.iter().any(|v| !v.is_finite()) {
+            if f.rounded.iter().any(|v| !v.is_finite()) {
                 return Err(StepError::NonFiniteInput);
             }
             f.reservoir
-                .set_state(&rounded)
+                .set_state(&f.rounded)
                 .map_err(|_| StepError::KernelRefused)?;
-            for (s, &r) in self.state.iter_mut().zip(&rounded) {
+            for (s, &r) in self.state.iter_mut().zip(&f.rounded) {
                 *s = T::from_f64(f64::from(r));
             }
             return Ok(());
@@ -1058,6 +1059,7 @@ impl Fused {
             kernel,
             reservoir,
             drive: vec![0.0; drive_len],
+            rounded: vec![0.0; units],
         })
     }
 }

@@ -57,6 +57,15 @@ fn check_kind_with<T: Scalar>(
     };
     let target = [T::from_f64(0.5), T::from_f64(-0.5)];
     let mut y = [T::zero(); 2];
+    // Whole-sequence runs and state restores (noisy training restores every step).
+    let steps = 20;
+    let seq: Vec<T> = (0..steps * 3)
+        .map(|i| T::from_f64(0.01 * i as f64))
+        .collect();
+    let fb_seq: Vec<T> = (0..steps * outputs).map(|_| T::from_f64(0.02)).collect();
+    let fb_seq = (outputs > 0).then_some(&fb_seq[..]);
+    let mut states = vec![T::zero(); steps * 200];
+    let snapshot = vec![T::from_f64(0.1); 200];
     let n = count_allocations(|| {
         for _ in 0..500 {
             let x = esn.step(&u, fb).unwrap();
@@ -65,6 +74,10 @@ fn check_kind_with<T: Scalar>(
             ridge.accumulate(x, &target).unwrap();
             rls.update(x, &target).unwrap();
             lms.update(x, &target).unwrap();
+        }
+        for _ in 0..10 {
+            esn.set_state(&snapshot).unwrap();
+            esn.run_into(&seq, fb_seq, &mut states).unwrap();
         }
     });
     assert_eq!(
