@@ -1153,23 +1153,11 @@ fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> Result<OwnedWeights, Conf
         // The builder gives block matrices their own kernel; this CSR form (the same rows,
         // columns ascending) serves any caller that wants block weights in CSR.
         ReservoirMatrix::Block(b) => {
-            let (size, k) = (b.size, b.per_group);
-            let mut indptr = Vec::with_capacity(b.units + 1);
-            let mut indices = Vec::with_capacity(b.units * k);
-            let mut values = Vec::with_capacity(b.units * k);
-            indptr.push(0u32);
-            for i in 0..b.units {
-                let (g, r) = (i / size, i % size);
-                for c in 0..k {
-                    indices.push(b.indices[g * k + c]);
-                    values.push(f32_of(b.values[(g * k + c) * size + r]));
-                }
-                indptr.push(indices.len() as u32);
-            }
+            let c = b.to_csr();
             OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
+                indptr: c.indptr,
+                indices: c.indices,
+                values: c.values.iter().map(|&v| f32_of(v)).collect(),
             }
         }
     })

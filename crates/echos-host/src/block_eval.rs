@@ -46,12 +46,8 @@ mod tests {
 
     #[test]
     fn the_topology_reaches_the_reservoir() {
-        // Random is the tuned task's own run; Block must build (and score) another reservoir.
+        // Block must build (and score) another reservoir than the tuned task's Random one.
         let random = narma10_nrmse(50, Topology::Random, 4).unwrap();
-        assert_eq!(
-            random.to_bits(),
-            Narma10Setup::for_units(50).run(4).unwrap().to_bits()
-        );
         let block = narma10_nrmse(50, Topology::Block { size: 4 }, 4).unwrap();
         assert!(block.is_finite() && block != random, "{block} vs {random}");
     }

@@ -101,8 +101,6 @@ struct Group {
 pub struct BatchRunner<'r> {
     reservoir: &'r FusedReservoir,
     kernel: Kernel,
-    /// Block-sparse reservoir: every group runs the batched block kernel.
-    block: bool,
     /// The opt-in bf16-products format of the block weights ([`BatchRunner::new_bf16`]).
     bf16: Option<BlockBf16>,
     batch: usize,
@@ -148,8 +146,7 @@ impl<'r> BatchRunner<'r> {
         if reservoir.csr_ref().is_none() {
             return Err(EnsembleError::NotSparse);
         }
-        let block = reservoir.block().is_some();
-        if block && split_rows {
+        if reservoir.block().is_some() && split_rows {
             return Err(EnsembleError::RowSplitOnBlock);
         }
         let threads = threads.max(1);
@@ -185,7 +182,6 @@ impl<'r> BatchRunner<'r> {
         Ok(BatchRunner {
             reservoir,
             kernel,
-            block,
             bf16: None,
             batch,
             groups: out,
@@ -243,7 +239,7 @@ impl<'r> BatchRunner<'r> {
         if let Some(m) = &self.bf16 {
             return m.step_kernel_name(self.kernel);
         }
-        match (self.block, self.kernel.variant()) {
+        match (self.reservoir.block().is_some(), self.kernel.variant()) {
             (true, Variant::Avx512) => "avx512-block-batch",
             (true, _) => "portable-block-batch",
             (false, Variant::Scalar) => "scalar-batch",
@@ -271,7 +267,7 @@ impl<'r> BatchRunner<'r> {
         check_inputs("steps × batch × inputs", steps, batch, n_in, inputs.len())?;
         let (kernel, reservoir) = (self.kernel, self.reservoir);
         let w = reservoir.csr_ref().ok_or(EnsembleError::NotSparse)?;
-        let block = if self.block { reservoir.block() } else { None };
+        let block = reservoir.block();
         let bf16 = self.bf16.as_ref();
         let p = reservoir.update_ref();
         let units = reservoir.units();

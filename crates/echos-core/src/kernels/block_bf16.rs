@@ -179,10 +179,6 @@ impl BlockBf16 {
     pub fn inputs(&self) -> usize {
         self.inputs
     }
-    /// Lane products one sequence's step performs on the recurrent weights (padding included).
-    pub fn padded_products(&self) -> usize {
-        self.w.len() * 2
-    }
     /// Bytes held (all read every step).
     pub fn bytes(&self) -> usize {
         4 * (self.cols.len()
