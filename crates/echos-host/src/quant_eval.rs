@@ -10,13 +10,13 @@
 
 use crate::datasets;
 use crate::tasks::{MemoryCapacitySetup, Narma10Setup};
-use echos_core::esn::{Esn, EsnConfig};
+use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::kernels::quant::{calibrate_state_ranges, QuantLevel, QuantReservoir};
-use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
-use echos_core::kernels::{Kernel, KernelError};
+use echos_core::kernels::reservoir::FusedReservoir;
+use echos_core::kernels::{Kernel, KernelError, Variant};
 use echos_core::metrics;
 use echos_core::rng::Rng;
-use echos_core::topology::{ReservoirMatrix, Topology};
+use echos_core::topology::Topology;
 
 /// Seeds the figures are reported on.
 pub const EVAL_SEEDS: [u64; 3] = [0, 1, 2];
@@ -189,43 +189,17 @@ impl Stepper for RoundedReadout {
 }
 
 /// The f32 reservoir the engine's `Esn` generates for `config` (same draws as the float task
-/// figures), stored as CSR (structured topologies become their few non-zeros).
+/// figures), as the engine's own fused builder makes it (the scalar variant).
 pub fn fused_from_config(config: &EsnConfig) -> Result<FusedReservoir, QuantEvalError> {
-    let esn = Esn::<f32>::new(config).map_err(QuantEvalError::Config)?;
-    let n = config.units;
-    let weights = match esn.w() {
-        ReservoirMatrix::Csr(m) => OwnedWeights::Csr {
-            indptr: m.indptr.clone(),
-            indices: m.indices.clone(),
-            values: m.values.clone(),
-        },
-        other => {
-            let dense = other.to_dense();
-            let (mut indptr, mut indices, mut values) = (vec![0u32], Vec::new(), Vec::new());
-            for row in dense.data.chunks_exact(n) {
-                for (c, &v) in row.iter().enumerate() {
-                    if v != 0.0 {
-                        indices.push(c as u32);
-                        values.push(v);
-                    }
-                }
-                indptr.push(indices.len() as u32);
-            }
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            }
-        }
+    let config = EsnConfig {
+        kernel: StepKernel::Fused(Variant::Scalar),
+        ..config.clone()
     };
-    Ok(FusedReservoir::new(
-        n,
-        config.inputs,
-        weights,
-        esn.w_in().data.clone(),
-        esn.bias().to_vec(),
-        config.leak_rate as f32,
-    )?)
+    let esn = Esn::<f32>::new(&config).map_err(QuantEvalError::Config)?;
+    Ok(esn
+        .fused_reservoir()
+        .expect("a fused kernel was configured")
+        .clone())
 }
 
 /// Ridge regression in f64 over [1, x] for every λ in `lambdas` (the Gram matrix is built
