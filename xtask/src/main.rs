@@ -4,8 +4,8 @@
 //!           build and boot the kernel under QEMU and show its report
 //!   run-host — only the host part of `run` (extra args go to `echos esn task narma10`)
 //!   run-kernel — only the kernel part of `run` (`--kvm`, `--iso`; see docs/kernel.md)
-//!   test  — every test suite (host crates, then the others as they exist), closing with one
-//!           `N passed, M failed` line summed over all suites
+//!   test  — every test suite (host crates, kernel, ISO boot, Python, lint), or the named ones
+//!           (`cargo xtask test kernel lint`), closing with one `N passed, M failed` line
 #![forbid(unsafe_code)]
 
 mod demo_model;
@@ -25,7 +25,7 @@ fn usage() -> ExitCode {
   \
          run-kernel  only the kernel (--kvm, --iso; see docs/kernel.md)
   \
-         test        run every test suite"
+         test [SUITE...]  run every test suite, or the named ones (host, kernel, iso, python, lint)"
     );
     ExitCode::from(2)
 }
@@ -85,24 +85,49 @@ fn run_host(rest: &[String]) -> Result<bool, String> {
     suite::status("cargo", &args)
 }
 
-fn test(_rest: &[String]) -> Result<bool, String> {
+/// The suites of `cargo xtask test`, in the order they run.
+const SUITES: [&str; 5] = ["host", "kernel", "iso", "python", "lint"];
+
+/// `test` with no arguments runs every suite; `test SUITE...` runs the named ones (any order,
+/// each once, in the order of [`SUITES`]). Anything else is refused, so a typo cannot turn
+/// into a green run of nothing.
+fn test(rest: &[String]) -> Result<bool, String> {
+    for arg in rest {
+        if !SUITES.contains(&arg.as_str()) {
+            return Err(format!(
+                "`test` takes suite names ({}), got {arg:?}",
+                SUITES.join(", ")
+            ));
+        }
+    }
+    let wanted = |s: &str| rest.is_empty() || rest.iter().any(|a| a == s);
     let mut total = suite::Tally::default();
-    total.add(suite::cargo_tests(
-        "host",
-        &[
-            "test",
-            "--workspace",
-            "--exclude",
-            "echos-py",
-            "--all-targets",
-            "--",
-            "--show-output",
-        ],
-    )?);
-    total.add(kernel::suite_kernel()?);
-    total.add(kernel::suite_iso()?);
-    total.add(python::python_tests()?);
-    total.add(suite::lint()?);
+    if wanted("host") {
+        total.add(suite::cargo_tests(
+            "host",
+            &[
+                "test",
+                "--workspace",
+                "--exclude",
+                "echos-py",
+                "--all-targets",
+                "--",
+                "--show-output",
+            ],
+        )?);
+    }
+    if wanted("kernel") {
+        total.add(kernel::suite_kernel()?);
+    }
+    if wanted("iso") {
+        total.add(kernel::suite_iso()?);
+    }
+    if wanted("python") {
+        total.add(python::python_tests()?);
+    }
+    if wanted("lint") {
+        total.add(suite::lint()?);
+    }
     total.print_summary();
     Ok(total.failed == 0 && total.suites_ok)
 }
