@@ -18,15 +18,21 @@
 //! in every variant. Variants agree with scalar within [`CROSS_VARIANT_RTOL`] (relative to the
 //! row's Σ|w·x|).
 //!
-//! Safety of the SIMD paths against bad input: row pointers are checked before any unchecked
-//! load, and column indices are clamped to `cols − 1` inside every kernel, so a corrupt index can
-//! give a wrong number but never an out-of-bounds read. [`CsrRef::validate_indices`] turns such
-//! indices into an error once, at load time.
+//! Safety of the SIMD paths against bad input: every view or layout an `unsafe` kernel reads is
+//! built by a constructor that checks what the kernel relies on — [`CsrRef::new`] checks the row
+//! pointers and every column index, [`sell::SellLeaky::new`] and [`block::BlockLeaky::new`] take
+//! checked views or check their indices — so safe code cannot hand a kernel an index that reads
+//! out of bounds. The single-row CSR kernels also clamp each gathered index to `cols − 1`, which
+//! costs one `min` per vector and keeps a future unchecked path from becoming a wild read.
 
 pub mod block;
+#[allow(unsafe_code)] // AVX-512 BF16 dot products
 pub mod block_bf16;
+#[allow(unsafe_code)] // CPUID and XGETBV
 pub mod cpu;
+#[allow(unsafe_code)] // the lanes-of-8 SIMD matvecs
 pub mod engine;
+#[allow(unsafe_code)] // bandwidth and gather probes
 pub mod limits;
 pub mod quant;
 pub mod reservoir;
@@ -36,8 +42,10 @@ pub mod structured;
 pub mod tanh;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // AVX2 + FMA bodies
 mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // AVX-512 bodies
 mod avx512;
 
 use core::fmt;
@@ -203,7 +211,8 @@ pub(crate) fn checked_size(what: &'static str, a: usize, b: usize) -> Result<usi
         })
 }
 
-/// A borrowed CSR matrix whose row pointers have been checked (see the module note on indices).
+/// A borrowed CSR matrix whose row pointers and column indices have been checked: holding one
+/// is the proof the `unsafe` kernels rely on (see the module note).
 #[derive(Clone, Copy, Debug)]
 pub struct CsrRef<'a> {
     rows: usize,
@@ -211,18 +220,11 @@ pub struct CsrRef<'a> {
     indptr: &'a [u32],
     indices: &'a [u32],
     values: &'a [f32],
-    /// Every column index is known to be below `cols` (checked once), so kernels may skip the
-    /// per-entry clamp. Read by the SIMD kernels only, which soft-float targets do not build.
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_feature = "sse2")),
-        allow(dead_code)
-    )]
-    indices_checked: bool,
 }
 
 impl<'a> CsrRef<'a> {
-    /// Checks the shape and row pointers in O(rows); column indices are clamped by the kernels
-    /// (call [`CsrRef::validate_indices`] once to reject them instead).
+    /// Checks the shape, the row pointers and every column index: O(rows + nnz), so build the
+    /// view once and reuse it (it is `Copy`).
     pub fn new(
         rows: usize,
         cols: usize,
@@ -247,35 +249,19 @@ impl<'a> CsrRef<'a> {
         if prev as usize != indices.len() {
             return Err(KernelError::RowPointers { row: rows });
         }
+        if let Some(position) = indices.iter().position(|&i| i as usize >= cols) {
+            return Err(KernelError::ColumnIndex {
+                position,
+                index: indices[position],
+                cols,
+            });
+        }
         Ok(CsrRef {
             rows,
             cols,
             indptr,
             indices,
             values,
-            indices_checked: false,
-        })
-    }
-
-    /// Rejects any column index that is not below `cols` (O(nnz): do it once, at load time).
-    pub fn validate_indices(&self) -> Result<(), KernelError> {
-        match self.indices.iter().position(|&i| i as usize >= self.cols) {
-            None => Ok(()),
-            Some(position) => Err(KernelError::ColumnIndex {
-                position,
-                index: self.indices[position],
-                cols: self.cols,
-            }),
-        }
-    }
-
-    /// The same view after [`CsrRef::validate_indices`]: kernels that know every index is in
-    /// range skip their per-entry clamp (O(nnz): do it once, then reuse the view).
-    pub fn with_checked_indices(self) -> Result<Self, KernelError> {
-        self.validate_indices()?;
-        Ok(CsrRef {
-            indices_checked: true,
-            ..self
         })
     }
 
@@ -404,6 +390,8 @@ pub struct Kernel {
     variant: Variant,
 }
 
+// Dispatch: each arm calls a `#[target_feature]` body that the held `Kernel` proves runnable.
+#[allow(unsafe_code)]
 impl Kernel {
     /// The fastest variant this CPU supports.
     pub fn best() -> Kernel {

@@ -58,7 +58,7 @@ impl FusedReservoir {
                 indices,
                 values,
             } => {
-                CsrRef::new(units, units, indptr, indices, values)?.validate_indices()?;
+                CsrRef::new(units, units, indptr, indices, values)?;
             }
             OwnedWeights::Dense(d) => {
                 DenseRef::new(units, units, d)?;
@@ -88,11 +88,9 @@ impl FusedReservoir {
                     indptr,
                     indices,
                     values,
-                    // Validated just above.
-                    indices_checked: true,
                 },
                 p,
-            )),
+            )?),
             OwnedWeights::Dense(_) => None,
         };
         Ok(FusedReservoir {
@@ -218,8 +216,6 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
-                // `new` validated every index.
-                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: self.units,
@@ -326,8 +322,6 @@ impl FusedReservoir {
                 indptr,
                 indices,
                 values,
-                // `new` validated every index.
-                indices_checked: true,
             }),
             OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
                 rows: units,
