@@ -31,7 +31,8 @@ use crate::rng::Rng;
 use crate::scalar::Scalar;
 use crate::spectral::{self, ScaleError};
 use crate::topology::{
-    self, BlockError, MatrixFormat, ReservoirMatrix, Topology, WeightDistribution,
+    self, BlockError, MatrixFormat, ReservoirMatrix, ReservoirMatrixError, Topology,
+    WeightDistribution,
 };
 
 /// Largest reservoir the engine builds (CSR indices are u32; this also bounds dense N²).
@@ -652,46 +653,17 @@ impl<T: Scalar> Esn<T> {
                 })
             }
         };
-        match &w {
-            ReservoirMatrix::Dense(d) => {
-                shape("W", (n, n), (d.rows, d.cols))?;
-                d.validate()
-                    .map_err(|error| ConfigError::Matrix { what: "W", error })?;
-            }
-            ReservoirMatrix::Csr(c) => {
-                shape("W", (n, n), (c.rows, c.cols))?;
-                c.validate()
-                    .map_err(|error| ConfigError::Matrix { what: "W", error })?;
-            }
-            ReservoirMatrix::Block(b) => {
-                shape("W", (n, n), (b.units, b.units))?;
-                b.validate().map_err(ConfigError::BlockMatrix)?;
-            }
-            ReservoirMatrix::Cycle { units, weight }
-            | ReservoirMatrix::DelayLine { units, weight } => {
-                shape("W", (n, n), (*units, *units))?;
-                if !weight.is_finite() {
-                    return Err(ConfigError::NonFinite { what: "W" });
-                }
-            }
-            ReservoirMatrix::CycleJumps {
-                units,
-                cycle_weight,
-                jump_weight,
-                jump,
-            } => {
-                shape("W", (n, n), (*units, *units))?;
-                if *jump < 2 || *jump >= n {
-                    return Err(ConfigError::BadJump {
-                        jump: *jump,
-                        units: n,
-                    });
-                }
-                if !cycle_weight.is_finite() || !jump_weight.is_finite() {
-                    return Err(ConfigError::NonFinite { what: "W" });
-                }
-            }
-        }
+        w.validate(n).map_err(|e| match e {
+            ReservoirMatrixError::Shape { expected, got } => ConfigError::ShapeMismatch {
+                what: "W",
+                expected: (expected, expected),
+                got,
+            },
+            ReservoirMatrixError::Matrix(error) => ConfigError::Matrix { what: "W", error },
+            ReservoirMatrixError::Block(e) => ConfigError::BlockMatrix(e),
+            ReservoirMatrixError::NonFinite => ConfigError::NonFinite { what: "W" },
+            ReservoirMatrixError::Jump { jump, units } => ConfigError::BadJump { jump, units },
+        })?;
         shape("W_in", (n, config.inputs), (w_in.rows, w_in.cols))?;
         w_in.validate().map_err(|error| ConfigError::Matrix {
             what: "W_in",
@@ -1046,7 +1018,7 @@ impl Fused {
                 leak_rate,
             )
         } else {
-            let weights = fused_weights(w)?;
+            let weights = fused_weights(w);
             let values = match &weights {
                 OwnedWeights::Csr { values, .. } => values,
                 OwnedWeights::Dense(d) => d,
@@ -1076,91 +1048,23 @@ fn fill_drive<T: Scalar>(drive: &mut [f32], u: &[T], feedback: Option<&[T]>) {
     }
 }
 
-/// (column, weight) pairs of one row of a structured W.
-type RowEntries = Vec<(u32, f32)>;
-
-/// W in the fused kernels' formats. One arm per `ReservoirMatrix` kind: dense stays dense,
-/// CSR goes to CSR (the kernel builds SELL-16 from it), and the structured ones become their
-/// O(N)-non-zero CSR (one entry per edge; the jump edges of `CycleJumps` added to their rows);
-/// block matrices go to the CSR of the same rows.
-fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> Result<OwnedWeights, ConfigError> {
-    let f32_of = |v: T| v.to_f64() as f32;
-    let rows_to_csr = |units: usize, row: &dyn Fn(usize, &mut RowEntries)| {
-        let mut indptr = Vec::with_capacity(units + 1);
-        let mut indices = Vec::with_capacity(units);
-        let mut values = Vec::with_capacity(units);
-        let mut entries = Vec::with_capacity(3);
-        indptr.push(0u32);
-        for i in 0..units {
-            entries.clear();
-            row(i, &mut entries);
-            for &(c, v) in &entries {
-                indices.push(c);
-                values.push(v);
-            }
-            indptr.push(indices.len() as u32);
-        }
-        OwnedWeights::Csr {
-            indptr,
-            indices,
-            values,
-        }
-    };
-    Ok(match w {
+/// W in the fused kernels' formats: dense stays dense; everything else goes to its CSR form
+/// (`ReservoirMatrix::to_csr`: one entry per edge of a structured W), from which the kernel
+/// builds SELL-16. (The builder gives block matrices their own kernel instead.)
+fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> OwnedWeights {
+    match w {
         ReservoirMatrix::Dense(d) => {
-            OwnedWeights::Dense(d.data.iter().map(|&v| f32_of(v)).collect())
+            OwnedWeights::Dense(d.data.iter().map(|&v| v.to_f64() as f32).collect())
         }
-        ReservoirMatrix::Csr(c) => OwnedWeights::Csr {
-            indptr: c.indptr.clone(),
-            indices: c.indices.clone(),
-            values: c.values.iter().map(|&v| f32_of(v)).collect(),
-        },
-        ReservoirMatrix::Cycle { units, weight } => {
-            let (n, w) = (*units, f32_of(*weight));
-            rows_to_csr(n, &|i, e| e.push((((i + n - 1) % n) as u32, w)))
-        }
-        ReservoirMatrix::DelayLine { units, weight } => {
-            let w = f32_of(*weight);
-            rows_to_csr(*units, &|i, e| {
-                if i > 0 {
-                    e.push(((i - 1) as u32, w));
-                }
-            })
-        }
-        ReservoirMatrix::CycleJumps {
-            units,
-            cycle_weight,
-            jump_weight,
-            jump,
-        } => {
-            let (n, l) = (*units, *jump);
-            let (cw, jw) = (f32_of(*cycle_weight), f32_of(*jump_weight));
-            // Same edges as `ReservoirMatrix::matvec_add` (the model's definition): jump nodes
-            // are the multiples of `jump`, joined to their neighbours, with no wrap-around.
-            rows_to_csr(n, &|i, e| {
-                e.push((((i + n - 1) % n) as u32, cw));
-                if i % l != 0 {
-                    return;
-                }
-                if i >= l {
-                    e.push(((i - l) as u32, jw));
-                }
-                if i + l < n {
-                    e.push(((i + l) as u32, jw));
-                }
-            })
-        }
-        // The builder gives block matrices their own kernel; this CSR form (the same rows,
-        // columns ascending) serves any caller that wants block weights in CSR.
-        ReservoirMatrix::Block(b) => {
-            let c = b.to_csr();
+        _ => {
+            let c = w.to_csr().cast::<f32>();
             OwnedWeights::Csr {
                 indptr: c.indptr,
                 indices: c.indices,
-                values: c.values.iter().map(|&v| f32_of(v)).collect(),
+                values: c.values,
             }
         }
-    })
+    }
 }
 
 /// Builds W for the configured topology and scales it to the target spectral radius.

@@ -7,7 +7,7 @@ use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig, StepKernel};
 use echos_core::model::{self, Generative, ModelError, Trained, TrainingPass};
 use echos_core::readout::{Linear, Lms, Ridge, Rls};
 use echos_core::scalar::Scalar;
-use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
+use echos_core::topology::{Topology, WeightDistribution};
 use echos_host::array::Array2;
 use echos_host::model_file;
 use echos_host::training::{self, EsnModel, ReadoutSetup, Solver};
@@ -111,39 +111,12 @@ fn cast<T: Scalar, U: Scalar>(v: T) -> U {
     U::from_f64(v.to_f64())
 }
 
-fn cast_matrix<T: Scalar, U: Scalar>(w: &ReservoirMatrix<T>) -> ReservoirMatrix<U> {
-    match w {
-        ReservoirMatrix::Dense(d) => ReservoirMatrix::Dense(d.cast()),
-        ReservoirMatrix::Csr(c) => ReservoirMatrix::Csr(c.cast()),
-        ReservoirMatrix::Cycle { units, weight } => ReservoirMatrix::Cycle {
-            units: *units,
-            weight: cast(*weight),
-        },
-        ReservoirMatrix::DelayLine { units, weight } => ReservoirMatrix::DelayLine {
-            units: *units,
-            weight: cast(*weight),
-        },
-        ReservoirMatrix::CycleJumps {
-            units,
-            cycle_weight,
-            jump_weight,
-            jump,
-        } => ReservoirMatrix::CycleJumps {
-            units: *units,
-            cycle_weight: cast(*cycle_weight),
-            jump_weight: cast(*jump_weight),
-            jump: *jump,
-        },
-        ReservoirMatrix::Block(b) => ReservoirMatrix::Block(b.cast()),
-    }
-}
-
 /// The same reservoir (weights and state) in another float type. f32 → f64 → f32 is exact,
 /// which is what lets float32 models travel through the f64 model file unchanged.
 fn cast_esn<T: Scalar, U: Scalar>(esn: &Esn<T>) -> RunResult<Esn<U>> {
     let mut out = Esn::from_parts(
         esn.config().clone(),
-        cast_matrix(esn.w()),
+        esn.w().cast(),
         esn.w_in().cast(),
         esn.w_fb().map(|d| d.cast()),
         esn.bias().iter().map(|&b| cast(b)).collect(),

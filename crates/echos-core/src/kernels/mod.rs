@@ -1,6 +1,6 @@
 //! Hot-loop kernels for f32 reservoirs: dense and CSR matrix–vector products, the fused leaky
 //! reservoir update, and its batched form (many sequences, one matrix read), in scalar, AVX2+FMA
-//! and AVX-512 variants chosen at run time, plus O(N) structured reservoirs and int8/int16
+//! and AVX-512 variants chosen at run time, plus int8/int16
 //! quantized reservoirs.
 //!
 //! Determinism: each variant has a fixed reduction order, so it is bit-reproducible with itself.
@@ -38,7 +38,6 @@ pub mod quant;
 pub mod reservoir;
 pub mod scalar;
 pub mod sell;
-pub mod structured;
 pub mod tanh;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
