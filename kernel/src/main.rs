@@ -25,13 +25,7 @@ use core::panic::PanicInfo;
 
 use bootinfo::{BootInfo, BootInfoError};
 
-/// Everything the kernel set up at boot, handed to the tests.
-pub struct Kernel {
-    pub boot: BootInfo,
-    pub memory: memory::Memory,
-    pub features: arch::cpu::Features,
-    pub time: &'static time::TimeBase,
-}
+kernel_entry!(kernel_main);
 
 /// Stops the boot with a message: a controlled stop, never a silent hang.
 fn fatal(what: &str, err: &dyn core::fmt::Display) -> ! {
@@ -129,7 +123,7 @@ fn kernel_main(protocol: u32, info_paddr: u32) -> ! {
     }
     kprintln!("metric kernel_entry_to_ready_ns {} ns", time::now().0);
 
-    let mut kernel = Kernel {
+    let mut kernel = ktests::Kernel {
         boot,
         memory,
         features,

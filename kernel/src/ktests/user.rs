@@ -11,9 +11,10 @@ use echos_kpolicy::elf::ElfError;
 use echos_kpolicy::partition::{PartitionTable, Window};
 use echos_kpolicy::periodic::PeriodicParams;
 
+use super::Kernel;
 use crate::sched::{self, Report, ThreadSpec, MAX_WINDOWS};
 use crate::user::{self, programs, LoadError, UserTask};
-use crate::{ensure, kernel_test, kprintln, time, Kernel};
+use crate::{ensure, kernel_test, kprintln, time};
 
 const MS: u64 = 1_000_000;
 
