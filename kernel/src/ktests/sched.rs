@@ -19,7 +19,8 @@ use echos_kpolicy::periodic::PeriodicParams;
 use spin::Mutex;
 
 use super::Kernel;
-use crate::sched::{self, ThreadSpec, MAX_WINDOWS};
+use crate::config::MAX_WINDOWS;
+use crate::sched::{self, ThreadSpec};
 use crate::{arch, ensure, kernel_test, kprintln, time};
 
 const US: u64 = 1_000;
