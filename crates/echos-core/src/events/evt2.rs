@@ -456,15 +456,32 @@ impl Evt2Writer {
             return Err(WriteError::TimeNotRepresentable { index, t });
         }
         if self.high != Some(hi) {
-            while hi - cur >= 1 << 27 {
-                cur += 1 << 26;
-                self.word(0x8000_0000 | (cur & 0x0FFF_FFFF) as u32, sink);
+            // As for EVT 3: wraps exactly at 0x0FFF_FFFF -> 0, forward steps in strides.
+            const PERIOD: u64 = 0x0FFF_FFFF;
+            const STRIDE: u64 = 1 << 26;
+            while hi > cur | PERIOD {
+                let end = cur | PERIOD;
+                while end - cur > STRIDE {
+                    cur += STRIDE;
+                    self.time_high(cur, sink);
+                }
+                self.time_high(end, sink);
+                cur = end + 1;
+                self.time_high(cur, sink);
             }
-            self.word(0x8000_0000 | (hi & 0x0FFF_FFFF) as u32, sink);
-            self.high = Some(hi);
+            while hi - cur > STRIDE {
+                cur += STRIDE;
+                self.time_high(cur, sink);
+            }
+            self.time_high(hi, sink);
         }
         self.last_t = t;
         Ok((rel & 0x3F) as u32)
+    }
+
+    fn time_high(&mut self, count: u64, sink: &mut dyn ByteSink) {
+        self.word(0x8000_0000 | (count & 0x0FFF_FFFF) as u32, sink);
+        self.high = Some(count);
     }
 
     pub fn write_events(

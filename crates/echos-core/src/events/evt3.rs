@@ -404,19 +404,38 @@ impl Evt3Writer {
         let hi = rel >> 12;
         let lo = (rel & 0xFFF) as u16;
         if self.low.is_none() || hi != self.high {
-            let mut cur = if self.low.is_some() { self.high } else { 0 };
-            while hi - cur > 2047 {
-                cur += 1024;
-                self.word(0x8000 | (cur & 0xFFF) as u16, sink);
+            let first = self.low.is_none();
+            let mut cur = if first { 0 } else { self.high };
+            // Strict readers (faery) carry a wrap only on TIME_HIGH 0xFFF -> 0x000 and take no
+            // forward step of half the range: cross every period end exactly, in strides.
+            while hi > cur | 0xFFF {
+                let end = cur | 0xFFF;
+                while end - cur > 1024 {
+                    cur += 1024;
+                    self.time_high(cur, sink);
+                }
+                self.time_high(end, sink);
+                cur = end + 1;
+                self.time_high(cur, sink);
             }
-            self.word(0x8000 | (hi & 0xFFF) as u16, sink);
-            self.high = hi;
+            while hi - cur > 1024 {
+                cur += 1024;
+                self.time_high(cur, sink);
+            }
+            if first || hi != cur || self.high != hi {
+                self.time_high(hi, sink);
+            }
             self.low = None;
         }
         if self.low != Some(lo) {
             self.word(0x6000 | lo, sink);
             self.low = Some(lo);
         }
+    }
+
+    fn time_high(&mut self, count: u64, sink: &mut dyn ByteSink) {
+        self.word(0x8000 | (count & 0xFFF) as u16, sink);
+        self.high = count;
     }
 
     fn check_event(&self, index: usize, e: &DvsEvent) -> Result<(), WriteError> {

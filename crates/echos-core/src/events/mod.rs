@@ -18,6 +18,7 @@ pub mod header;
 pub mod nmnist;
 pub mod queue;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -532,6 +533,41 @@ pub(crate) fn note_jump_back(stats: &mut Stats, offset: u64) {
     if stats.first_time_jump_back.is_none() {
         stats.first_time_jump_back = Some(offset);
     }
+}
+
+/// The decoder for a recognised format, set up from its header: sensor size (the format's
+/// largest when the header declares none), `% t0`, EVT 2.1 word order, DAT layout. `None` for
+/// the AEDAT formats, whose decoders live on the std side.
+pub fn decoder_for(format: Format, header: &Header) -> Option<Box<dyn EventDecoder + Send>> {
+    let t0 = header.t0.unwrap_or(0);
+    let size = |max: u16| (header.width.unwrap_or(max), header.height.unwrap_or(max));
+    Some(match format {
+        Format::Evt3 => {
+            let (w, h) = size(evt3::MAX_SIZE);
+            Box::new(Evt3Decoder::new(w, h).with_time_offset(t0))
+        }
+        Format::Evt2 => {
+            let (w, h) = size(evt2::MAX_SIZE);
+            Box::new(Evt2Decoder::new(w, h).with_time_offset(t0))
+        }
+        Format::Evt21 => {
+            let (w, h) = size(evt2::MAX_SIZE);
+            Box::new(
+                Evt21Decoder::new(w, h)
+                    .with_layout(header.evt21_layout)
+                    .with_time_offset(t0),
+            )
+        }
+        Format::Dat => {
+            let v = header.dat_version();
+            let (mw, mh) = v.max_size();
+            let w = header.width.unwrap_or(mw.min(u16::MAX as u32) as u16);
+            let h = header.height.unwrap_or(mh.min(u16::MAX as u32) as u16);
+            Box::new(DatDecoder::new(v, w, h).with_time_offset(t0))
+        }
+        Format::Nmnist => Box::new(NmnistDecoder::default()),
+        Format::Aedat2 | Format::Aedat31 | Format::Aedat4 => return None,
+    })
 }
 
 /// Decode a whole in-memory payload (header already stripped) into vectors: a convenience for
