@@ -25,9 +25,16 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> std::io::Result<Self> {
+        let dir = dir_of(path);
         let tmp = tempfile::Builder::new()
             .prefix(".echos-tmp-")
-            .tempfile_in(dir_of(path))?;
+            .tempfile_in(dir)
+            .map_err(|e| {
+                // tempfile appends ` at path "<random temp name>"`; the directory says more.
+                let text = e.to_string();
+                let cause = text.split(" at path \"").next().unwrap_or(&text);
+                std::io::Error::new(e.kind(), format!("directory {}: {cause}", dir.display()))
+            })?;
         Ok(Self {
             tmp: BufWriter::new(tmp),
             path: path.to_path_buf(),
@@ -78,6 +85,16 @@ mod tests {
         super::write(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A directory that does not exist is named in the error, not the temp file's random name.
+    #[test]
+    fn a_missing_directory_is_named() {
+        let e = super::write(std::path::Path::new("/nonexistent-dir/x.bin"), b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(text.starts_with("directory /nonexistent-dir: "), "{text}");
+        assert!(!text.contains(".echos-tmp-"), "{text}");
     }
 
     /// A streamed write abandoned part way leaves the old file and no temp file behind.
