@@ -225,7 +225,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut probs = Vec::with_capacity(model.dims.vocab);
     let mut stream = Utf8Stream::default();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let mut logits = model
         .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
         .to_vec();
@@ -392,6 +392,6 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "decode_bandwidth_limit_tokens_per_s": limit,
         "decode_fraction_of_bandwidth_limit": decode_tps / limit,
     });
-    println!("{json}");
+    crate::output::println(json)?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! bare `io::Error`, and our contract is a typed error naming the defect (magic, version, header,
 //! dtype, shape vs byte count, truncation, NaN/inf with its position).
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::array::Array2;
@@ -101,25 +100,27 @@ pub fn write(path: &Path, a: &Array2) -> Result<(), DataError> {
 
 /// The bytes of `a` as a version-1.0 `<f8` `.npy` file of shape (rows, cols).
 pub fn to_bytes(a: &Array2) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
-        a.rows(),
-        a.cols()
-    );
+    let mut out = header(a.rows(), a.cols());
+    out.reserve(a.data().len() * 8);
+    out.extend(a.data().iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// The header of a version-1.0 `<f8` `.npy` file of shape (rows, cols): a writer that knows the
+/// row count up front streams the little-endian values after it.
+pub fn header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // The format pads the header with spaces and a newline so the data starts 64-byte aligned.
     let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
     let pad = (64 - unpadded % 64) % 64;
     let header_len = dict.len() + pad + 1;
-    let mut out = Vec::with_capacity(10 + header_len + a.data().len() * 8);
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header_len as u16).to_le_bytes());
     out.extend_from_slice(dict.as_bytes());
     out.extend(std::iter::repeat_n(b' ', pad));
     out.push(b'\n');
-    for v in a.data() {
-        out.write_all(&v.to_le_bytes()).expect("writing to a Vec");
-    }
     out
 }
 
