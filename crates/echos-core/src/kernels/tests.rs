@@ -408,19 +408,6 @@ fn report_available_variants_and_tanh_error() {
 }
 
 #[test]
-fn read_sum_variants_agree() {
-    let d = vector(1000, 4);
-    let reference: f64 = d.iter().map(|&v| v as f64).sum();
-    for k in Kernel::available() {
-        assert!(
-            (k.read_sum(&d) as f64 - reference).abs() < 1e-3,
-            "{:?}",
-            k.variant()
-        );
-    }
-}
-
-#[test]
 fn sell_step_is_bit_identical_to_scalar_csr_on_every_variant() {
     use reservoir::{FusedReservoir, OwnedWeights};
     // Sizes around the 16-row slice (remainders 0, 1, 15) and rows with no non-zeros.
