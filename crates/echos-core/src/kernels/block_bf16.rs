@@ -471,7 +471,7 @@ mod tests {
                 (&zero, 33),
                 (&centred, 33),
             ] {
-                let mut rng = TestRng(5);
+                let mut rng = TestRng::new(5);
                 let steps = 12;
                 let us: Vec<f32> = (0..steps * inputs * batch).map(|_| rng.uniform()).collect();
                 let run = |kernel: Kernel, batch_run: usize, b_only: Option<usize>| {
