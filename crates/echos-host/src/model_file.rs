@@ -108,7 +108,7 @@ fn i64_bytes(v: impl Iterator<Item = u32>) -> Vec<u8> {
 
 /// The bytes of the model file for `model`.
 pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
-    let esn = &model.esn;
+    let esn = model.esn();
     let n = esn.units();
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let reservoir = match esn.w() {
@@ -184,7 +184,7 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
         ));
     }
     owned.push(("bias".into(), Dtype::F64, vec![n], f64_bytes(esn.bias())));
-    let r = &model.readout.weights;
+    let r = &model.readout().weights;
     owned.push((
         "readout".into(),
         Dtype::F64,
@@ -195,14 +195,14 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
     owned.push((
         "last_output".into(),
         Dtype::F64,
-        vec![model.last_output.len()],
-        f64_bytes(&model.last_output),
+        vec![model.last_output().len()],
+        f64_bytes(model.last_output()),
     ));
     owned.push((
         "last_input".into(),
         Dtype::F64,
-        vec![model.last_input.len()],
-        f64_bytes(&model.last_input),
+        vec![model.last_input().len()],
+        f64_bytes(model.last_input()),
     ));
 
     let json = |v: &dyn erased::Json| v.to_json().map_err(ModelFileError::Serialize);
@@ -612,7 +612,7 @@ mod tests {
             let a = original.run(&test).unwrap();
             let b = loaded.run(&test).unwrap();
             assert_eq!(bits(&a), bits(&b), "{topology:?}");
-            assert_eq!(loaded.esn.w(), model.esn.w());
+            assert_eq!(loaded.esn().w(), model.esn().w());
         }
     }
 
@@ -638,7 +638,7 @@ mod tests {
                 let name = format!(r#"\"kernel\":\"{}\""#, k.variant().name());
                 assert!(header(&bytes).contains(&name), "{}", header(&bytes));
                 let mut loaded = from_bytes(&bytes, p).unwrap();
-                assert_eq!(loaded.esn.step_kernel(), kernel);
+                assert_eq!(loaded.esn().step_kernel(), kernel);
                 let a = model.clone().run(&test).unwrap();
                 assert_eq!(bits(&a), bits(&loaded.run(&test).unwrap()), "{kernel}");
                 // And the fused model really differs from the exact one (another kernel).
@@ -661,7 +661,7 @@ mod tests {
         ] {
             let e = from_bytes(&patch_header(&bytes, scalar_name, to), p);
             match e {
-                Ok(m) => assert!(ok && m.esn.step_kernel() == StepKernel::Fused(Variant::Avx512)),
+                Ok(m) => assert!(ok && m.esn().step_kernel() == StepKernel::Fused(Variant::Avx512)),
                 Err(e) => {
                     assert!(!ok, "{to}: {e}");
                     let text = e.to_string();
@@ -815,8 +815,17 @@ mod tests {
         let e = from_bytes(&wrong, p).unwrap_err();
         assert!(matches!(e, ModelFileError::TensorDtype { .. }), "{e}");
         // NaN in the readout.
-        let (mut bad, _) = narma_model(Topology::Random, 30, false);
-        bad.readout.weights.data[3] = f64::NAN;
+        let (good, _) = narma_model(Topology::Random, 30, false);
+        let mut readout = good.readout().clone();
+        readout.weights.data[3] = f64::NAN;
+        let bad = EsnModel::from_parts(
+            good.esn().clone(),
+            readout,
+            good.setup.clone(),
+            good.last_output().to_vec(),
+            good.last_input().to_vec(),
+        )
+        .unwrap();
         let e = from_bytes(&to_bytes(&bad).unwrap(), p).unwrap_err();
         assert!(matches!(e, ModelFileError::Readout { .. }), "{e}");
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::matrix::Dense;
 use echos_core::metrics;
-use echos_core::readout::Ridge;
+use echos_core::model::MemoryCapacity;
 use echos_core::rng::Rng;
 use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
 use serde::{Deserialize, Serialize};
@@ -453,33 +453,14 @@ impl MemoryCapacitySetup {
             ..EsnConfig::default()
         };
         let mut esn = Esn::<f64>::new(&config).map_err(TrainError::from)?;
-        let d = self.max_delay;
-        let mut ridge = Ridge::new(self.units, d, self.ridge).map_err(TrainError::from)?;
-        let mut delayed = vec![0.0; d];
-        let n_fit = self.washout + self.train;
-        for (t, &ut) in u[..n_fit].iter().enumerate() {
-            esn.step(&[ut], None).map_err(TrainError::from)?;
-            if t >= self.washout {
-                for (k, v) in delayed.iter_mut().enumerate() {
-                    *v = u[t - k - 1];
-                }
-                ridge
-                    .accumulate(esn.state(), &delayed)
-                    .map_err(TrainError::from)?;
-            }
-        }
-        let readout = ridge.fit().map_err(TrainError::from)?;
-        // Test segment plus the d inputs before it, which the first recalls refer to.
-        let test_u = &u[n_fit - d..];
-        let mut recall = vec![0.0; test_u.len() * d];
-        for (i, &ut) in u[n_fit..].iter().enumerate() {
-            esn.step(&[ut], None).map_err(TrainError::from)?;
-            let row = (i + d) * d;
-            readout
-                .predict(esn.state(), &mut recall[row..row + d])
-                .map_err(TrainError::from)?;
-        }
-        Ok(metrics::memory_capacity(test_u, &recall, d).map_err(TrainError::from)?)
+        let setup = MemoryCapacity {
+            washout: self.washout,
+            train: self.train,
+            test: self.test,
+            max_delay: self.max_delay,
+            ridge: self.ridge,
+        };
+        Ok(setup.of_esn(&mut esn, &u).map_err(TrainError::from)?)
     }
 }
 
@@ -619,7 +600,7 @@ impl MackeyGlassSetup {
         let mut out = [0.0];
         for r in 0..self.test_runs {
             let start = self.train + r * per_test;
-            model.esn.reset();
+            model.esn_mut().reset();
             // Teacher forcing: feedback is the true s(t−1).
             let mut prev = 0.0;
             for &st in &s[start..start + self.test_washout] {

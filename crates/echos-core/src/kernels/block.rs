@@ -273,6 +273,7 @@ pub(crate) fn leaky_step_batch_scalar(
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // the SIMD steps
 pub(crate) mod simd {
     use super::{BlockLeaky, LANES, TILE};
     use core::arch::x86_64::*;

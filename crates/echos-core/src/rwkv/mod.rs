@@ -7,8 +7,10 @@
 
 // Soft-float targets (x86_64-unknown-none) get the scalar kernel only: LLVM cannot lower SIMD there.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // AVX-512 matrix-vector bodies
 mod avx512;
 mod forward;
+#[allow(unsafe_code)] // kernel selection and its SIMD dispatch
 pub mod linear;
 pub(crate) mod ops;
 
