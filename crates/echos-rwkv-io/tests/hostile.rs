@@ -473,3 +473,31 @@ fn an_esn_model_is_named_as_one() {
     assert!(matches!(err, LoadError::EsnModel), "{err}");
     assert!(err.to_string().contains("echos esn"), "{err}");
 }
+
+// ------------------------------------------------------------------ zip end records
+
+#[test]
+fn a_zip_end_record_claiming_many_entries_costs_a_bounded_amount() {
+    // 70 KB of zeros, one central header, an end record claiming 65,535 entries: the zip crate
+    // reserves ~208 bytes per claimed entry before reading them (docs/rwkv.md: <= 13.6 MB for
+    // a classic zip). This pins that bound.
+    let mut f = vec![0u8; 70_000];
+    let cd_start = f.len() as u32;
+    let mut cdfh = vec![0u8; 46];
+    cdfh[..4].copy_from_slice(b"PK\x01\x02");
+    cdfh[28..30].copy_from_slice(&1u16.to_le_bytes());
+    f.extend_from_slice(&cdfh);
+    f.push(b'a');
+    let mut eocd = vec![0u8; 22];
+    eocd[..4].copy_from_slice(b"PK\x05\x06");
+    eocd[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+    eocd[10..12].copy_from_slice(&u16::MAX.to_le_bytes());
+    eocd[12..16].copy_from_slice(&47u32.to_le_bytes());
+    eocd[16..20].copy_from_slice(&cd_start.to_le_bytes());
+    f.extend_from_slice(&eocd);
+    // A .pth is recognised by its first bytes.
+    f[..4].copy_from_slice(b"PK\x03\x04");
+    let (err, peak) = load_err(&f, "eocd.pth");
+    assert!(matches!(err, LoadError::Zip(_)), "{err}");
+    assert!(peak < 14_000_000 + f.len(), "peak {peak}");
+}
