@@ -136,9 +136,21 @@ mod tests {
             ("avx2", f.avx2, std::is_x86_feature_detected!("avx2")),
             ("fma", f.fma, std::is_x86_feature_detected!("fma")),
             ("f16c", f.f16c, std::is_x86_feature_detected!("f16c")),
-            ("avx512f", f.avx512f, std::is_x86_feature_detected!("avx512f")),
-            ("avx512bw", f.avx512bw, std::is_x86_feature_detected!("avx512bw")),
-            ("avx512vl", f.avx512vl, std::is_x86_feature_detected!("avx512vl")),
+            (
+                "avx512f",
+                f.avx512f,
+                std::is_x86_feature_detected!("avx512f"),
+            ),
+            (
+                "avx512bw",
+                f.avx512bw,
+                std::is_x86_feature_detected!("avx512bw"),
+            ),
+            (
+                "avx512vl",
+                f.avx512vl,
+                std::is_x86_feature_detected!("avx512vl"),
+            ),
             (
                 "avx512vnni",
                 f.avx512vnni,
