@@ -23,13 +23,9 @@ use echos_core::integer::{FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLay
 use echos_kpolicy::caps::{CapSpace, ObjectId};
 
 use crate::arch::uspace::Page;
-use crate::sched::MAX_THREADS;
-use crate::user::{check_writable, copy_in, copy_out};
+use crate::config::{CAPS_PER_TASK, MAX_OBJECTS, MAX_THREADS, WEIGHTS_BASE, WEIGHTS_PER_OBJECT};
+use crate::umem::{self, check_writable, copy_in, copy_out};
 
-/// Reservoir objects alive at once.
-pub const MAX_OBJECTS: usize = 8;
-/// Capability slots per task.
-pub const CAPS_PER_TASK: usize = 16;
 /// Bias scale of kernel reservoirs (0.1, as the canonical fixed ESN).
 const BIAS_SCALING_Q16: i32 = 6554;
 
@@ -129,7 +125,7 @@ fn create_from(slot: usize, a: &ReservoirCreateArgs) -> Result<u64, Errno> {
     let cfg = config_of(a)?;
     let l = FixedEsnLayout::of(&cfg);
     let bytes = weight_bytes(l.units, l.inputs, l.nnz);
-    if bytes as u64 + 4096 > crate::user::WEIGHTS_PER_OBJECT || 2 * l.units > 4096 {
+    if bytes as u64 + 4096 > WEIGHTS_PER_OBJECT || 2 * l.units > 4096 {
         return Err(Errno::NoMemory);
     }
     let mut r = Reservoir {
@@ -357,7 +353,7 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
         let id = o.caps.lookup(task(slot), a.handle, Rights::READ)?;
         let r = object(o, slot, a.handle, Rights::READ)?;
         let state_addr = state_vaddr(id.0, r.weights.len());
-        let state_addr = if crate::user::is_readable(slot, state_addr, 4096) {
+        let state_addr = if umem::is_readable(slot, state_addr, 4096) {
             state_addr
         } else {
             0
@@ -399,9 +395,7 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
 }
 
 fn state_vaddr(object: u32, weight_pages: usize) -> u64 {
-    crate::user::WEIGHTS_BASE
-        + u64::from(object) * crate::user::WEIGHTS_PER_OBJECT
-        + 4096 * weight_pages as u64
+    WEIGHTS_BASE + u64::from(object) * WEIGHTS_PER_OBJECT + 4096 * weight_pages as u64
 }
 
 /// Creates a reservoir for the task in `slot` from the kernel (a pipeline's shared object,
@@ -433,14 +427,14 @@ pub fn map_weights(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
             .get(id.0 as usize)
             .and_then(|s| s.as_ref())
             .ok_or(Errno::BadHandle)?;
-        let mut frames = [0u64; (crate::user::WEIGHTS_PER_OBJECT / 4096) as usize];
+        let mut frames = [0u64; (WEIGHTS_PER_OBJECT / 4096) as usize];
         let n = r.weights.len() + 1;
         for (f, page) in frames.iter_mut().zip(r.weights.iter().chain(&r.state)) {
             // The kernel heap is identity-mapped: a page's address is its frame.
             *f = page as *const Page as u64;
         }
-        let vaddr = crate::user::WEIGHTS_BASE + u64::from(id.0) * crate::user::WEIGHTS_PER_OBJECT;
-        crate::user::map_read_only(slot, vaddr, &frames[..n])
+        let vaddr = WEIGHTS_BASE + u64::from(id.0) * WEIGHTS_PER_OBJECT;
+        umem::map_read_only(slot, vaddr, &frames[..n])
     })
 }
 

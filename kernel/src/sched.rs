@@ -8,6 +8,9 @@
 //! [`complete_job`], [`lock`] (when blocked), [`unlock`] and [`exit`]. Threads must not print
 //! or allocate while a run lasts: a thread preempted inside the console or heap lock would stall
 //! the next one that takes it.
+//!
+//! The scheduler knows threads, not tasks: what a user task owns (capabilities, address space)
+//! is released by `task` before it asks for the thread to stop.
 
 use spin::Mutex;
 
@@ -19,16 +22,11 @@ use echos_kpolicy::periodic::PeriodicTask;
 use echos_kpolicy::sched::TaskId;
 use echos_kpolicy::time::{Instant, TimerHandle};
 
-use crate::arch::stacks::{THREAD_STACKS, THREAD_STACK_COUNT};
+use crate::arch::stacks::THREAD_STACKS;
 use crate::arch::switch::{self, Context, ThreadEntry};
+use crate::config::{MAX_MUTEXES, MAX_THREADS, MAX_WINDOWS};
 use crate::time;
 
-/// Threads per run (one kernel stack each).
-pub const MAX_THREADS: usize = THREAD_STACK_COUNT;
-/// Partition windows per major frame.
-pub const MAX_WINDOWS: usize = 4;
-/// Mutexes per run.
-pub const MAX_MUTEXES: usize = 4;
 /// Release-latency histogram bucket of the periodic accounting.
 pub const JITTER_BUCKET_NS: u64 = 1_000;
 const IDLE: usize = MAX_THREADS;
@@ -331,26 +329,14 @@ pub fn exit() -> ! {
     stop_current(None, None)
 }
 
-/// A user task raised an exception: it is stopped and the fault recorded; the kernel and the
-/// other tasks go on. Runs on the task's kernel stack with interrupts off and never returns.
-pub fn user_fault(frame: &crate::arch::traps::TrapFrame, cr2: u64) {
-    stop_current(
-        None,
-        Some(UserFault {
-            vector: frame.vector,
-            error_code: frame.error_code,
-            rip: frame.rip,
-            cr2,
-        }),
-    )
+/// Stops the calling thread for good, recording the exception that ended it (a user task's
+/// fault, reported by `task::user_fault`); the others go on.
+pub fn stop_faulted(fault: UserFault) -> ! {
+    stop_current(None, Some(fault))
 }
 
 fn stop_current(code: Option<i64>, fault: Option<UserFault>) -> ! {
     x86_64::instructions::interrupts::disable();
-    if let Some(slot) = current() {
-        // Its capabilities go with it, and everything derived from them.
-        crate::reservoir::task_stopped(slot);
-    }
     reschedule(|run, now| {
         let task = current_task(run)?;
         run.exit_codes[task as usize] = code;
@@ -456,7 +442,6 @@ pub fn run_with_pipeline(
     });
     setup?;
     crate::arch::traps::set_preempt_hook(Some(preempt_hook));
-    crate::arch::traps::set_user_fault_hook(user_fault);
     x86_64::instructions::interrupts::without_interrupts(|| {
         reschedule(|run, now| Ok(run.dispatch.tick(now)?))
     });

@@ -151,10 +151,16 @@ def test_gil_is_released_during_long_runs():
     th = threading.Thread(target=work)
     th.start()
     while not done.is_set():
-        count += 1
+        # A getter needs a shared borrow of the ESN, which fails exactly while the worker is
+        # inside update(): each failure is this thread running Python during the call, which
+        # it can only do if update() released the GIL. (Counting loop turns alone would also
+        # count the turns before the call started.)
+        try:
+            esn.neurons
+        except RuntimeError:
+            count += 1
     th.join()
-    # With the GIL held for the whole run this loop could not advance while update() ran.
-    assert count > 1000, f"main thread advanced only {count} times during update()"
+    assert count > 100, f"main thread ran only {count} times while update() ran"
 
 
 def test_threads_running_separate_esns_get_the_serial_results(two_features):

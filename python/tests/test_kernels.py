@@ -127,9 +127,16 @@ def test_fast_update_releases_the_gil():
     th = threading.Thread(target=work)
     th.start()
     while not done.is_set():
-        count += 1
+        # A getter needs a shared borrow of the ESN, which fails exactly while the worker is
+        # inside update(): each failure is this thread running Python during the call, which
+        # it can only do if update() released the GIL. (Counting loop turns alone would also
+        # count the turns before the call started.)
+        try:
+            esn.neurons
+        except RuntimeError:
+            count += 1
     th.join()
-    assert count > 1000, f"main thread advanced only {count} times during update()"
+    assert count > 100, f"main thread ran only {count} times while update() ran"
 
 
 def test_state_set_and_reset_on_the_fused_path():

@@ -10,6 +10,8 @@
 
 mod demo_model;
 mod kernel;
+#[cfg(test)]
+mod layering;
 mod python;
 mod suite;
 

@@ -1,7 +1,7 @@
 //! `echos rwkv ...`: text generation, logits for a token file, benchmarks. Loading, sampling
 //! inputs and printing only; the model runs in the engine.
 
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -151,16 +151,6 @@ fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes and flushes `bytes` to stdout. `Ok(false)`: the reader closed the pipe (`| head`),
-/// which ends the run quietly; any other failure (a full disk) is an error.
-fn to_stdout(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
-    }
-}
-
 fn open_model(a: &ModelArgs) -> anyhow::Result<(Model, State)> {
     if let Some(p) = &a.state_out {
         check_writable("--state-out", p)?;
@@ -272,7 +262,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut probs = Vec::with_capacity(model.dims.vocab);
     let mut stream = Utf8Stream::default();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let mut logits = model
         .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
         .to_vec();
@@ -282,16 +272,14 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             break; // end of text in the world vocabulary
         }
         let text = stream.push(&tokenizer.decode_bytes(&[next])?);
-        if !to_stdout(&mut out, text.as_bytes())? {
-            // The reader left: the run is cut short, so no state is saved either.
-            return Ok(());
-        }
+        // Flushed per token so the text streams. A closed pipe (`| head`) ends the run here,
+        // quietly (see `main`), and without --state-out: the run was cut short.
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
         logits.copy_from_slice(model.step(&mut state, next, &mut scratch, &pool)?);
     }
-    let tail = stream.finish() + "\n";
-    if !to_stdout(&mut out, tail.as_bytes())? {
-        return Ok(());
-    }
+    writeln!(out, "{}", stream.finish())?;
+    out.flush()?;
     save_state(&a.model, &model, &state)
 }
 
@@ -454,9 +442,6 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "decode_bandwidth_limit_tokens_per_s": limit,
         "decode_fraction_of_bandwidth_limit": decode_tps / limit,
     });
-    to_stdout(
-        &mut std::io::stdout().lock(),
-        format!("{json}\n").as_bytes(),
-    )?;
+    crate::output::println(json)?;
     Ok(())
 }

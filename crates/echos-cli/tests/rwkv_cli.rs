@@ -464,7 +464,7 @@ fn a_full_disk_is_an_error_message_not_a_panic() {
     assert_eq!(code, Some(1), "{err}");
     assert!(
         !err.contains("panicked")
-            && err.contains("writing to stdout")
+            && err.contains("writing to standard output")
             && err.contains("No space left"),
         "{err}"
     );

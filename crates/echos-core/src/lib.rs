@@ -4,6 +4,9 @@
 //! Contracts (see docs/architecture.md): step functions take preallocated buffers, allocate
 //! nothing, take no lock, run in time that depends only on dimensions, and are deterministic.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
+// `unsafe` lives only where SIMD needs it: the kernels' CPU check, dispatch and SIMD bodies
+// (`kernels`) and the RWKV matrix kernels (`rwkv`), each allowed on its own module.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 pub mod esn;

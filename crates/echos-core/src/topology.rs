@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 
 use core::fmt;
 
-use crate::matrix::{Csr, Dense};
+use crate::matrix::{Csr, Dense, MatrixError};
 use crate::rng::Rng;
 use crate::scalar::Scalar;
 
@@ -446,6 +446,43 @@ pub fn random_block(
     }
 }
 
+/// Why a set of weights is not a valid reservoir matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReservoirMatrixError {
+    /// W is not `expected` × `expected`.
+    Shape {
+        expected: usize,
+        got: (usize, usize),
+    },
+    /// A dense or CSR matrix breaks an invariant (lengths, row pointers, column indices).
+    Matrix(MatrixError),
+    /// A block matrix breaks an invariant.
+    Block(BlockError),
+    /// A structured weight is NaN or infinite.
+    NonFinite,
+    /// A cycle-with-jumps jump outside 2..units.
+    Jump { jump: usize, units: usize },
+}
+
+impl fmt::Display for ReservoirMatrixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shape { expected, got } => write!(
+                f,
+                "W has shape {}x{}, expected {expected}x{expected}",
+                got.0, got.1
+            ),
+            Self::Matrix(e) => write!(f, "{e}"),
+            Self::Block(e) => write!(f, "{e}"),
+            Self::NonFinite => f.write_str("W contains NaN or infinite weights"),
+            Self::Jump { jump, units } => write!(
+                f,
+                "jump {jump} of the cycle with jumps must be in 2..{units} (the number of units)"
+            ),
+        }
+    }
+}
+
 /// The recurrent matrix W of a reservoir, in the storage its structure allows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReservoirMatrix<T> {
@@ -520,46 +557,181 @@ impl<T: Scalar> ReservoirMatrix<T> {
             x.len(),
             y.len()
         );
-        if n == 0 {
-            return;
+        for (i, yi) in y.iter_mut().enumerate() {
+            self.structured_row(i, |col, w| *yi = w.mul_add(x[col], *yi));
         }
+    }
+
+    /// The in-edges (column, weight) of row `i` of a structured W, in the order every
+    /// consumer sums them: the cycle (or delay-line) edge from unit i − 1, then for a jump
+    /// node of `CycleJumps` the jump from the previous jump node and then from the next. The
+    /// one definition of the structured topologies' edges: the matvec, the CSR form the fused
+    /// kernels step and the dense form are all read from it. Dense, CSR and block matrices
+    /// have no structured rows and visit nothing.
+    #[inline]
+    pub fn structured_row(&self, i: usize, mut edge: impl FnMut(usize, T)) {
         match *self {
-            Self::Cycle { weight, .. } => {
-                y[0] = weight.mul_add(x[n - 1], y[0]);
-                for i in 1..n {
-                    y[i] = weight.mul_add(x[i - 1], y[i]);
-                }
-            }
+            Self::Cycle { units, weight } => edge((i + units - 1) % units, weight),
             Self::DelayLine { weight, .. } => {
-                for i in 1..n {
-                    y[i] = weight.mul_add(x[i - 1], y[i]);
+                if i > 0 {
+                    edge(i - 1, weight);
                 }
             }
             Self::CycleJumps {
+                units,
                 cycle_weight,
                 jump_weight,
                 jump,
-                ..
             } => {
-                y[0] = cycle_weight.mul_add(x[n - 1], y[0]);
-                for i in 1..n {
-                    y[i] = cycle_weight.mul_add(x[i - 1], y[i]);
-                }
-                if jump >= 1 {
-                    let mut i = 0;
-                    while i < n {
-                        if i >= jump {
-                            y[i] = jump_weight.mul_add(x[i - jump], y[i]);
-                        }
-                        if i + jump < n {
-                            y[i] = jump_weight.mul_add(x[i + jump], y[i]);
-                        }
-                        i += jump;
+                edge((i + units - 1) % units, cycle_weight);
+                // Jump nodes are the multiples of `jump`, joined to their neighbours, with no
+                // wrap-around from the last jump node to unit 0.
+                if jump >= 1 && i.is_multiple_of(jump) {
+                    if i >= jump {
+                        edge(i - jump, jump_weight);
+                    }
+                    if i + jump < units {
+                        edge(i + jump, jump_weight);
                     }
                 }
             }
-            Self::Dense(_) | Self::Csr(_) | Self::Block(_) => {
-                unreachable!("dense, CSR and block take their own path")
+            Self::Dense(_) | Self::Csr(_) | Self::Block(_) => {}
+        }
+    }
+
+    /// W in CSR: dense entries that are not zero, CSR as is, block rows with their columns in
+    /// ascending order (`BlockSparse::to_csr`), structured rows one entry per edge.
+    pub fn to_csr(&self) -> Csr<T> {
+        match self {
+            Self::Dense(d) => {
+                let mut indptr = Vec::with_capacity(d.rows + 1);
+                let (mut indices, mut values) = (Vec::new(), Vec::new());
+                indptr.push(0u32);
+                for r in 0..d.rows {
+                    for (c, &v) in d.row(r).iter().enumerate() {
+                        if v != T::zero() {
+                            indices.push(c as u32);
+                            values.push(v);
+                        }
+                    }
+                    indptr.push(indices.len() as u32);
+                }
+                Csr {
+                    rows: d.rows,
+                    cols: d.cols,
+                    indptr,
+                    indices,
+                    values,
+                }
+            }
+            Self::Csr(c) => c.clone(),
+            Self::Block(b) => b.to_csr(),
+            _ => {
+                let n = self.units();
+                let mut indptr = Vec::with_capacity(n + 1);
+                let mut indices = Vec::with_capacity(n);
+                let mut values = Vec::with_capacity(n);
+                indptr.push(0u32);
+                for i in 0..n {
+                    self.structured_row(i, |c, w| {
+                        indices.push(c as u32);
+                        values.push(w);
+                    });
+                    indptr.push(indices.len() as u32);
+                }
+                Csr {
+                    rows: n,
+                    cols: n,
+                    indptr,
+                    indices,
+                    values,
+                }
+            }
+        }
+    }
+
+    /// The same matrix in another scalar type (each weight rounded once through f64).
+    pub fn cast<U: Scalar>(&self) -> ReservoirMatrix<U> {
+        let c = |v: T| U::from_f64(v.to_f64());
+        match self {
+            Self::Dense(d) => ReservoirMatrix::Dense(d.cast()),
+            Self::Csr(m) => ReservoirMatrix::Csr(m.cast()),
+            Self::Block(b) => ReservoirMatrix::Block(b.cast()),
+            Self::Cycle { units, weight } => ReservoirMatrix::Cycle {
+                units: *units,
+                weight: c(*weight),
+            },
+            Self::DelayLine { units, weight } => ReservoirMatrix::DelayLine {
+                units: *units,
+                weight: c(*weight),
+            },
+            Self::CycleJumps {
+                units,
+                cycle_weight,
+                jump_weight,
+                jump,
+            } => ReservoirMatrix::CycleJumps {
+                units: *units,
+                cycle_weight: c(*cycle_weight),
+                jump_weight: c(*jump_weight),
+                jump: *jump,
+            },
+        }
+    }
+
+    /// Checks that W is a valid `units` × `units` reservoir matrix: shapes, indices, finite
+    /// weights and a jump in 2..units (what every step path relies on; loaded files go
+    /// through here).
+    pub fn validate(&self, units: usize) -> Result<(), ReservoirMatrixError> {
+        let square = |rows: usize, cols: usize| {
+            if (rows, cols) == (units, units) {
+                Ok(())
+            } else {
+                Err(ReservoirMatrixError::Shape {
+                    expected: units,
+                    got: (rows, cols),
+                })
+            }
+        };
+        match self {
+            Self::Dense(d) => {
+                square(d.rows, d.cols)?;
+                d.validate().map_err(ReservoirMatrixError::Matrix)
+            }
+            Self::Csr(c) => {
+                square(c.rows, c.cols)?;
+                c.validate().map_err(ReservoirMatrixError::Matrix)
+            }
+            Self::Block(b) => {
+                square(b.units, b.units)?;
+                b.validate().map_err(ReservoirMatrixError::Block)
+            }
+            Self::Cycle { units: n, weight } | Self::DelayLine { units: n, weight } => {
+                square(*n, *n)?;
+                if weight.is_finite() {
+                    Ok(())
+                } else {
+                    Err(ReservoirMatrixError::NonFinite)
+                }
+            }
+            Self::CycleJumps {
+                units: n,
+                cycle_weight,
+                jump_weight,
+                jump,
+            } => {
+                square(*n, *n)?;
+                if *jump < 2 || *jump >= *n {
+                    return Err(ReservoirMatrixError::Jump {
+                        jump: *jump,
+                        units: *n,
+                    });
+                }
+                if cycle_weight.is_finite() && jump_weight.is_finite() {
+                    Ok(())
+                } else {
+                    Err(ReservoirMatrixError::NonFinite)
+                }
             }
         }
     }

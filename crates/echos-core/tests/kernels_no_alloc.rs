@@ -1,9 +1,10 @@
 //! The kernels allocate nothing: a counting global allocator watches every kernel step path
-//! (single sequence on each variant, CSR/SELL and dense, batched, quantized, structured).
+//! (single sequence on each variant, CSR/SELL and dense, batched, quantized, and the structured reservoirs' matvecs).
 
 use echos_core::kernels::quant::QuantReservoir;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
-use echos_core::kernels::{structured, Kernel};
+use echos_core::kernels::Kernel;
+use echos_core::topology::ReservoirMatrix;
 mod common;
 
 #[global_allocator]
@@ -96,11 +97,27 @@ fn every_step_path_allocates_nothing() {
     );
     let xs = vec![0.3f32; 64];
     let mut ys = vec![0.0f32; 64];
+    let structured = [
+        ReservoirMatrix::Cycle {
+            units: 64,
+            weight: 0.9f32,
+        },
+        ReservoirMatrix::DelayLine {
+            units: 64,
+            weight: 0.9,
+        },
+        ReservoirMatrix::CycleJumps {
+            units: 64,
+            cycle_weight: 0.9,
+            jump_weight: 0.2,
+            jump: 5,
+        },
+    ];
     assert_eq!(
         count(|| {
-            structured::cycle_matvec(0.9, &xs, &mut ys).unwrap();
-            structured::delay_line_matvec(0.9, &xs, &mut ys).unwrap();
-            structured::cycle_jumps_matvec(0.9, 0.2, 5, &xs, &mut ys).unwrap();
+            for w in &structured {
+                w.matvec_add(&xs, &mut ys);
+            }
         }),
         0
     );

@@ -4,7 +4,7 @@
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::history::StateRing;
 use echos_core::kernels::Kernel;
-use echos_core::model::Trained;
+use echos_core::model::{Generative, Trained};
 use echos_core::readout::{Linear, Lms, Ridge, Rls};
 use echos_core::scalar::Scalar;
 use echos_core::topology::{MatrixFormat, Topology};
@@ -134,14 +134,26 @@ fn step_paths_do_not_allocate() {
         ..EsnConfig::default()
     };
     let esn = Esn::<f64>::new(&config).unwrap();
-    let mut model = Trained::new(esn, Linear::zeros(100, 1).unwrap()).unwrap();
+    let mut model = Trained::new(
+        esn,
+        Linear::zeros(101, 1).unwrap(),
+        true,
+        Generative::Feedback,
+    )
+    .unwrap();
     let mut out = vec![0.0; 200];
     let mut y = [0.0];
+    let (inputs, teacher) = (vec![0.1; 600], vec![0.2; 600]);
+    let mut run_out = vec![0.0; 600];
+    // The first chunked run sizes the driver's chunk buffers; after that nothing allocates.
+    model.run(&inputs, Some(&teacher), &mut run_out).unwrap();
     let n = count_allocations(|| {
         for _ in 0..200 {
             model.step(&[0.1], Some(&[0.2]), &mut y).unwrap();
         }
-        model.run_closed_loop(200, None, &mut out).unwrap();
+        model.generate(&mut out).unwrap();
+        model.run(&inputs, Some(&teacher), &mut run_out).unwrap();
+        model.run(&inputs, None, &mut run_out).unwrap();
     });
     assert_eq!(n, 0, "trained model step allocated {n} times");
     // The counter itself works: a Vec allocates.

@@ -49,6 +49,12 @@ pub fn to_bytes(a: &Array2) -> Vec<u8> {
         .expect("an Array2 holds exactly rows × cols values")
 }
 
+/// The header of a version-1.0 `<f8` `.npy` file of shape (rows, cols): a writer that knows the
+/// row count up front streams the little-endian values after it.
+pub fn header(rows: usize, cols: usize) -> Vec<u8> {
+    echos_npy::header(Dtype::F8, &[rows, cols])
+}
+
 /// The host's error for each format defect.
 fn from_npy(e: NpyError) -> DataError {
     match e {

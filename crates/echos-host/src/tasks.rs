@@ -12,7 +12,7 @@ use std::time::Instant;
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::matrix::Dense;
 use echos_core::metrics;
-use echos_core::readout::Ridge;
+use echos_core::model::MemoryCapacity;
 use echos_core::rng::Rng;
 use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,12 @@ impl std::str::FromStr for TaskName {
         .ok_or_else(|| TaskError::UnknownTask(s.to_string()))
     }
 }
+
+/// The largest reservoir a task or `echos esn train` builds: the readout's XᵀX alone holds
+/// units² f64 (3.2 GB at 20,000), and a larger reservoir trains for many minutes.
+pub const MAX_UNITS: usize = 20_000;
+/// `MAX_UNITS` in words, for the error (checked against it by a test).
+const UNITS_RANGE: &str = "between 1 and 20000";
 
 /// What a caller may change about a task; everything else is the task's documented setup.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -211,10 +217,10 @@ pub fn run(
         });
     }
     if let Some(u) = opts.units {
-        if u == 0 || u > 20_000 {
+        if u == 0 || u > MAX_UNITS {
             return Err(TaskError::Option {
                 name: "units",
-                requirement: "between 1 and 20000",
+                requirement: UNITS_RANGE,
                 value: u as f64,
             });
         }
@@ -453,33 +459,14 @@ impl MemoryCapacitySetup {
             ..EsnConfig::default()
         };
         let mut esn = Esn::<f64>::new(&config).map_err(TrainError::from)?;
-        let d = self.max_delay;
-        let mut ridge = Ridge::new(self.units, d, self.ridge).map_err(TrainError::from)?;
-        let mut delayed = vec![0.0; d];
-        let n_fit = self.washout + self.train;
-        for (t, &ut) in u[..n_fit].iter().enumerate() {
-            esn.step(&[ut], None).map_err(TrainError::from)?;
-            if t >= self.washout {
-                for (k, v) in delayed.iter_mut().enumerate() {
-                    *v = u[t - k - 1];
-                }
-                ridge
-                    .accumulate(esn.state(), &delayed)
-                    .map_err(TrainError::from)?;
-            }
-        }
-        let readout = ridge.fit().map_err(TrainError::from)?;
-        // Test segment plus the d inputs before it, which the first recalls refer to.
-        let test_u = &u[n_fit - d..];
-        let mut recall = vec![0.0; test_u.len() * d];
-        for (i, &ut) in u[n_fit..].iter().enumerate() {
-            esn.step(&[ut], None).map_err(TrainError::from)?;
-            let row = (i + d) * d;
-            readout
-                .predict(esn.state(), &mut recall[row..row + d])
-                .map_err(TrainError::from)?;
-        }
-        Ok(metrics::memory_capacity(test_u, &recall, d).map_err(TrainError::from)?)
+        let setup = MemoryCapacity {
+            washout: self.washout,
+            train: self.train,
+            test: self.test,
+            max_delay: self.max_delay,
+            ridge: self.ridge,
+        };
+        Ok(setup.of_esn(&mut esn, &u).map_err(TrainError::from)?)
     }
 }
 
@@ -619,7 +606,7 @@ impl MackeyGlassSetup {
         let mut out = [0.0];
         for r in 0..self.test_runs {
             let start = self.train + r * per_test;
-            model.esn.reset();
+            model.esn_mut().reset();
             // Teacher forcing: feedback is the true s(t−1).
             let mut prev = 0.0;
             for &st in &s[start..start + self.test_washout] {
@@ -721,5 +708,27 @@ impl SantaFeSetup {
             metrics::nrmse(pred.data(), &z[n_fit + 1..=n_fit + self.test])
                 .map_err(TrainError::from)?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound in the message is the bound checked.
+    #[test]
+    fn units_are_capped_at_max_units_and_the_message_names_it() {
+        let opts = |units| TaskOptions {
+            units: Some(units),
+            runs: Some(1),
+            ..TaskOptions::default()
+        };
+        let e = run(TaskName::Narma10, &opts(MAX_UNITS + 1), &mut |_| {}).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("between 1 and {MAX_UNITS}")),
+            "{e}"
+        );
+        assert!(UNITS_RANGE.ends_with(&format!(" {MAX_UNITS}")));
     }
 }

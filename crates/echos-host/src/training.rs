@@ -5,8 +5,9 @@
 
 use echos_core::esn::{ConfigError, Esn, EsnConfig, StepError, StepKernel};
 use echos_core::metrics::{self, MetricError};
+pub use echos_core::model::Generative;
+use echos_core::model::{self, ModelError, Trained, TrainingPass};
 use echos_core::readout::{Linear, ReadoutError, Ridge};
-use echos_core::rng::Rng;
 use echos_core::topology::Topology;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ pub enum TrainError {
     Config(#[from] ConfigError),
     #[error("reservoir step failed: {0}")]
     Step(#[from] StepError),
+    #[error("{0}")]
+    Model(ModelError),
     #[error("readout: {0}")]
     Readout(#[from] ReadoutError),
     #[error("metric: {0}")]
@@ -49,16 +52,33 @@ pub enum TrainError {
     },
 }
 
-/// What closed-loop generation feeds the model's output back into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Generative {
-    /// Not trained for generation.
-    None,
-    /// The output becomes the next input (one-step-ahead prediction, inputs == outputs).
-    Input,
-    /// The output goes through the feedback weights W_fb (Jaeger's output feedback).
-    Feedback,
+impl From<ModelError> for TrainError {
+    /// The driver's errors as the host's own variants where they mean the same thing.
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Step(e) => Self::Step(e),
+            ModelError::Readout(e) => Self::Readout(e),
+            ModelError::LengthMismatch { input, target } => Self::LengthMismatch { input, target },
+            ModelError::WashoutTooLong { washout, steps } => {
+                Self::WashoutTooLong { washout, steps }
+            }
+            ModelError::NotGenerative => Self::NotGenerative,
+            ModelError::GenerativeShape { inputs, outputs } => {
+                Self::GenerativeShape { inputs, outputs }
+            }
+            ModelError::Parameter {
+                name,
+                requirement,
+                value,
+            } => Self::Parameter {
+                name,
+                requirement,
+                value,
+            },
+            ModelError::NonFiniteOutput { .. } => Self::NonFiniteOutput,
+            e @ ModelError::Shape { .. } => Self::Model(e),
+        }
+    }
 }
 
 /// The readout side of a trained model, stored with it.
@@ -135,33 +155,16 @@ impl Scores {
     }
 }
 
-/// A reservoir with its readout and the output it last produced (the next feedback value).
+/// A trained model as the host keeps it: the engine's one model driver
+/// (`echos_core::model::Trained`) with the readout setup it was trained with and its
+/// training-set fit. Every run, evaluation and generation goes through the driver.
 #[derive(Clone, Debug)]
 pub struct EsnModel {
-    pub esn: Esn<f64>,
-    pub readout: Linear,
+    model: Trained<f64>,
     pub setup: ReadoutSetup,
-    pub last_output: Vec<f64>,
-    /// The last input seen in training: the constant input of closed-loop generation through
-    /// output feedback.
-    pub last_input: Vec<f64>,
-    /// Training-set fit (after washout), for reports.
+    /// Training-set fit (after washout), for reports; NaN for a loaded model.
     pub training_fit: Scores,
-    features: Vec<f64>,
 }
-
-/// Writes the readout features of the current step into `z`: [u, x] or [x].
-fn features(input_features: bool, u: &[f64], x: &[f64], z: &mut Vec<f64>) {
-    z.clear();
-    if input_features {
-        z.extend_from_slice(u);
-    }
-    z.extend_from_slice(x);
-}
-
-/// Steps per engine call when a whole series runs through `Esn::run_into` (bounds the states
-/// buffer at this many × units values).
-const RUN_CHUNK_STEPS: usize = 256;
 
 /// Trains on `input` (steps × inputs) and `target` (steps × outputs) with teacher forcing.
 pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<EsnModel, TrainError> {
@@ -196,7 +199,8 @@ pub fn train(opts: &TrainOptions, input: &Array2, target: &Array2) -> Result<Esn
 }
 
 /// Teacher-forced training of `esn` (from its current state) with optional state noise
-/// U[−noise, noise] added after each step (Jaeger's regulariser for output-feedback models).
+/// U[−noise, noise] added after each step (Jaeger's regulariser for output-feedback models):
+/// one pass of the engine's `teacher_forced_pass`, solved by the setup's solver.
 pub fn fit(
     mut esn: Esn<f64>,
     setup: ReadoutSetup,
@@ -210,19 +214,6 @@ pub fn fit(
         return Err(TrainError::LengthMismatch {
             input: steps,
             target: target.rows(),
-        });
-    }
-    if setup.washout >= steps {
-        return Err(TrainError::WashoutTooLong {
-            washout: setup.washout,
-            steps,
-        });
-    }
-    if !(noise.is_finite() && noise >= 0.0) {
-        return Err(TrainError::Parameter {
-            name: "noise",
-            requirement: "finite and >= 0",
-            value: noise,
         });
     }
     if esn.inputs() != input.cols() {
@@ -249,69 +240,23 @@ pub fn fit(
         }
         _ => {}
     }
-    let n_features = esn.units()
-        + if setup.input_features {
-            input.cols()
-        } else {
-            0
-        };
-    let mut ridge = Ridge::new(n_features, outputs, setup.ridge)?;
-    let mut rng = Rng::new(noise_seed);
-    let mut noisy = vec![0.0; esn.units()];
-    let mut z = Vec::with_capacity(n_features);
-    let mut all_states = Vec::with_capacity((steps - setup.washout) * n_features);
-    let zeros = vec![0.0; outputs];
-    let mut keep = |t: usize, state: &[f64]| -> Result<(), TrainError> {
-        if t >= setup.washout {
-            features(setup.input_features, input.row(t), state, &mut z);
-            ridge.accumulate(&z, target.row(t))?;
-            all_states.extend_from_slice(&z);
-        }
-        Ok(())
+    let pass = TrainingPass {
+        washout: setup.washout,
+        input_features: setup.input_features,
+        noise,
+        noise_seed,
     };
-    if noise > 0.0 {
-        // The noise enters the state between steps, so this runs one step at a time.
-        for t in 0..steps {
-            let fb = if esn.outputs() == 0 {
-                None
-            } else if t == 0 {
-                Some(&zeros[..])
-            } else {
-                Some(target.row(t - 1))
-            };
-            esn.step(input.row(t), fb)?;
-            for (v, &x) in noisy.iter_mut().zip(esn.state()) {
-                *v = x + rng.uniform(-noise, noise);
-            }
-            esn.set_state(&noisy)?;
-            keep(t, esn.state())?;
+    let n_features = model::feature_dim(&esn, setup.input_features);
+    let mut ridge = Ridge::new(n_features, outputs, setup.ridge)?;
+    let kept = steps.saturating_sub(setup.washout);
+    let mut all_states = Vec::with_capacity(kept.saturating_mul(n_features));
+    model::teacher_forced_pass(&mut esn, input.data(), target.data(), &pass, |z, y| {
+        if setup.solver == Solver::NormalEquations {
+            ridge.accumulate(z, y)?;
         }
-    } else {
-        // Whole chunks per engine call; the teacher-forced feedback of step t is target(t−1).
-        let n = esn.units();
-        let fb_dim = esn.outputs();
-        let chunk = RUN_CHUNK_STEPS.min(steps);
-        let mut states = vec![0.0; chunk * n];
-        let mut feedback = vec![0.0; chunk * fb_dim];
-        for first in (0..steps).step_by(chunk) {
-            let len = chunk.min(steps - first);
-            let fb = (fb_dim > 0).then(|| {
-                for (k, row) in feedback[..len * fb_dim]
-                    .chunks_exact_mut(fb_dim)
-                    .enumerate()
-                {
-                    let t = first + k;
-                    row.copy_from_slice(if t == 0 { &zeros } else { target.row(t - 1) });
-                }
-                &feedback[..len * fb_dim]
-            });
-            let us = &input.data()[first * input.cols()..(first + len) * input.cols()];
-            esn.run_into(us, fb, &mut states[..len * n])?;
-            for (k, state) in states[..len * n].chunks_exact(n).enumerate() {
-                keep(first + k, state)?;
-            }
-        }
-    }
+        all_states.extend_from_slice(z);
+        Ok::<(), TrainError>(())
+    })?;
     let readout = match setup.solver {
         Solver::NormalEquations => ridge.fit()?,
         Solver::Qr => qr_least_squares(
@@ -323,21 +268,18 @@ pub fn fit(
         )?,
     };
     // Training fit from the states seen, so reports can compare train and test error.
-    let kept = steps - setup.washout;
     let mut pred = vec![0.0; kept * outputs];
     for (s, y) in pred.chunks_exact_mut(outputs).enumerate() {
         readout.predict(&all_states[s * n_features..(s + 1) * n_features], y)?;
     }
     let truth = &target.data()[setup.washout * outputs..];
     let training_fit = Scores::of(&pred, truth, kept)?;
+    let mut model = Trained::new(esn, readout, setup.input_features, setup.generative)?;
+    model.remember_series_end(input.data(), target.data())?;
     Ok(EsnModel {
-        esn,
-        readout,
+        model,
         setup,
-        last_output: target.row(steps - 1).to_vec(),
-        last_input: input.row(steps - 1).to_vec(),
         training_fit,
-        features: Vec::with_capacity(n_features),
     })
 }
 
@@ -398,47 +340,13 @@ impl EsnModel {
         last_output: Vec<f64>,
         last_input: Vec<f64>,
     ) -> Result<Self, TrainError> {
-        let n_features = esn.units()
-            + if setup.input_features {
-                esn.inputs()
-            } else {
-                0
-            };
-        if readout.units() != n_features {
-            return Err(TrainError::Columns {
-                what: "readout",
-                expected: n_features + 1,
-                got: readout.units() + 1,
-            });
-        }
-        if last_output.len() != readout.outputs() {
-            return Err(TrainError::Columns {
-                what: "last_output",
-                expected: readout.outputs(),
-                got: last_output.len(),
-            });
-        }
-        if last_input.len() != esn.inputs() {
-            return Err(TrainError::Columns {
-                what: "last_input",
-                expected: esn.inputs(),
-                got: last_input.len(),
-            });
-        }
-        if esn.outputs() > 0 && esn.outputs() != readout.outputs() {
-            return Err(TrainError::Columns {
-                what: "feedback weights",
-                expected: readout.outputs(),
-                got: esn.outputs(),
-            });
-        }
+        let mut model = Trained::new(esn, readout, setup.input_features, setup.generative)?;
+        model.set_last_output(&last_output)?;
+        model.set_last_input(&last_input)?;
         let nan = f64::NAN;
         Ok(Self {
-            esn,
-            readout,
+            model,
             setup,
-            last_output,
-            last_input,
             training_fit: Scores {
                 mse: nan,
                 rmse: nan,
@@ -446,31 +354,45 @@ impl EsnModel {
                 r2: nan,
                 steps: 0,
             },
-            features: Vec::with_capacity(n_features),
         })
     }
 
+    /// The engine's model driver behind this model.
+    pub fn driver(&self) -> &Trained<f64> {
+        &self.model
+    }
+    pub fn driver_mut(&mut self) -> &mut Trained<f64> {
+        &mut self.model
+    }
+    pub fn esn(&self) -> &Esn<f64> {
+        self.model.esn()
+    }
+    pub fn esn_mut(&mut self) -> &mut Esn<f64> {
+        self.model.esn_mut()
+    }
+    pub fn readout(&self) -> &Linear {
+        self.model.readout()
+    }
+    /// The output the next closed-loop step feeds back.
+    pub fn last_output(&self) -> &[f64] {
+        self.model.last_output()
+    }
+    /// The constant input of closed-loop generation through output feedback.
+    pub fn last_input(&self) -> &[f64] {
+        self.model.last_input()
+    }
     pub fn outputs(&self) -> usize {
-        self.readout.outputs()
+        self.model.outputs()
     }
 
     /// One step with input `u` and (if the reservoir has feedback) the previous output `fb`;
     /// the prediction goes to `y`.
     pub fn step(&mut self, u: &[f64], fb: Option<&[f64]>, y: &mut [f64]) -> Result<(), TrainError> {
-        self.esn.step(u, fb)?;
-        features(
-            self.setup.input_features,
-            u,
-            self.esn.state(),
-            &mut self.features,
-        );
-        self.readout.predict(&self.features, y)?;
-        self.last_output.copy_from_slice(y);
-        Ok(())
+        Ok(self.model.step(u, fb, y)?)
     }
 
-    /// Teacher-forced predictions for `input`, continuing from the current state. A model with
-    /// output feedback is fed its own previous prediction (there is no teacher here); use
+    /// Predictions for `input`, continuing from the current state. A model with output
+    /// feedback is fed its own previous prediction (there is no teacher here); use
     /// [`EsnModel::run_teacher`] to feed a known series.
     pub fn run(&mut self, input: &Array2) -> Result<Array2, TrainError> {
         self.run_teacher(input, None)
@@ -482,16 +404,14 @@ impl EsnModel {
         input: &Array2,
         teacher: Option<&Array2>,
     ) -> Result<Array2, TrainError> {
-        if input.cols() != self.esn.inputs() {
+        if input.cols() != self.esn().inputs() {
             return Err(TrainError::Columns {
                 what: "input",
-                expected: self.esn.inputs(),
+                expected: self.esn().inputs(),
                 got: input.cols(),
             });
         }
-        let no = self.outputs();
-        let mut out = vec![0.0; input.rows() * no];
-        let fb_dim = self.esn.outputs();
+        let fb_dim = self.esn().outputs();
         if let Some(tch) = teacher.filter(|_| fb_dim > 0) {
             if tch.rows() != input.rows() {
                 return Err(TrainError::LengthMismatch {
@@ -506,119 +426,28 @@ impl EsnModel {
                     got: tch.cols(),
                 });
             }
-            if self.last_output.len() != fb_dim {
-                return Err(TrainError::Columns {
-                    what: "last output (feedback)",
-                    expected: fb_dim,
-                    got: self.last_output.len(),
-                });
-            }
         }
-        if fb_dim == 0 || teacher.is_some() {
-            self.run_chunked(input, teacher, &mut out)?;
-            return Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput);
-        }
-        let mut prev = self.last_output.clone();
-        for t in 0..input.rows() {
-            if let (Some(tch), true) = (teacher, t > 0) {
-                prev.copy_from_slice(tch.row(t - 1));
-            }
-            let fb = (self.esn.outputs() > 0).then_some(&prev[..]);
-            let (y, _) = out[t * no..].split_at_mut(no);
-            self.step(input.row(t), fb, y)?;
-            if teacher.is_none() {
-                prev.copy_from_slice(y);
-            }
-        }
+        let no = self.outputs();
+        let mut out = vec![0.0; input.rows() * no];
+        self.model
+            .run(input.data(), teacher.map(Array2::data), &mut out)?;
         Array2::new(input.rows(), no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
-    /// Predictions when the states do not depend on the readout (no output feedback, or the
-    /// feedback is a teacher of checked shape): the reservoir runs whole chunks of `input` per
-    /// engine call (feedback of step t: teacher(t−1), of step 0: the last output), then the
-    /// readout reads each chunk's states.
-    fn run_chunked(
-        &mut self,
-        input: &Array2,
-        teacher: Option<&Array2>,
-        out: &mut [f64],
-    ) -> Result<(), TrainError> {
-        let (n, ni, no) = (self.esn.units(), self.esn.inputs(), self.outputs());
-        let fb_dim = self.esn.outputs();
-        let rows = input.rows();
-        if rows == 0 {
-            return Ok(());
-        }
-        let chunk = RUN_CHUNK_STEPS.min(rows);
-        let mut states = vec![0.0; chunk * n];
-        let mut feedback = vec![0.0; chunk * fb_dim];
-        for (c, (us, ys)) in input
-            .data()
-            .chunks(chunk * ni)
-            .zip(out.chunks_mut(chunk * no))
-            .enumerate()
-        {
-            let len = us.len() / ni;
-            let first = c * chunk;
-            let fb = match teacher {
-                Some(tch) if fb_dim > 0 => {
-                    for (k, row) in feedback[..len * fb_dim]
-                        .chunks_exact_mut(fb_dim)
-                        .enumerate()
-                    {
-                        let t = first + k;
-                        row.copy_from_slice(if t == 0 {
-                            &self.last_output
-                        } else {
-                            tch.row(t - 1)
-                        });
-                    }
-                    Some(&feedback[..len * fb_dim])
-                }
-                _ => None,
-            };
-            let states = &mut states[..len * n];
-            self.esn.run_into(us, fb, states)?;
-            for ((u, x), y) in us
-                .chunks_exact(ni)
-                .zip(states.chunks_exact(n))
-                .zip(ys.chunks_exact_mut(no))
-            {
-                features(self.setup.input_features, u, x, &mut self.features);
-                self.readout.predict(&self.features, y)?;
-            }
-        }
-        self.last_output.copy_from_slice(&out[(rows - 1) * no..]);
-        Ok(())
-    }
-
-    /// `steps` closed-loop steps from the current state and last output.
+    /// `steps` closed-loop steps from the current state and last output. Call it again to
+    /// continue (a long generation can be written out in chunks).
     pub fn generate(&mut self, steps: usize) -> Result<Array2, TrainError> {
         let no = self.outputs();
-        let ni = self.esn.inputs();
-        let mut out = vec![0.0; steps * no];
         if self.setup.generative == Generative::None {
             return Err(TrainError::NotGenerative);
         }
-        let mut prev = self.last_output.clone();
-        // A feedback model's input is its constant training input (Jaeger's bias input),
-        // stored as `last_input`; a one-step-ahead model's input is its own output.
-        let mut u = match self.setup.generative {
-            Generative::Input => prev.clone(),
-            _ => self.last_input.clone(),
-        };
-        debug_assert_eq!(u.len(), ni);
-        for t in 0..steps {
-            let y = &mut out[t * no..(t + 1) * no];
-            match self.setup.generative {
-                Generative::Input => {
-                    u.copy_from_slice(&prev);
-                    self.step(&u, None, y)?;
-                }
-                _ => self.step(&u, Some(&prev), y)?,
-            }
-            prev.copy_from_slice(y);
-        }
+        let len = steps.checked_mul(no).ok_or(TrainError::Parameter {
+            name: "steps",
+            requirement: "small enough that steps × outputs fits in memory",
+            value: steps as f64,
+        })?;
+        let mut out = vec![0.0; len];
+        self.model.generate(&mut out)?;
         Array2::new(steps, no, out).map_err(|_| TrainError::NonFiniteOutput)
     }
 
@@ -648,7 +477,7 @@ impl EsnModel {
                 steps: input.rows(),
             });
         }
-        let teacher = (self.esn.outputs() > 0).then_some(target);
+        let teacher = (self.esn().outputs() > 0).then_some(target);
         let pred = self.run_teacher(input, teacher)?;
         let no = self.outputs();
         Scores::of(
@@ -707,7 +536,7 @@ mod tests {
                 let mut stepped = model.clone();
                 let no = stepped.outputs();
                 let mut want = vec![0.0; 600 * no];
-                let mut prev = stepped.last_output.clone();
+                let mut prev = stepped.last_output().to_vec();
                 for t in 0..600 {
                     if t > 0 {
                         prev.copy_from_slice(teacher.row(t - 1));
@@ -725,8 +554,8 @@ mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "{what}"
                 );
-                assert_eq!(chunked.esn.state(), stepped.esn.state(), "{what}");
-                assert_eq!(chunked.last_output, stepped.last_output, "{what}");
+                assert_eq!(chunked.esn().state(), stepped.esn().state(), "{what}");
+                assert_eq!(chunked.last_output(), stepped.last_output(), "{what}");
             }
         }
     }
@@ -754,7 +583,7 @@ mod tests {
                 ..EsnConfig::default()
             })
             .unwrap();
-            assert_eq!(esn.config(), model.esn.config(), "same reservoir config");
+            assert_eq!(esn.config(), model.esn().config(), "same reservoir config");
             let mut ridge = Ridge::new(opts.units + 1, 1, opts.ridge).unwrap();
             let mut z = Vec::new();
             for t in 0..700 {
@@ -762,16 +591,19 @@ mod tests {
                 let fb = (esn.outputs() > 0).then_some(&prev[..]);
                 esn.step(x.row(t), fb).unwrap();
                 if t >= opts.washout {
-                    features(true, x.row(t), esn.state(), &mut z);
+                    z.clear();
+                    z.extend_from_slice(x.row(t));
+                    z.extend_from_slice(esn.state());
                     ridge.accumulate(&z, y.row(t)).unwrap();
                 }
             }
             let readout = ridge.fit().unwrap();
             assert_eq!(
-                readout.weights.data, model.readout.weights.data,
+                readout.weights.data,
+                model.readout().weights.data,
                 "{generative:?}"
             );
-            assert_eq!(esn.state(), model.esn.state(), "{generative:?}");
+            assert_eq!(esn.state(), model.esn().state(), "{generative:?}");
         }
     }
 }

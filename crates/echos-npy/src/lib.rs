@@ -355,6 +355,17 @@ fn header_bytes(descr: &str, shape: &[usize], len: usize) -> Result<Vec<u8>, Npy
             len,
         });
     }
+    Ok(header_for(descr, shape))
+}
+
+/// The header of a little-endian `dtype` file of `shape` (data 64-byte aligned after it), for
+/// writers that stream the values themselves.
+pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
+    let order = if dtype.size() == 1 { '|' } else { '<' };
+    header_for(&format!("{order}{}", dtype.code()), shape)
+}
+
+fn header_for(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims = match shape {
         [n] => format!("({n},)"),
         _ => {
@@ -363,10 +374,10 @@ fn header_bytes(descr: &str, shape: &[usize], len: usize) -> Result<Vec<u8>, Npy
         }
     };
     let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
-    // Pad with spaces and a newline so the data starts 64-byte aligned, as NumPy does.
     // Version 1.0 stores the header length in 16 bits: the dict, up to 63 pad bytes and '\n'.
     let v1 = dict.len() + 64 <= u16::MAX as usize;
     let prefix = MAGIC.len() + 2 + if v1 { 2 } else { 4 };
+    // Pad with spaces and a newline so the data starts 64-byte aligned, as NumPy does.
     let pad = (64 - (prefix + dict.len() + 1) % 64) % 64;
     let header_len = dict.len() + pad + 1;
     let mut out = Vec::with_capacity(prefix + header_len);
@@ -381,7 +392,7 @@ fn header_bytes(descr: &str, shape: &[usize], len: usize) -> Result<Vec<u8>, Npy
     out.extend_from_slice(dict.as_bytes());
     out.extend(std::iter::repeat_n(b' ', pad));
     out.push(b'\n');
-    Ok(out)
+    out
 }
 
 fn need(bytes: &[u8], needed: usize, what: &'static str) -> Result<(), NpyError> {
@@ -612,6 +623,10 @@ mod tests {
             to_bytes_f32(&[3], &[1.0]),
             Err(NpyError::ShapeMismatch { len: 1, .. })
         ));
+        // A streamed file: the header, then the values.
+        let mut streamed = header(Dtype::F8, &[3, 2]);
+        streamed.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+        assert_eq!(streamed, to_bytes_f64(&[3, 2], &data).unwrap());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! GIL released, so it holds no Python objects.
 
 use echos_core::esn::{Activation, ConfigError, Esn, EsnConfig, StepKernel};
-use echos_core::readout::{Linear, Lms, ReadoutError, Ridge, Rls};
+use echos_core::model::{self, Generative, ModelError, Trained, TrainingPass};
+use echos_core::readout::{Linear, Lms, Ridge, Rls};
 use echos_core::scalar::Scalar;
-use echos_core::topology::{ReservoirMatrix, Topology, WeightDistribution};
+use echos_core::topology::{Topology, WeightDistribution};
 use echos_host::array::Array2;
 use echos_host::model_file;
-use echos_host::training::{self, EsnModel, Generative, ReadoutSetup, Solver};
+use echos_host::training::{self, EsnModel, ReadoutSetup, Solver};
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::PyResult;
 
@@ -35,6 +36,11 @@ pub struct Settings {
     pub input_to_readout: bool,
     /// Resolved step kernel (`fast` already turned into this CPU's variant).
     pub kernel: StepKernel,
+    /// The output is fed back through W_fb (Jaeger's output feedback); the feedback dimension
+    /// is the number of target columns of the first `fit`.
+    pub feedback: bool,
+    /// W_fb ~ U(−1, 1) × feedback_scaling.
+    pub feedback_scaling: f64,
 }
 
 fn value_error(e: impl std::fmt::Display) -> pyo3::PyErr {
@@ -96,6 +102,8 @@ pub fn settings_of(c: &EsnConfig, input_to_readout: bool) -> Settings {
         distribution: distribution_name(c.distribution).to_owned(),
         input_to_readout,
         kernel: c.kernel,
+        feedback: c.outputs > 0,
+        feedback_scaling: c.feedback_scaling,
     }
 }
 
@@ -103,39 +111,12 @@ fn cast<T: Scalar, U: Scalar>(v: T) -> U {
     U::from_f64(v.to_f64())
 }
 
-fn cast_matrix<T: Scalar, U: Scalar>(w: &ReservoirMatrix<T>) -> ReservoirMatrix<U> {
-    match w {
-        ReservoirMatrix::Dense(d) => ReservoirMatrix::Dense(d.cast()),
-        ReservoirMatrix::Csr(c) => ReservoirMatrix::Csr(c.cast()),
-        ReservoirMatrix::Cycle { units, weight } => ReservoirMatrix::Cycle {
-            units: *units,
-            weight: cast(*weight),
-        },
-        ReservoirMatrix::DelayLine { units, weight } => ReservoirMatrix::DelayLine {
-            units: *units,
-            weight: cast(*weight),
-        },
-        ReservoirMatrix::CycleJumps {
-            units,
-            cycle_weight,
-            jump_weight,
-            jump,
-        } => ReservoirMatrix::CycleJumps {
-            units: *units,
-            cycle_weight: cast(*cycle_weight),
-            jump_weight: cast(*jump_weight),
-            jump: *jump,
-        },
-        ReservoirMatrix::Block(b) => ReservoirMatrix::Block(b.cast()),
-    }
-}
-
 /// The same reservoir (weights and state) in another float type. f32 → f64 → f32 is exact,
 /// which is what lets float32 models travel through the f64 model file unchanged.
 fn cast_esn<T: Scalar, U: Scalar>(esn: &Esn<T>) -> RunResult<Esn<U>> {
     let mut out = Esn::from_parts(
         esn.config().clone(),
-        cast_matrix(esn.w()),
+        esn.w().cast(),
         esn.w_in().cast(),
         esn.w_fb().map(|d| d.cast()),
         esn.bias().iter().map(|&b| cast(b)).collect(),
@@ -154,12 +135,21 @@ pub fn parse_model(bytes: &[u8], origin: &str) -> PyResult<EsnModel> {
 
 /// A parsed model file as a model of float type `T`.
 pub fn model_from_file<T: Scalar + Float>(m: &EsnModel) -> PyResult<(Settings, Model<T>)> {
-    let settings = settings_of(m.esn.config(), m.setup.input_features);
-    let esn = cast_esn::<f64, T>(&m.esn).map_err(PyValueError::new_err)?;
-    let last: Vec<T> = m.last_output.iter().map(|&v| cast(v)).collect();
-    let mut model = Model::from_parts(esn, Some(m.readout.clone()), m.setup.input_features, last);
+    let settings = settings_of(m.esn().config(), m.setup.input_features);
+    let esn = cast_esn::<f64, T>(m.esn()).map_err(PyValueError::new_err)?;
+    let mut trained = Trained::new(
+        esn,
+        m.readout().clone(),
+        m.setup.input_features,
+        m.setup.generative,
+    )
+    .map_err(value_error)?;
+    let last: Vec<T> = m.last_output().iter().map(|&v| cast(v)).collect();
+    let last_input: Vec<T> = m.last_input().iter().map(|&v| cast(v)).collect();
+    trained.set_last_output(&last).map_err(value_error)?;
+    trained.set_last_input(&last_input).map_err(value_error)?;
+    let mut model = Model::from_core(Core::Trained(trained), m.setup.input_features);
     model.fit_setup = Some((m.setup.ridge, m.setup.washout));
-    model.last_input = m.last_input.iter().map(|&v| cast(v)).collect();
     Ok((settings, model))
 }
 
@@ -204,12 +194,13 @@ fn distribution_of(name: &str) -> PyResult<WeightDistribution> {
     }
 }
 
-/// The engine configuration for `inputs` input features.
-pub fn config_of(s: &Settings, inputs: usize) -> PyResult<EsnConfig> {
+/// The engine configuration for `inputs` input features and `outputs` fed-back outputs.
+pub fn config_of(s: &Settings, inputs: usize, outputs: usize) -> PyResult<EsnConfig> {
     Ok(EsnConfig {
         units: s.neurons,
         inputs,
-        outputs: 0,
+        outputs,
+        feedback_scaling: s.feedback_scaling,
         spectral_radius: s.spectral_radius,
         leak_rate: s.leak_rate,
         input_scaling: s.input_scaling,
@@ -233,7 +224,7 @@ pub fn kernel_of(name: &str) -> PyResult<StepKernel> {
 
 /// Checks every hyperparameter (with a placeholder input count) so a bad one fails at once.
 pub fn validate(s: &Settings) -> PyResult<()> {
-    config_of(s, 1)?
+    config_of(s, 1, usize::from(s.feedback))?
         .validate()
         .map_err(|e: ConfigError| value_error(e))
 }
@@ -314,43 +305,41 @@ impl Online {
     }
 }
 
-/// A reservoir, its readout (once trained) and the last output it produced.
+/// The reservoir before its first fit, or the engine's model driver after it.
+pub enum Core<T> {
+    /// No readout yet: the reservoir alone, and the last input it saw.
+    Reservoir(Esn<T>),
+    /// Reservoir and readout: every run goes through the driver.
+    Trained(Trained<T>),
+}
+
+impl<T: Scalar> Core<T> {
+    fn esn(&self) -> &Esn<T> {
+        match self {
+            Core::Reservoir(e) => e,
+            Core::Trained(t) => t.esn(),
+        }
+    }
+    fn esn_mut(&mut self) -> &mut Esn<T> {
+        match self {
+            Core::Reservoir(e) => e,
+            Core::Trained(t) => t.esn_mut(),
+        }
+    }
+}
+
+/// A reservoir and, once trained, its readout: the Python side of the engine's one model
+/// driver (`echos_core::model::Trained`), plus the online readouts being trained.
 pub struct Model<T> {
-    esn: Esn<T>,
-    readout: Option<Linear>,
+    /// `None` only while `fit` moves the reservoir into a new driver.
+    core: Option<Core<T>>,
     input_to_readout: bool,
-    /// ŷ(t−1): the next closed-loop input, and the feedback of reservoirs that have it.
-    last_output: Vec<T>,
     online: Option<Online>,
-    /// Readout features [u, x] or [x] of the current step, sized once.
-    features: Vec<T>,
     /// Ridge parameter and washout of the last `fit`, recorded in the model file.
     fit_setup: Option<(f64, usize)>,
-    /// The last input seen (the model file keeps it: the constant input of closed-loop
-    /// generation through output feedback).
-    last_input: Vec<T>,
+    /// The reservoir waits for `fit` to learn its feedback dimension (feedback ESNs).
+    pending_feedback: bool,
 }
-
-fn fill_features<T: Copy>(input_to_readout: bool, u: &[T], x: &[T], z: &mut Vec<T>) {
-    z.clear();
-    if input_to_readout {
-        z.extend_from_slice(u);
-    }
-    z.extend_from_slice(x);
-}
-
-/// Copies `u` into `last` (sized on first use, so the step itself does not allocate).
-fn remember<T: Copy>(last: &mut Vec<T>, u: &[T]) {
-    if last.len() == u.len() {
-        last.copy_from_slice(u);
-    } else {
-        *last = u.to_vec();
-    }
-}
-
-/// Steps per engine call of an open-loop `predict` and of the teacher-forced runs of `fit` and
-/// `fit_online` (their states buffer: 256 × units values).
-const PREDICT_CHUNK_STEPS: usize = 256;
 
 /// Errors of a run, reported to Python as ValueError (the arguments were checked before).
 pub type RunResult<R> = Result<R, String>;
@@ -359,259 +348,277 @@ fn msg(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+const NOT_FITTED: &str = "no readout: call fit() first";
+
+/// How generation feeds a model trained on `outputs` outputs back.
+fn generative_of<T: Scalar>(esn: &Esn<T>, outputs: usize) -> Generative {
+    if esn.outputs() > 0 {
+        Generative::Feedback
+    } else if esn.inputs() == outputs {
+        Generative::Input
+    } else {
+        Generative::None
+    }
+}
+
 impl<T: Scalar + Float> Model<T> {
+    /// A reservoir for `inputs` input features. A feedback ESN is built at its first `fit`,
+    /// when the number of outputs is known: until then it holds a reservoir without W_fb
+    /// whose only use is to answer questions about its size.
     pub fn new(settings: &Settings, inputs: usize) -> PyResult<Self> {
-        let config = config_of(settings, inputs)?;
+        let config = config_of(settings, inputs, 0)?;
         config.validate().map_err(value_error)?;
         check_memory(reservoir_bytes(settings, inputs), "this reservoir")?;
         let esn = Esn::new(&config).map_err(value_error)?;
-        Ok(Self::from_parts(
-            esn,
-            None,
-            settings.input_to_readout,
-            Vec::new(),
-        ))
+        let mut model = Self::from_core(Core::Reservoir(esn), settings.input_to_readout);
+        model.pending_feedback = settings.feedback;
+        Ok(model)
     }
 
-    pub fn from_parts(
-        esn: Esn<T>,
-        readout: Option<Linear>,
-        input_to_readout: bool,
-        last_output: Vec<T>,
-    ) -> Self {
-        let dim = esn.units() + if input_to_readout { esn.inputs() } else { 0 };
+    pub fn from_core(core: Core<T>, input_to_readout: bool) -> Self {
         Model {
-            esn,
-            readout,
+            core: Some(core),
             input_to_readout,
-            last_output,
             online: None,
-            features: Vec::with_capacity(dim),
             fit_setup: None,
-            last_input: Vec::new(),
+            pending_feedback: false,
+        }
+    }
+
+    fn core(&self) -> &Core<T> {
+        self.core
+            .as_ref()
+            .expect("model core is present outside fit")
+    }
+    fn core_mut(&mut self) -> &mut Core<T> {
+        self.core
+            .as_mut()
+            .expect("model core is present outside fit")
+    }
+    fn esn(&self) -> &Esn<T> {
+        self.core().esn()
+    }
+    fn trained(&mut self) -> RunResult<&mut Trained<T>> {
+        match self.core_mut() {
+            Core::Trained(t) => Ok(t),
+            Core::Reservoir(_) => Err(NOT_FITTED.into()),
         }
     }
 
     pub fn inputs(&self) -> usize {
-        self.esn.inputs()
+        self.esn().inputs()
     }
 
     /// The model file's bytes (f64 tensors; see docs/model-format.md). Needs a readout.
     pub fn to_model_bytes(&self) -> PyResult<Vec<u8>> {
-        let readout = self.readout.clone().ok_or_else(|| {
-            PyRuntimeError::new_err("this ESN has no readout yet: call fit() before saving it")
-        })?;
-        let esn = cast_esn::<T, f64>(&self.esn).map_err(PyValueError::new_err)?;
-        let generative = if esn.outputs() > 0 {
-            Generative::Feedback
-        } else if esn.inputs() == readout.outputs() {
-            Generative::Input
-        } else {
-            Generative::None
+        let Core::Trained(t) = self.core() else {
+            return Err(PyRuntimeError::new_err(
+                "this ESN has no readout yet: call fit() before saving it",
+            ));
         };
+        let esn = cast_esn::<T, f64>(t.esn()).map_err(PyValueError::new_err)?;
         let (ridge, washout) = self.fit_setup.unwrap_or((0.0, 0));
         let setup = ReadoutSetup {
             ridge,
             washout,
             input_features: self.input_to_readout,
-            generative,
+            generative: t.generative(),
             // `fit` uses the engine's Ridge (normal equations by Cholesky).
             solver: Solver::NormalEquations,
         };
-        let mut last: Vec<f64> = self.last_output.iter().map(|&v| cast(v)).collect();
-        last.resize(readout.outputs(), 0.0);
-        let mut last_input: Vec<f64> = self.last_input.iter().map(|&v| cast(v)).collect();
-        last_input.resize(esn.inputs(), 0.0);
-        let model =
-            EsnModel::from_parts(esn, readout, setup, last, last_input).map_err(value_error)?;
+        let last: Vec<f64> = t.last_output().iter().map(|&v| cast(v)).collect();
+        let last_input: Vec<f64> = t.last_input().iter().map(|&v| cast(v)).collect();
+        let model = EsnModel::from_parts(esn, t.readout().clone(), setup, last, last_input)
+            .map_err(value_error)?;
         model_file::to_bytes(&model).map_err(value_error)
     }
 
     pub fn units(&self) -> usize {
-        self.esn.units()
+        self.esn().units()
     }
 
     pub fn outputs(&self) -> Option<usize> {
-        self.readout.as_ref().map(Linear::outputs)
+        match self.core() {
+            Core::Trained(t) => Some(t.outputs()),
+            Core::Reservoir(_) => None,
+        }
     }
 
     /// Bytes of a readout solver's (1 + features)² matrix (ridge XᵀX, RLS's P) and XᵀY.
     pub fn solver_bytes(&self, outputs: usize) -> f64 {
-        let d = self.feature_dim() as f64 + 1.0;
+        let d = model::feature_dim(self.esn(), self.input_to_readout) as f64 + 1.0;
         8.0 * d * (d + outputs as f64)
     }
 
-    fn feature_dim(&self) -> usize {
-        self.units()
-            + if self.input_to_readout {
-                self.inputs()
-            } else {
-                0
-            }
-    }
-
     pub fn state(&self) -> &[T] {
-        self.esn.state()
+        self.esn().state()
     }
 
     pub fn set_state(&mut self, x: &[T]) -> RunResult<()> {
-        self.esn.set_state(x).map_err(msg)
+        self.core_mut().esn_mut().set_state(x).map_err(msg)
     }
 
+    /// Zero state and zero last output.
     pub fn reset(&mut self) {
-        self.esn.reset();
-        self.last_output.fill(T::zero());
+        match self.core_mut() {
+            Core::Reservoir(e) => e.reset(),
+            Core::Trained(t) => {
+                t.esn_mut().reset();
+                let zeros = vec![T::zero(); t.outputs()];
+                // Cannot fail: the length is the model's own and zero is finite.
+                let _ = t.set_last_output(&zeros);
+            }
+        }
     }
 
     pub fn readout_weights(&self) -> Option<(Vec<f64>, usize, usize)> {
-        self.readout
-            .as_ref()
-            .map(|r| (r.weights.data.clone(), r.weights.rows, r.weights.cols))
-    }
-
-    /// One step from input `u`; with a readout, ŷ goes to `y` and becomes `last_output`.
-    fn step_once(&mut self, u: &[T], y: Option<&mut [T]>) -> RunResult<()> {
-        let fb = if self.esn.outputs() > 0 {
-            Some(&self.last_output[..])
-        } else {
-            None
-        };
-        let x = self.esn.step(u, fb).map_err(msg)?;
-        remember(&mut self.last_input, u);
-        if let (Some(r), Some(y)) = (&self.readout, y) {
-            fill_features(self.input_to_readout, u, x, &mut self.features);
-            r.predict(&self.features, y).map_err(msg)?;
-            self.last_output.copy_from_slice(y);
+        match self.core() {
+            Core::Trained(t) => {
+                let r = &t.readout().weights;
+                Some((r.data.clone(), r.rows, r.cols))
+            }
+            Core::Reservoir(_) => None,
         }
-        Ok(())
-    }
-
-    /// All states of a run over `x` (rows × inputs), row-major rows × units.
-    pub fn update(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
-        let (ni, n) = (self.inputs(), self.units());
-        if self.is_open_loop() {
-            let mut out = vec![T::zero(); rows * n];
-            self.update_into(x, &mut out)?;
-            return Ok(out);
-        }
-        let mut out = Vec::with_capacity(rows * n);
-        // Reservoirs with output feedback need ŷ every step, so they run their readout too.
-        let mut y = vec![T::zero(); self.outputs().unwrap_or(0)];
-        if self.esn.outputs() > 0 && self.readout.is_none() {
-            return Err("this reservoir has output feedback, so it needs a trained readout to run: call fit() first".into());
-        }
-        for u in x.chunks_exact(ni) {
-            let feedback_run = self.esn.outputs() > 0;
-            self.step_once(u, if feedback_run { Some(&mut y) } else { None })?;
-            out.extend_from_slice(self.esn.state());
-        }
-        Ok(out)
     }
 
     /// Whether the reservoir runs without the readout's output (no output feedback), so its
     /// states can be computed for a whole sequence at once (`update_into`).
     pub fn is_open_loop(&self) -> bool {
-        self.esn.outputs() == 0
+        self.esn().outputs() == 0 && !self.pending_feedback
+    }
+
+    /// All states of a run over `x` (rows × inputs), row-major rows × units. A reservoir with
+    /// output feedback runs its readout too: ŷ(t−1) is the next step's feedback.
+    pub fn update(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
+        let n = self.units();
+        if self.is_open_loop() {
+            let mut out = vec![T::zero(); rows * n];
+            self.update_into(x, &mut out)?;
+            return Ok(out);
+        }
+        let t = self.trained().map_err(|_| {
+            "this reservoir has output feedback, so it needs a trained readout to run: call fit() first"
+                .to_owned()
+        })?;
+        let (ni, no) = (t.inputs(), t.outputs());
+        let mut out = Vec::with_capacity(rows * n);
+        let mut y = vec![T::zero(); no];
+        let mut prev = t.last_output().to_vec();
+        for u in x.chunks_exact(ni) {
+            t.step(u, Some(&prev), &mut y).map_err(msg)?;
+            prev.copy_from_slice(&y);
+            out.extend_from_slice(t.esn().state());
+        }
+        Ok(out)
     }
 
     /// The states of an open-loop run over `x` into `out` (rows × units): one engine call for
     /// the whole sequence, checked once (`Esn::run_into`).
     pub fn update_into(&mut self, x: &[T], out: &mut [T]) -> RunResult<()> {
-        self.esn.run_into(x, None, out).map_err(msg)?;
-        let ni = self.inputs();
-        if x.len() >= ni {
-            remember(&mut self.last_input, &x[x.len() - ni..]);
+        match self.core_mut() {
+            Core::Reservoir(e) => e.run_into(x, None, out).map_err(msg),
+            Core::Trained(t) => {
+                t.esn_mut().run_into(x, None, out).map_err(msg)?;
+                let ni = t.inputs();
+                if x.len() >= ni {
+                    t.set_last_input(&x[x.len() - ni..]).map_err(msg)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
-    /// Ridge readout on the states of a teacher-forced run (see `PyEsn::fit`).
+    /// The reservoir, out of whatever holds it, ready for a new driver; a feedback ESN that
+    /// has waited for its output dimension is built now with `outputs` feedback columns.
+    fn take_esn(&mut self, settings: Option<&Settings>, outputs: usize) -> RunResult<Esn<T>> {
+        let fb = self.esn().outputs();
+        if fb > 0 && fb != outputs {
+            return Err(format!(
+                "y has {outputs} columns but this reservoir feeds back {fb} outputs"
+            ));
+        }
+        if self.pending_feedback {
+            let s = settings.ok_or("feedback reservoir settings missing")?;
+            let config = config_of(s, self.inputs(), outputs).map_err(|e| e.to_string())?;
+            let esn = Esn::new(&config).map_err(msg)?;
+            self.core = Some(Core::Reservoir(esn));
+            self.pending_feedback = false;
+        }
+        Ok(match self.core.take().ok_or("model core missing")? {
+            Core::Reservoir(e) => e,
+            Core::Trained(t) => t.into_parts().0,
+        })
+    }
+
+    /// Ridge readout on the states of one teacher-forced pass (see `PyEsn::fit`).
     pub fn fit(
         &mut self,
+        settings: &Settings,
         x: &[T],
         y: &[T],
         outputs: usize,
         washout: usize,
         ridge: f64,
     ) -> RunResult<()> {
-        let mut solver = Ridge::new(self.feature_dim(), outputs, ridge).map_err(msg)?;
-        self.teacher_forced(x, y, outputs, |t, z, target| {
-            if t >= washout {
-                solver.accumulate(z, target)?;
-            }
-            Ok(())
-        })?;
-        self.readout = Some(solver.fit().map_err(msg)?);
+        let mut esn = self.take_esn(Some(settings), outputs)?;
+        let pass = TrainingPass {
+            washout,
+            input_features: self.input_to_readout,
+            ..TrainingPass::default()
+        };
+        let generative = generative_of(&esn, outputs);
+        let result = Ridge::new(
+            model::feature_dim(&esn, pass.input_features),
+            outputs,
+            ridge,
+        )
+        .map_err(msg)
+        .and_then(|mut solver| {
+            model::teacher_forced_pass(&mut esn, x, y, &pass, |z, t| {
+                solver.accumulate(z, t).map_err(ModelError::from)
+            })
+            .map_err(msg)?;
+            solver.fit().map_err(msg)
+        });
+        self.install(esn, result, generative, x, y)?;
         self.online = None;
         self.fit_setup = Some((ridge, washout));
         Ok(())
     }
 
-    /// Runs over `x` with the targets `y` as feedback (one step behind) and hands each step's
-    /// readout features and target to `visit`; leaves `last_output` at the last target.
-    fn teacher_forced(
+    /// Puts `esn` back with the readout `result` produced (or as a bare reservoir when it
+    /// failed, so a failed fit leaves a usable reservoir), remembering the series' end.
+    fn install(
         &mut self,
+        esn: Esn<T>,
+        result: RunResult<Linear>,
+        generative: Generative,
         x: &[T],
         y: &[T],
-        outputs: usize,
-        mut visit: impl FnMut(usize, &[T], &[T]) -> Result<(), ReadoutError>,
     ) -> RunResult<()> {
-        let ni = self.inputs();
-        let fb_dim = self.esn.outputs();
-        if fb_dim > 0 && fb_dim != outputs {
-            return Err(format!(
-                "y has {outputs} columns but this reservoir feeds back {fb_dim} outputs"
-            ));
-        }
-        if self.last_output.len() != outputs {
-            self.last_output = vec![T::zero(); outputs];
-        }
-        // The states do not depend on the readout (the feedback is the target), so the
-        // reservoir runs chunks of the sequence per engine call; step t's feedback is
-        // target(t−1), and the first step's is the previous call's last target.
-        let (n, rows) = (self.units(), x.len() / ni);
-        let chunk = PREDICT_CHUNK_STEPS.min(rows.max(1));
-        let mut states = vec![T::zero(); chunk * n];
-        let mut feedback = vec![T::zero(); chunk * fb_dim];
-        for first in (0..rows).step_by(chunk) {
-            let len = chunk.min(rows - first);
-            let xs = &x[first * ni..(first + len) * ni];
-            let ys = &y[first * outputs..(first + len) * outputs];
-            let fb = if fb_dim > 0 {
-                let fb = &mut feedback[..len * fb_dim];
-                fb[..fb_dim].copy_from_slice(&self.last_output);
-                fb[fb_dim..].copy_from_slice(&ys[..(len - 1) * outputs]);
-                Some(&fb[..])
-            } else {
-                None
-            };
-            let states = &mut states[..len * n];
-            self.esn.run_into(xs, fb, states).map_err(msg)?;
-            for (k, ((u, state), target)) in xs
-                .chunks_exact(ni)
-                .zip(states.chunks_exact(n))
-                .zip(ys.chunks_exact(outputs))
-                .enumerate()
-            {
-                fill_features(self.input_to_readout, u, state, &mut self.features);
-                visit(first + k, &self.features, target).map_err(msg)?;
+        let readout = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.core = Some(Core::Reservoir(esn));
+                return Err(e);
             }
-            remember(&mut self.last_input, &xs[(len - 1) * ni..]);
-            self.last_output.copy_from_slice(&ys[(len - 1) * outputs..]);
-        }
+        };
+        let mut t = Trained::new(esn, readout, self.input_to_readout, generative).map_err(msg)?;
+        t.remember_series_end(x, y).map_err(msg)?;
+        self.core = Some(Core::Trained(t));
         Ok(())
     }
 
     /// Online readout training; returns the a-priori predictions (before each update).
     pub fn fit_online(
         &mut self,
+        settings: &Settings,
         x: &[T],
         y: &[T],
         outputs: usize,
         kind: OnlineKind,
         washout: usize,
     ) -> RunResult<Vec<T>> {
-        let dim = self.feature_dim();
         let reuse = matches!(
             (&self.online, kind),
             (Some(Online::Rls(r)), OnlineKind::Rls { forgetting, .. })
@@ -621,19 +628,36 @@ impl<T: Scalar + Float> Model<T> {
             (Some(Online::Lms(l)), OnlineKind::Lms { learning_rate })
                 if l.learning_rate == learning_rate && l.readout().outputs() == outputs
         );
+        let mut esn = self.take_esn(Some(settings), outputs)?;
+        let dim = model::feature_dim(&esn, self.input_to_readout);
         if !reuse {
-            self.online = Some(match kind {
+            let fresh = match kind {
                 OnlineKind::Rls { forgetting, delta } => {
-                    Online::Rls(Rls::new(dim, outputs, forgetting, delta).map_err(msg)?)
+                    Rls::new(dim, outputs, forgetting, delta).map(Online::Rls)
                 }
                 OnlineKind::Lms { learning_rate } => {
-                    Online::Lms(Lms::new(dim, outputs, learning_rate).map_err(msg)?)
+                    Lms::new(dim, outputs, learning_rate).map(Online::Lms)
                 }
-            });
+            };
+            match fresh {
+                Ok(o) => self.online = Some(o),
+                Err(e) => {
+                    self.core = Some(Core::Reservoir(esn));
+                    return Err(msg(e));
+                }
+            }
         }
         let mut online = self.online.take().ok_or("online readout missing")?;
-        let mut pred = vec![T::zero(); x.len() / self.inputs() * outputs];
-        let result = self.teacher_forced(x, y, outputs, |t, z, target| {
+        let steps = x.len() / esn.inputs().max(1);
+        let mut pred = vec![T::zero(); steps * outputs];
+        let pass = TrainingPass {
+            washout: 0,
+            input_features: self.input_to_readout,
+            ..TrainingPass::default()
+        };
+        let generative = generative_of(&esn, outputs);
+        let mut t = 0usize;
+        let result = model::teacher_forced_pass(&mut esn, x, y, &pass, |z, target| {
             online
                 .readout()
                 .predict(z, &mut pred[t * outputs..(t + 1) * outputs])?;
@@ -643,69 +667,43 @@ impl<T: Scalar + Float> Model<T> {
                     Online::Lms(l) => l.update(z, target)?,
                 }
             }
-            Ok(())
-        });
-        self.readout = Some(online.readout().clone());
+            t += 1;
+            Ok::<(), ModelError>(())
+        })
+        .map(|_| online.readout().clone())
+        .map_err(msg);
         self.online = Some(online);
-        result.map(|_| pred)
+        self.install(esn, result, generative, x, y)?;
+        Ok(pred)
     }
 
-    /// Readout outputs of a run driven by `x`, row-major rows × outputs.
+    /// Readout outputs of a run driven by `x`, row-major rows × outputs (a feedback model is
+    /// fed its own previous prediction).
     pub fn predict(&mut self, x: &[T], rows: usize) -> RunResult<Vec<T>> {
-        let no = self.outputs().ok_or("no readout: call fit() first")?;
-        let ni = self.inputs();
-        let mut out = vec![T::zero(); rows * no];
-        if self.esn.outputs() > 0 {
-            // The readout's output is the next step's feedback: one step at a time.
-            for (u, y) in x.chunks_exact(ni).zip(out.chunks_exact_mut(no)) {
-                self.step_once(u, Some(y))?;
-            }
-            return Ok(out);
-        }
-        // Open loop: the reservoir runs chunks of the sequence in one engine call each (the
-        // chunk bounds the states buffer), then the readout reads each chunk's states.
-        let n = self.units();
-        let chunk = PREDICT_CHUNK_STEPS.min(rows.max(1));
-        let mut states = vec![T::zero(); chunk * n];
-        let readout = self
-            .readout
-            .as_ref()
-            .ok_or("no readout: call fit() first")?;
-        for (xs, ys) in x.chunks(chunk * ni).zip(out.chunks_mut(chunk * no)) {
-            let steps = xs.len() / ni;
-            let states = &mut states[..steps * n];
-            self.esn.run_into(xs, None, states).map_err(msg)?;
-            for ((u, state), y) in xs
-                .chunks_exact(ni)
-                .zip(states.chunks_exact(n))
-                .zip(ys.chunks_exact_mut(no))
-            {
-                fill_features(self.input_to_readout, u, state, &mut self.features);
-                readout.predict(&self.features, y).map_err(msg)?;
-            }
-        }
-        if rows > 0 {
-            remember(&mut self.last_input, &x[(rows - 1) * ni..]);
-            remember(&mut self.last_output, &out[(rows - 1) * no..]);
-        }
+        let t = self.trained()?;
+        let mut out = vec![T::zero(); rows * t.outputs()];
+        t.run(x, None, &mut out).map_err(msg)?;
         Ok(out)
     }
 
-    /// Closed loop: each output is the next input. Starts from `first` or `last_output`.
+    /// Closed loop from the current state, as the model was trained: a model whose outputs
+    /// are its inputs feeds each output back as the next input; a feedback model feeds it back
+    /// through W_fb with the input held at the last one seen. `first` replaces the last output
+    /// the loop starts from.
     pub fn generate(&mut self, steps: usize, first: Option<&[T]>) -> RunResult<Vec<T>> {
-        let no = self.outputs().ok_or("no readout: call fit() first")?;
+        let t = self.trained()?;
+        if t.generative() == Generative::None {
+            return Err(format!(
+                "a closed loop feeds each output back as the next input or through feedback weights; this ESN has {} inputs and {} outputs and no output feedback (build it with feedback=True, or fit it to predict its own input)",
+                t.inputs(),
+                t.outputs()
+            ));
+        }
         if let Some(f) = first {
-            self.last_output = f.to_vec();
+            t.set_last_output(f).map_err(msg)?;
         }
-        if self.last_output.len() != no {
-            return Err("no previous output to start the closed loop from: call fit() or predict() first, or pass initial=".into());
-        }
-        let mut out = vec![T::zero(); steps * no];
-        let mut u = self.last_output.clone();
-        for y in out.chunks_exact_mut(no) {
-            self.step_once(&u, Some(y))?;
-            u.copy_from_slice(y);
-        }
+        let mut out = vec![T::zero(); steps * t.outputs()];
+        t.generate(&mut out).map_err(msg)?;
         Ok(out)
     }
 }
@@ -716,36 +714,36 @@ impl Model<f64> {
     /// digits. It keeps every state of the run in memory and copies the inputs once.
     pub fn fit_qr(
         &mut self,
+        settings: &Settings,
         x: &[f64],
         y: &[f64],
         outputs: usize,
         washout: usize,
         ridge: f64,
     ) -> RunResult<()> {
-        if self.esn.outputs() > 0 {
-            return Err(
-                "the QR solver does not teacher-force output feedback here; use solver=\"normal\""
-                    .into(),
-            );
-        }
         let rows = x.len() / self.inputs();
         let input = Array2::new(rows, self.inputs(), x.to_vec()).map_err(msg)?;
         let target = Array2::new(rows, outputs, y.to_vec()).map_err(msg)?;
+        let esn = self.take_esn(Some(settings), outputs)?;
         let setup = ReadoutSetup {
             ridge,
             washout,
             input_features: self.input_to_readout,
-            generative: Generative::None,
+            generative: generative_of(&esn, outputs),
             solver: Solver::Qr,
         };
-        let trained =
-            training::fit(self.esn.clone(), setup, &input, &target, 0.0, 0).map_err(msg)?;
-        self.esn = trained.esn;
-        self.readout = Some(trained.readout);
-        self.last_output = trained.last_output;
-        self.last_input = trained.last_input;
-        self.online = None;
-        self.fit_setup = Some((ridge, washout));
-        Ok(())
+        let keep = esn.clone();
+        match training::fit(esn, setup, &input, &target, 0.0, 0) {
+            Ok(trained) => {
+                self.core = Some(Core::Trained(trained.driver().clone()));
+                self.online = None;
+                self.fit_setup = Some((ridge, washout));
+                Ok(())
+            }
+            Err(e) => {
+                self.core = Some(Core::Reservoir(keep));
+                Err(msg(e))
+            }
+        }
     }
 }

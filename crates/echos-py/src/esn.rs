@@ -84,13 +84,19 @@ fn dtype_for(dtype: Option<DType>, kernel: StepKernel) -> PyResult<DType> {
 /// An echo state network: a random recurrent reservoir plus a linear readout.
 ///
 /// ESN(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1,
-///     bias=1.0, activation="tanh", seed=42, dtype="float64", *, inputs=None,
-///     input_connectivity=1.0, topology="random", jump=None, block_size=None,
-///     distribution="normal", input_to_readout=False, kernel="exact")
+///     bias=1.0, activation="tanh", seed=None, dtype="float64", *, inputs=None,
+///     input_connectivity=1.0, topology="random", jump=2, block_size=16,
+///     distribution="normal", input_to_readout=False, kernel="exact", feedback=False,
+///     feedback_scaling=1.0)
 ///
-/// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) + b),
-/// with W scaled to `spectral_radius`, W_in ~ U(-input_scaling, input_scaling) and
-/// b ~ U(-bias, bias). The reservoir is built on the first call that sees data (or at once when
+/// The state update is x(t) = (1 - leak_rate) x(t-1) + leak_rate f(W x(t-1) + W_in u(t) +
+/// W_fb y(t-1) + b), with W scaled to `spectral_radius`, W_in ~ U(-input_scaling,
+/// input_scaling), b ~ U(-bias, bias) and, with `feedback=True`, W_fb ~ U(-feedback_scaling,
+/// feedback_scaling) feeding the readout's previous output back (Jaeger's output feedback; the
+/// number of outputs is learnt from the first `fit`, which teacher-forces y). The defaults are
+/// the engine's (`EsnConfig::default()`), shared with the CLI. `seed=None` draws a fresh seed
+/// from the OS and keeps it in `esn.seed`, so any run can be repeated; give an int for a fixed
+/// one. The reservoir is built on the first call that sees data (or at once when
 /// `inputs` is given) and computes in `dtype` (float32 really computes in float32).
 /// `kernel` picks the step code: "exact" (libm tanh, the model path, any dtype) or a fused
 /// float32 kernel (SELL-16 sparse or dense, rational tanh, tanh only): "fast" (this CPU's best,
@@ -208,6 +214,7 @@ fn check_cols(expected: usize, got: usize, name: &str) -> PyResult<()> {
 fn fit_typed<T: Float + echos_core::scalar::Scalar>(
     py: Python<'_>,
     m: &mut Model<T>,
+    settings: &Settings,
     x: &Bound<'_, PyAny>,
     y: &Bound<'_, PyAny>,
     washout: usize,
@@ -219,7 +226,7 @@ fn fit_typed<T: Float + echos_core::scalar::Scalar>(
             check_rows(&x, &y)?;
             check_washout(washout, x.rows)?;
             engine::check_memory(m.solver_bytes(y.cols), "the ridge solve")?;
-            py.detach(|| m.fit(x.data, y.data, y.cols, washout, ridge))
+            py.detach(|| m.fit(settings, x.data, y.data, y.cols, washout, ridge))
                 .map_err(PyValueError::new_err)
         })
     })
@@ -228,6 +235,7 @@ fn fit_typed<T: Float + echos_core::scalar::Scalar>(
 fn fit_qr(
     py: Python<'_>,
     m: &mut Model<f64>,
+    settings: &Settings,
     x: &Bound<'_, PyAny>,
     y: &Bound<'_, PyAny>,
     washout: usize,
@@ -243,7 +251,7 @@ fn fit_qr(
                 (x.rows * (m.units() + x.cols + 2 * y.cols)) as f64 * 16.0,
                 "the QR solve over these states",
             )?;
-            py.detach(|| m.fit_qr(x.data, y.data, y.cols, washout, ridge))
+            py.detach(|| m.fit_qr(settings, x.data, y.data, y.cols, washout, ridge))
                 .map_err(PyValueError::new_err)
         })
     })
@@ -295,7 +303,7 @@ fn initial_vector<T: Float>(obj: &Bound<'_, PyAny>, len: usize) -> PyResult<Vec<
     })?;
     if arr.len() != len || arr.ndim() > 2 {
         return Err(PyValueError::new_err(format!(
-            "initial must hold {len} values (one per input feature), got shape {:?}",
+            "initial must hold {len} values (one per output), got shape {:?}",
             arr.shape()
         )));
     }
@@ -312,15 +320,9 @@ fn run_typed<'py, T: Float + echos_core::scalar::Scalar>(
     let outputs = m.outputs().ok_or_else(|| {
         PyRuntimeError::new_err("this ESN has no readout yet: call fit() before run()")
     })?;
-    if outputs != m.inputs() {
-        return Err(PyValueError::new_err(format!(
-            "a closed loop feeds each output back as the next input, so it needs as many outputs as inputs; this ESN has {} inputs and {outputs} outputs",
-            m.inputs()
-        )));
-    }
     output_fits::<T>(steps, outputs)?;
     let first = match initial {
-        Some(obj) => Some(initial_vector::<T>(obj, m.inputs())?),
+        Some(obj) => Some(initial_vector::<T>(obj, outputs)?),
         None => None,
     };
     let out = py
@@ -332,6 +334,7 @@ fn run_typed<'py, T: Float + echos_core::scalar::Scalar>(
 fn online_typed<'py, T: Float + echos_core::scalar::Scalar>(
     py: Python<'py>,
     m: &mut Model<T>,
+    settings: &Settings,
     x: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
     kind: OnlineKind,
@@ -345,7 +348,7 @@ fn online_typed<'py, T: Float + echos_core::scalar::Scalar>(
             output_fits::<T>(x.rows, y.cols)?;
             engine::check_memory(m.solver_bytes(y.cols), "the online readout")?;
             let out = py
-                .detach(|| m.fit_online(x.data, y.data, y.cols, kind, washout))
+                .detach(|| m.fit_online(settings, x.data, y.data, y.cols, kind, washout))
                 .map_err(PyValueError::new_err)?;
             Ok((out, y.rows, y.cols))
         })
@@ -376,6 +379,9 @@ fn set_state_typed<T: Float + echos_core::scalar::Scalar>(
 #[pymethods]
 impl PyEsn {
     #[new]
+    #[pyo3(
+        text_signature = "(neurons=100, spectral_radius=0.9, leak_rate=1.0, input_scaling=1.0, connectivity=0.1, bias=1.0, activation='tanh', seed=None, dtype='float64', *, inputs=None, input_connectivity=1.0, topology='random', jump=2, block_size=16, distribution='normal', input_to_readout=False, kernel='exact', feedback=False, feedback_scaling=1.0)"
+    )]
     #[pyo3(signature = (
         neurons = None,
         spectral_radius = 0.9,
@@ -395,6 +401,8 @@ impl PyEsn {
         distribution = "normal".to_owned(),
         input_to_readout = false,
         kernel = None,
+        feedback = false,
+        feedback_scaling = 1.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -415,6 +423,8 @@ impl PyEsn {
         distribution: String,
         input_to_readout: bool,
         kernel: Option<&Bound<'_, PyAny>>,
+        feedback: bool,
+        feedback_scaling: f64,
     ) -> PyResult<Self> {
         let neurons = match neurons {
             None => 100,
@@ -440,11 +450,16 @@ impl PyEsn {
             Some(b) => positive_count("block_size", int_arg("block_size", b)?)?,
         };
         let seed = match seed {
-            None => 42,
-            Some(s) => int_arg("seed", s)?,
+            // No seed: a fresh one from the OS's entropy, kept in `seed` (and the model file)
+            // so the run can be repeated.
+            None => fresh_seed(),
+            Some(s) if s.is_none() => fresh_seed(),
+            Some(s) => {
+                let v = int_arg("seed", s)?;
+                u64::try_from(v)
+                    .map_err(|_| PyValueError::new_err(format!("seed must be ≥ 0, got {v}")))?
+            }
         };
-        let seed = u64::try_from(seed)
-            .map_err(|_| PyValueError::new_err(format!("seed must be ≥ 0, got {seed}")))?;
         let activation: String = match activation {
             None => "tanh".to_owned(),
             Some(a) => a.extract().map_err(|_| {
@@ -489,6 +504,8 @@ impl PyEsn {
             distribution,
             input_to_readout,
             kernel,
+            feedback,
+            feedback_scaling,
         };
         // Validate now so a bad hyperparameter fails at construction, not at the first call.
         engine::validate(&settings)?;
@@ -547,10 +564,13 @@ impl PyEsn {
             }
         };
         let cols = feature_count(x, "x")?;
+        let settings = slf.settings.clone();
         let inner = slf.build(cols)?;
         match (inner, qr) {
-            (inner, false) => dispatch!(inner, m => fit_typed(py, m, x, y, washout, ridge))?,
-            (Inner::F64(m), true) => fit_qr(py, m, x, y, washout, ridge)?,
+            (inner, false) => {
+                dispatch!(inner, m => fit_typed(py, m, &settings, x, y, washout, ridge))?
+            }
+            (Inner::F64(m), true) => fit_qr(py, m, &settings, x, y, washout, ridge)?,
             (Inner::F32(_), true) => {
                 return Err(PyValueError::new_err(
                     "solver=\"qr\" is available for float64 networks only; use solver=\"normal\" or dtype=\"float64\"",
@@ -588,8 +608,9 @@ impl PyEsn {
             }
         };
         let cols = feature_count(x, "x")?;
+        let settings = self.settings.clone();
         let inner = self.build(cols)?;
-        dispatch!(inner, m => online_typed(py, m, x, y, kind, washout))
+        dispatch!(inner, m => online_typed(py, m, &settings, x, y, kind, washout))
     }
 
     /// Drives the reservoir with `x` (teacher-forced inputs) and returns the readout's outputs,
@@ -603,9 +624,12 @@ impl PyEsn {
         dispatch!(inner, m => predict_typed(py, m, x))
     }
 
-    /// Runs `steps` steps in closed loop (generative mode): each output is fed back as the next
-    /// input. Starts from `initial` (shape (features,)) or, by default, from the last output
-    /// computed by `fit`/`predict`/`run`. Returns shape (steps, outputs).
+    /// Runs `steps` steps in closed loop (generative mode), as the ESN was trained: with
+    /// `feedback=True` each output is fed back through W_fb while the input stays at the last
+    /// input seen (Jaeger's generator); otherwise each output is the next input (a one-step-ahead
+    /// predictor, outputs == inputs). Starts from `initial` (the previous output, shape
+    /// (outputs,)) or, by default, from the last output of `fit`/`predict`/`run`. Returns shape
+    /// (steps, outputs).
     #[pyo3(signature = (steps, initial = None))]
     fn run<'py>(
         &mut self,
@@ -826,6 +850,8 @@ impl PyEsn {
         settings.set_item("distribution", &s.distribution)?;
         settings.set_item("input_to_readout", s.input_to_readout)?;
         settings.set_item("kernel", s.kernel.name())?;
+        settings.set_item("feedback", s.feedback)?;
+        settings.set_item("feedback_scaling", s.feedback_scaling)?;
         d.set_item("settings", settings)?;
         match &self.inner {
             None => d.set_item("inputs", py.None())?,
@@ -880,7 +906,7 @@ impl PyEsn {
     /// `dtype` None: float32 for a fused model, float64 for an exact one.
     fn from_model_bytes(bytes: &[u8], origin: &str, dtype: Option<DType>) -> PyResult<Self> {
         let file = parse_model(bytes, origin)?;
-        let dtype = dtype_for(dtype, file.esn.config().kernel)?;
+        let dtype = dtype_for(dtype, file.esn().config().kernel)?;
         let (settings, inner) = match dtype {
             DType::F32 => {
                 let (s, m) = model_from_file::<f32>(&file)?;
@@ -944,6 +970,15 @@ pub fn _esn_from_pickle(state: &Bound<'_, PyDict>) -> PyResult<PyEsn> {
             None => StepKernel::Exact,
             Some(k) => engine::kernel_of(&k.extract::<String>()?)?,
         },
+        // Pickles made before Python had output feedback had none.
+        feedback: match s.get_item("feedback")? {
+            None => false,
+            Some(f) => f.extract()?,
+        },
+        feedback_scaling: match s.get_item("feedback_scaling")? {
+            None => 1.0,
+            Some(f) => f.extract()?,
+        },
     };
     engine::validate(&settings)?;
     let dtype = dtype_for(Some(dtype), settings.kernel)?;
@@ -978,6 +1013,15 @@ pub fn _esn_from_pickle(state: &Bound<'_, PyDict>) -> PyResult<PyEsn> {
 fn io_error(e: &std::io::Error, message: String) -> PyErr {
     let typed = PyErr::from(std::io::Error::new(e.kind(), String::new()));
     Python::attach(|py| PyErr::from_type(typed.get_type(py), message))
+}
+
+/// A seed nobody chose: std's OS-seeded hasher keys (getrandom underneath), below 2^53 so it
+/// survives a round trip through a Python float or JSON number.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6563_686f_735f_7365);
+    h.finish() >> 11
 }
 
 /// Integer arguments: a bool or float is a type error here, not a silent truncation.

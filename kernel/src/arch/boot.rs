@@ -182,8 +182,17 @@ pub fn boot_stack_layout() -> (u64, u64) {
     )
 }
 
-/// Called by the long-mode entry with the loader's magic and the boot information's address.
-#[no_mangle]
-extern "C" fn kernel_entry(protocol: u32, info_paddr: u32) -> ! {
-    crate::kernel_main(protocol, info_paddr)
+/// Defines `kernel_entry`, which the long-mode entry calls with the loader's magic and the boot
+/// information's address, as a call of `$main(protocol, info_paddr)`. The crate root invokes it
+/// with its boot sequence, so this layer never names anything above it.
+#[macro_export]
+macro_rules! kernel_entry {
+    ($main:path) => {
+        // `no_mangle` gives the assembly of `arch::boot` its symbol: an unsafe attribute.
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        extern "C" fn kernel_entry(protocol: u32, info_paddr: u32) -> ! {
+            $main(protocol, info_paddr)
+        }
+    };
 }

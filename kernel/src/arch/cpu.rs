@@ -7,6 +7,10 @@ pub struct Features {
     pub apic: bool,
     pub x2apic: bool,
     pub tsc_deadline: bool,
+    #[expect(
+        dead_code,
+        reason = "detected at boot for the record; nothing depends on it yet"
+    )]
     pub invariant_tsc: bool,
     pub nx: bool,
 }

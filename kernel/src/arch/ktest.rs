@@ -1,15 +1,30 @@
 //! The kernel test registry: `kernel_test!` places a descriptor in the `.kernel_tests` linker
 //! section and `registered` reads them all back, so tests in any module run in one boot without a
 //! list to maintain (the scheme of Asterinas' ostd-test, on the stable toolchain).
+//!
+//! Every test takes the same context, and the registry's types say which without naming it (it
+//! lives above this layer): the suite implements [`Suite`] for [`KernelSuite`] once, and a
+//! second implementation would not compile, so [`Context`] is one type.
 
 extern crate alloc;
 use alloc::string::String;
 
-/// One kernel test: a name and a function over the kernel context `C`.
+/// Names the context every kernel test takes; implemented once, for [`KernelSuite`].
+pub trait Suite {
+    type Context: 'static;
+}
+
+/// The kernel's test suite (no values: it only carries the [`Suite`] implementation).
+pub enum KernelSuite {}
+
+/// What every kernel test is handed.
+pub type Context = <KernelSuite as Suite>::Context;
+
+/// One kernel test: a name and a function over the suite's [`Context`].
 #[repr(C)]
-pub struct KernelTest<C: 'static> {
+pub struct KernelTest {
     pub name: &'static str,
-    pub run: fn(&mut C) -> Result<(), String>,
+    pub run: fn(&mut Context) -> Result<(), String>,
 }
 
 extern "C" {
@@ -18,17 +33,17 @@ extern "C" {
 }
 
 /// Every registered test, in link order.
-pub fn registered<C>() -> &'static [KernelTest<C>] {
-    let start = core::ptr::addr_of!(__kernel_tests_start) as *const KernelTest<C>;
+pub fn registered() -> &'static [KernelTest] {
+    let start = core::ptr::addr_of!(__kernel_tests_start) as *const KernelTest;
     let end = core::ptr::addr_of!(__kernel_tests_end) as usize;
-    let n = (end - start as usize) / core::mem::size_of::<KernelTest<C>>();
-    // SAFETY: only `kernel_test!` puts data in `.kernel_tests`, always a `KernelTest<Kernel>`
-    // (the kernel's one context type, which is the `C` every caller uses); the linker script
-    // aligns the section and the descriptors are immutable statics.
+    let n = (end - start as usize) / core::mem::size_of::<KernelTest>();
+    // SAFETY: only `kernel_test!` puts data in `.kernel_tests`, always a `KernelTest` (one type:
+    // it has no parameter); the linker script aligns the section and the descriptors are
+    // immutable statics.
     unsafe { core::slice::from_raw_parts(start, n) }
 }
 
-/// Registers `fn name(&mut Kernel) -> Result<(), String>` as a kernel test.
+/// Registers `fn name(&mut Context) -> Result<(), String>` as a kernel test.
 #[macro_export]
 macro_rules! kernel_test {
     ($name:ident) => {
@@ -37,11 +52,10 @@ macro_rules! kernel_test {
             #[allow(unsafe_code)]
             #[used]
             #[link_section = ".kernel_tests"]
-            static TEST: $crate::arch::ktest::KernelTest<$crate::Kernel> =
-                $crate::arch::ktest::KernelTest {
-                    name: concat!(module_path!(), "::", stringify!($name)),
-                    run: $name,
-                };
+            static TEST: $crate::arch::ktest::KernelTest = $crate::arch::ktest::KernelTest {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                run: $name,
+            };
         };
     };
 }

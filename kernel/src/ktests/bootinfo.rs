@@ -6,8 +6,9 @@ use alloc::vec::Vec;
 
 use echos_kpolicy::memmap::RegionKind;
 
+use super::Kernel;
 use crate::bootinfo::{self, BootInfoError, Protocol, MULTIBOOT2_MAGIC, PVH_MAGIC};
-use crate::{ensure, kernel_test, Kernel};
+use crate::{ensure, kernel_test};
 
 fn this_boots_information_is_valid(k: &mut Kernel) -> Result<(), String> {
     let b = &k.boot;

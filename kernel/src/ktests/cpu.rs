@@ -4,9 +4,9 @@
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use super::FAIL_AFTER_NS;
+use super::{Kernel, FAIL_AFTER_NS};
 use crate::arch::{self, apic, gdt, stacks, traps};
-use crate::{ensure, kernel_test, time, Kernel};
+use crate::{ensure, kernel_test, time};
 
 const PF: u8 = 14;
 

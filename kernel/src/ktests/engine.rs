@@ -15,7 +15,8 @@ use echos_core::integer::{
 };
 use echos_kpolicy::pool::PoolBlock;
 
-use crate::{arch, ensure, kernel_test, kprintln, Kernel};
+use super::Kernel;
+use crate::{arch, ensure, kernel_test, kprintln};
 
 fn expected_digest(k: &Kernel, key: &str, recorded: u64) -> Result<u64, String> {
     match k.boot.arg(key) {

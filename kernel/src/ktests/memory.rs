@@ -10,8 +10,9 @@ use echos_kpolicy::memmap::{MemMapError, PhysRange, Region, RegionKind};
 use echos_kpolicy::pool::{reservoir_footprint, PoolBlock, PoolError};
 use echos_kpolicy::stress::{self, StressConfig, TARGETS_PERCENT};
 
+use super::Kernel;
 use crate::memory::{self, POOL_CONNECTIVITY_PERMILLE, POOL_INPUTS, POOL_RESERVOIRS, POOL_UNITS};
-use crate::{arch, ensure, kernel_test, kprintln, Kernel};
+use crate::{arch, ensure, kernel_test, kprintln};
 
 const MIB: u64 = 1 << 20;
 

@@ -4,7 +4,9 @@
 
 use alloc::string::String;
 
-use crate::{kprintln, Kernel};
+use crate::arch::ktest::{KernelSuite, Suite};
+use crate::bootinfo::BootInfo;
+use crate::{arch, kprintln};
 
 mod bootinfo;
 mod cpu;
@@ -13,6 +15,22 @@ mod memory;
 mod sched;
 mod time;
 mod user;
+
+/// Everything the kernel set up at boot: what each test, and the default boot's figures, get.
+pub struct Kernel {
+    pub boot: BootInfo,
+    pub memory: crate::memory::Memory,
+    #[expect(
+        dead_code,
+        reason = "handed over with the rest of the boot; no test reads it yet"
+    )]
+    pub features: arch::cpu::Features,
+    pub time: &'static crate::time::TimeBase,
+}
+
+impl Suite for KernelSuite {
+    type Context = Kernel;
+}
 
 /// Fails the current test with a formatted message unless `cond` holds.
 #[macro_export]
@@ -48,7 +66,7 @@ fn short_name(name: &str) -> &str {
 
 /// Runs every registered test; true if all passed.
 pub fn run_all(kernel: &mut Kernel) -> bool {
-    let tests = crate::arch::ktest::registered::<Kernel>();
+    let tests = arch::ktest::registered();
     let filter = String::from(kernel.boot.arg("test").unwrap_or(""));
     kprintln!("running {} kernel tests", tests.len());
     let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
@@ -86,7 +104,7 @@ pub fn run_all(kernel: &mut Kernel) -> bool {
 /// The default boot: the figures only (no pass/fail lines).
 pub fn report(kernel: &mut Kernel) -> bool {
     let mut brand = [0u8; 64];
-    kprintln!("cpu: {}", crate::arch::cpu::vendor_and_brand(&mut brand));
+    kprintln!("cpu: {}", arch::cpu::vendor_and_brand(&mut brand));
     let mut ok = true;
     for r in [
         engine::integer_esn_digest_matches_host(kernel),

@@ -18,8 +18,10 @@ use echos_kpolicy::partition::{PartitionTable, Window};
 use echos_kpolicy::periodic::PeriodicParams;
 use spin::Mutex;
 
-use crate::sched::{self, ThreadSpec, MAX_WINDOWS};
-use crate::{arch, ensure, kernel_test, kprintln, time, Kernel};
+use super::Kernel;
+use crate::config::MAX_WINDOWS;
+use crate::sched::{self, ThreadSpec};
+use crate::{arch, ensure, kernel_test, kprintln, time};
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;

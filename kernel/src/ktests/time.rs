@@ -6,9 +6,9 @@ use alloc::string::String;
 use echos_kpolicy::stress::SplitMix64;
 use echos_kpolicy::time::{Instant, TimeError};
 
-use super::FAIL_AFTER_NS;
+use super::{Kernel, FAIL_AFTER_NS};
 use crate::time::{self, Fired, FIRED_LOG_LEN, MAX_TIMERS};
-use crate::{arch, ensure, kernel_test, kprintln, Kernel};
+use crate::{arch, ensure, kernel_test, kprintln};
 
 fn fired_now() -> ([Fired; FIRED_LOG_LEN], usize) {
     let mut log = [Fired::default(); FIRED_LOG_LEN];

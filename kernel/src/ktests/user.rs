@@ -11,9 +11,11 @@ use echos_kpolicy::elf::ElfError;
 use echos_kpolicy::partition::{PartitionTable, Window};
 use echos_kpolicy::periodic::PeriodicParams;
 
-use crate::sched::{self, Report, ThreadSpec, MAX_WINDOWS};
-use crate::user::{self, programs, LoadError, UserTask};
-use crate::{ensure, kernel_test, kprintln, time, Kernel};
+use super::Kernel;
+use crate::config::{MAX_WINDOWS, STACK_TOP, WEIGHTS_BASE, WEIGHTS_WINDOW};
+use crate::sched::{self, Report, ThreadSpec};
+use crate::task::{self, programs, LoadError, UserTask};
+use crate::{ensure, kernel_test, kprintln, time};
 
 const MS: u64 = 1_000_000;
 
@@ -67,11 +69,11 @@ fn run_specs_with(
     let free_before = k.memory.frames.free_frames();
     let mut loaded: Vec<UserTask> = Vec::new();
     for &(image, _, _) in tasks {
-        match user::load(&mut k.memory.frames, image) {
+        match task::load(&mut k.memory.frames, image) {
             Ok(t) => loaded.push(t),
             Err(e) => {
                 for t in loaded {
-                    user::unload(&mut k.memory.frames, t)?;
+                    task::unload(&mut k.memory.frames, t)?;
                 }
                 return Err(alloc::format!("loading: {e}"));
             }
@@ -81,7 +83,7 @@ fn run_specs_with(
     let mut args: Vec<u64> = tasks.iter().map(|t| t.1).collect();
     if let Err(e) = setup(&mut args) {
         for t in loaded {
-            user::unload(&mut k.memory.frames, t)?;
+            task::unload(&mut k.memory.frames, t)?;
         }
         return Err(e);
     }
@@ -89,10 +91,10 @@ fn run_specs_with(
     for (slot, (task, (&(_, _, spec), &arg))) in
         loaded.iter().zip(tasks.iter().zip(&args)).enumerate()
     {
-        user::prepare(slot, task, arg);
+        task::prepare(slot, task, arg);
         threads.push(ThreadSpec {
             spec,
-            entry: user::user_thread,
+            entry: task::user_thread,
             arg: slot as u64,
             address_space: Some(task.root),
         });
@@ -101,9 +103,9 @@ fn run_specs_with(
     let t0 = time::now().0;
     let report = sched::run_with_pipeline(table, &threads, true, 5_000 * MS, pipeline);
     let run_ns = time::now().0 - t0;
-    user::clear_slots();
+    task::clear_slots();
     for t in loaded {
-        user::unload(&mut k.memory.frames, t)?;
+        task::unload(&mut k.memory.frames, t)?;
     }
     let report = report.map_err(|e| alloc::format!("scheduler run: {e}"))?;
     ensure!(
@@ -145,7 +147,7 @@ fn user_faults_stop_only_the_faulting_task(k: &mut Kernel) -> Result<(), String>
             f.vector
         );
         ensure!(
-            f.rip >= 0x80_0000_0000 && f.rip < user::STACK_TOP,
+            f.rip >= 0x80_0000_0000 && f.rip < STACK_TOP,
             "task {slot}: fault rip {:#x} is not in the program",
             f.rip
         );
@@ -219,9 +221,9 @@ fn bad_program_images_are_refused(k: &mut Kernel) -> Result<(), String> {
         ),
     ];
     for (what, bytes) in cases {
-        match user::load(&mut k.memory.frames, &bytes) {
+        match task::load(&mut k.memory.frames, &bytes) {
             Ok(t) => {
-                user::unload(&mut k.memory.frames, t)?;
+                task::unload(&mut k.memory.frames, t)?;
                 return Err(alloc::format!("{what}: the image was accepted"));
             }
             Err(e) => {
@@ -707,7 +709,7 @@ fn reservoir_weights_are_mapped_read_only_and_zero_copy(k: &mut Kernel) -> Resul
         f.error_code
     );
     ensure!(
-        (user::WEIGHTS_BASE..user::WEIGHTS_BASE + 2 * 1024 * 1024).contains(&f.cr2),
+        (WEIGHTS_BASE..WEIGHTS_BASE + WEIGHTS_WINDOW).contains(&f.cr2),
         "fault address {:#x} outside the weights window",
         f.cr2
     );

@@ -232,7 +232,7 @@ pub(crate) fn leaky_step_rows(
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-fn batch_block<const R: usize, const NV: usize, const CHECKED: bool>(
+fn batch_block<const R: usize, const NV: usize>(
     w: CsrRef<'_>,
     p: &LeakyUpdate<'_>,
     batch: usize,
@@ -248,7 +248,6 @@ fn batch_block<const R: usize, const NV: usize, const CHECKED: bool>(
         let n = width.saturating_sub(v * LANES).min(LANES);
         *m = (1u32 << n).wrapping_sub(1) as u16;
     }
-    let last = w.cols - 1;
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let mut start = [0usize; R];
     let mut len = [0usize; R];
@@ -262,12 +261,11 @@ fn batch_block<const R: usize, const NV: usize, const CHECKED: bool>(
     // One non-zero (entry k) into a row's accumulators. Full blocks skip the masks.
     let term = |acc: &mut [__m512; NV], k: usize| {
         // SAFETY: k < indptr[rows] = values.len() = indices.len() (checked CsrRef); the column is
-        // clamped to cols − 1, so its row of x starts at most at (cols − 1)·batch and the lanes
-        // read, b0 .. b0 + width <= batch, stay inside x (length cols·batch, checked).
-        // With CHECKED the view's indices were all validated below cols, so no clamp is needed.
+        // below cols (`CsrRef::new` checked every index), so its row of x starts at most at
+        // (cols − 1)·batch and the lanes read, b0 .. b0 + width <= batch, stay inside x (length
+        // cols·batch, checked).
         unsafe {
-            let raw = *cols.add(k) as usize;
-            let col = if CHECKED { raw } else { raw.min(last) };
+            let col = *cols.add(k) as usize;
             let row = xp.add(col * batch + b0);
             let wv = _mm512_set1_ps(*vals.add(k));
             for v in 0..NV {
@@ -333,11 +331,10 @@ fn batch_rows<const R: usize>(
 ) {
     let mut b0 = 0;
     while b0 < batch {
-        match (batch - b0 > LANES, w.indices_checked) {
-            (true, true) => batch_block::<R, 2, true>(w, p, batch, i0, b0, u, x, out),
-            (true, false) => batch_block::<R, 2, false>(w, p, batch, i0, b0, u, x, out),
-            (false, true) => batch_block::<R, 1, true>(w, p, batch, i0, b0, u, x, out),
-            (false, false) => batch_block::<R, 1, false>(w, p, batch, i0, b0, u, x, out),
+        if batch - b0 > LANES {
+            batch_block::<R, 2>(w, p, batch, i0, b0, u, x, out);
+        } else {
+            batch_block::<R, 1>(w, p, batch, i0, b0, u, x, out);
         }
         b0 += 2 * LANES;
     }
@@ -363,20 +360,4 @@ pub(crate) fn leaky_step_batch_rows(
     for (r, out) in chunks.into_remainder().chunks_exact_mut(batch).enumerate() {
         batch_rows::<1>(w, &p, batch, start + done + r, u, x, out);
     }
-}
-
-/// Sum of `data` with four 16-lane accumulators: streams memory at the load-port rate.
-#[target_feature(enable = "avx512f")]
-pub(crate) fn read_sum(data: &[f32]) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let blocks = data.chunks_exact(4 * LANES);
-    let rest = blocks.remainder();
-    for b in blocks {
-        for (v, a) in acc.iter_mut().enumerate() {
-            // SAFETY: each block holds 4·16 values.
-            *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(b.as_ptr().add(v * LANES)) });
-        }
-    }
-    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    hsum(s) + rest.iter().sum::<f32>()
 }

@@ -273,6 +273,7 @@ pub(crate) fn leaky_step_batch_scalar(
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // the SIMD steps
 pub(crate) mod simd {
     use super::{BlockLeaky, LANES, TILE};
     use core::arch::x86_64::*;
@@ -536,14 +537,14 @@ mod tests {
             let mut runs = Vec::new();
             for kernel in Kernel::available() {
                 let mut r = base.clone();
-                let mut rng = TestRng(99);
+                let mut rng = TestRng::new(99);
                 for _ in 0..40 {
                     let u: Vec<f32> = (0..inputs).map(|_| rng.uniform()).collect();
                     r.step(kernel, &u).unwrap();
                 }
                 runs.push((kernel, bits(r.state())));
             }
-            let mut rng = TestRng(99);
+            let mut rng = TestRng::new(99);
             for _ in 0..40 {
                 let u: Vec<f32> = (0..inputs).map(|_| rng.uniform()).collect();
                 Kernel::scalar()
@@ -638,7 +639,7 @@ mod tests {
             let base = block_reservoir(n, size, k, inputs, 7);
             let m = base.block().unwrap();
             for batch in [1, 5, 16, 17, 33] {
-                let mut rng = TestRng(3);
+                let mut rng = TestRng::new(3);
                 let us: Vec<Vec<f32>> = (0..10 * batch)
                     .map(|_| (0..inputs).map(|_| rng.uniform()).collect())
                     .collect();

@@ -1,6 +1,6 @@
 //! Hot-loop kernels for f32 reservoirs: dense and CSR matrix–vector products, the fused leaky
 //! reservoir update, and its batched form (many sequences, one matrix read), in scalar, AVX2+FMA
-//! and AVX-512 variants chosen at run time, plus O(N) structured reservoirs and int8/int16
+//! and AVX-512 variants chosen at run time, plus int8/int16
 //! quantized reservoirs.
 //!
 //! Determinism: each variant has a fixed reduction order, so it is bit-reproducible with itself.
@@ -18,26 +18,31 @@
 //! in every variant. Variants agree with scalar within [`CROSS_VARIANT_RTOL`] (relative to the
 //! row's Σ|w·x|).
 //!
-//! Safety of the SIMD paths against bad input: row pointers are checked before any unchecked
-//! load, and column indices are clamped to `cols − 1` inside every kernel, so a corrupt index can
-//! give a wrong number but never an out-of-bounds read. [`CsrRef::validate_indices`] turns such
-//! indices into an error once, at load time.
+//! Safety of the SIMD paths against bad input: every view or layout an `unsafe` kernel reads is
+//! built by a constructor that checks what the kernel relies on — [`CsrRef::new`] checks the row
+//! pointers and every column index, [`sell::SellLeaky::new`] and [`block::BlockLeaky::new`] take
+//! checked views or check their indices — so safe code cannot hand a kernel an index that reads
+//! out of bounds. The single-row CSR kernels also clamp each gathered index to `cols − 1`, which
+//! costs one `min` per vector and keeps a future unchecked path from becoming a wild read.
 
 pub mod block;
+#[allow(unsafe_code)] // AVX-512 BF16 dot products
 pub mod block_bf16;
+#[allow(unsafe_code)] // CPUID and XGETBV
 pub mod cpu;
+#[allow(unsafe_code)] // the lanes-of-8 SIMD matvecs
 pub mod engine;
-pub mod limits;
 pub mod quant;
 pub mod reservoir;
 pub mod scalar;
 pub mod sell;
-pub mod structured;
 pub mod tanh;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // AVX2 + FMA bodies
 mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // AVX-512 bodies
 mod avx512;
 
 use core::fmt;
@@ -203,7 +208,8 @@ pub(crate) fn checked_size(what: &'static str, a: usize, b: usize) -> Result<usi
         })
 }
 
-/// A borrowed CSR matrix whose row pointers have been checked (see the module note on indices).
+/// A borrowed CSR matrix whose row pointers and column indices have been checked: holding one
+/// is the proof the `unsafe` kernels rely on (see the module note).
 #[derive(Clone, Copy, Debug)]
 pub struct CsrRef<'a> {
     rows: usize,
@@ -211,18 +217,11 @@ pub struct CsrRef<'a> {
     indptr: &'a [u32],
     indices: &'a [u32],
     values: &'a [f32],
-    /// Every column index is known to be below `cols` (checked once), so kernels may skip the
-    /// per-entry clamp. Read by the SIMD kernels only, which soft-float targets do not build.
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_feature = "sse2")),
-        allow(dead_code)
-    )]
-    indices_checked: bool,
 }
 
 impl<'a> CsrRef<'a> {
-    /// Checks the shape and row pointers in O(rows); column indices are clamped by the kernels
-    /// (call [`CsrRef::validate_indices`] once to reject them instead).
+    /// Checks the shape, the row pointers and every column index: O(rows + nnz), so build the
+    /// view once and reuse it (it is `Copy`).
     pub fn new(
         rows: usize,
         cols: usize,
@@ -247,35 +246,19 @@ impl<'a> CsrRef<'a> {
         if prev as usize != indices.len() {
             return Err(KernelError::RowPointers { row: rows });
         }
+        if let Some(position) = indices.iter().position(|&i| i as usize >= cols) {
+            return Err(KernelError::ColumnIndex {
+                position,
+                index: indices[position],
+                cols,
+            });
+        }
         Ok(CsrRef {
             rows,
             cols,
             indptr,
             indices,
             values,
-            indices_checked: false,
-        })
-    }
-
-    /// Rejects any column index that is not below `cols` (O(nnz): do it once, at load time).
-    pub fn validate_indices(&self) -> Result<(), KernelError> {
-        match self.indices.iter().position(|&i| i as usize >= self.cols) {
-            None => Ok(()),
-            Some(position) => Err(KernelError::ColumnIndex {
-                position,
-                index: self.indices[position],
-                cols: self.cols,
-            }),
-        }
-    }
-
-    /// The same view after [`CsrRef::validate_indices`]: kernels that know every index is in
-    /// range skip their per-entry clamp (O(nnz): do it once, then reuse the view).
-    pub fn with_checked_indices(self) -> Result<Self, KernelError> {
-        self.validate_indices()?;
-        Ok(CsrRef {
-            indices_checked: true,
-            ..self
         })
     }
 
@@ -404,6 +387,35 @@ pub struct Kernel {
     variant: Variant,
 }
 
+/// Runs the body of the held kernel's variant: the portable body for `Scalar` (and on targets
+/// without SSE2, where the SIMD bodies are not built), else the `#[target_feature]` body. The
+/// one place the variants are matched, so the soundness argument is written once.
+macro_rules! by_variant {
+    ($kernel:expr, scalar: $s:expr, avx2: $a2:expr, avx512: $a5:expr $(,)?) => {
+        match $kernel.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: a `Kernel` exists only for a variant `is_supported` confirmed, so this
+            // CPU and OS run AVX2 + FMA.
+            Variant::Avx2Fma => unsafe { $a2 },
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: as above, for AVX-512F.
+            Variant::Avx512 => unsafe { $a5 },
+            _ => $s,
+        }
+    };
+    ($kernel:expr, scalar: $s:expr, avx512: $a5:expr $(,)?) => {
+        match $kernel.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: a `Kernel` exists only for a variant `is_supported` confirmed, so this
+            // CPU and OS run AVX-512F.
+            Variant::Avx512 => unsafe { $a5 },
+            _ => $s,
+        }
+    };
+}
+
+// Dispatch: each arm calls a `#[target_feature]` body that the held `Kernel` proves runnable.
+#[allow(unsafe_code)]
 impl Kernel {
     /// The fastest variant this CPU supports.
     pub fn best() -> Kernel {
@@ -444,33 +456,12 @@ impl Kernel {
     pub fn csr_matvec(self, a: CsrRef<'_>, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
         check_len("x", a.cols, x.len())?;
         check_len("y", a.rows, y.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::csr_matvec(a, x, y),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::csr_matvec(a, x, y) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::csr_matvec(a, x, y) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::csr_matvec(a, x, y),
-        }
+        by_variant!(self,
+            scalar: scalar::csr_matvec(a, x, y),
+            avx2: avx2::csr_matvec(a, x, y),
+            avx512: avx512::csr_matvec(a, x, y),
+        );
         Ok(())
-    }
-
-    /// Sum of `data` (fixed order per variant); used to measure read bandwidth of a working set.
-    pub fn read_sum(self, data: &[f32]) -> f32 {
-        match self.variant {
-            Variant::Scalar => scalar::read_sum(data),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::read_sum(data) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::read_sum(data) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::read_sum(data),
-        }
     }
 
     /// y = A·x for a row-major dense matrix.
@@ -482,17 +473,11 @@ impl Kernel {
     ) -> Result<(), KernelError> {
         check_len("x", a.cols, x.len())?;
         check_len("y", a.rows, y.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::dense_matvec(a, x, y),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::dense_matvec(a, x, y) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::dense_matvec(a, x, y) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::dense_matvec(a, x, y),
-        }
+        by_variant!(self,
+            scalar: scalar::dense_matvec(a, x, y),
+            avx2: avx2::dense_matvec(a, x, y),
+            avx512: avx512::dense_matvec(a, x, y),
+        );
         Ok(())
     }
 
@@ -520,17 +505,11 @@ impl Kernel {
             });
         }
         check_len("x_next (row range)", rows.len(), x_next.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::leaky_step_rows(w, p, rows, u, x, x_next),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::leaky_step_rows(w, p, rows, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::leaky_step_rows(w, p, rows, u, x, x_next) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::leaky_step_rows(w, p, rows, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: scalar::leaky_step_rows(w, p, rows, u, x, x_next),
+            avx2: avx2::leaky_step_rows(w, p, rows, u, x, x_next),
+            avx512: avx512::leaky_step_rows(w, p, rows, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -551,15 +530,11 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { sell::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
-            _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
+            avx2: sell::simd::leaky_step_avx2(m, leak_rate, u, x, x_next),
+            avx512: sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -579,17 +554,11 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next)
-            },
-            _ => block::leaky_step_scalar(m, leak_rate, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: block::leaky_step_scalar(m, leak_rate, u, x, x_next),
+            avx2: block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next),
+            avx512: block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -618,14 +587,10 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next)
-            },
-            _ => block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
+            avx512: block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -658,14 +623,10 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                sell::simd::leaky_step_slots_avx512(m, leak_rate, u, x, slices, out)
-            },
-            _ => sell::leaky_step_slots_scalar(m, leak_rate, u, x, slices, out),
-        }
+        by_variant!(self,
+            scalar: sell::leaky_step_slots_scalar(m, leak_rate, u, x, slices, out),
+            avx512: sell::simd::leaky_step_slots_avx512(m, leak_rate, u, x, slices, out),
+        );
         Ok(())
     }
 
@@ -717,21 +678,11 @@ impl Kernel {
             rows.len() * batch,
             x_next.len(),
         )?;
-        match self.variant {
-            Variant::Scalar => scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe {
-                avx2::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next)
-            },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                avx512::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next)
-            },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+            avx2: avx2::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+            avx512: avx512::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+        );
         Ok(())
     }
 }

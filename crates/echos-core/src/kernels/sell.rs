@@ -4,7 +4,7 @@
 //! separate multiply and add (a per-lane mask skips the padding), which is exactly the scalar
 //! CSR arithmetic: the SELL step is bit-identical to the scalar step, on every variant.
 
-use super::{CsrRef, LeakyUpdate};
+use super::{CsrRef, KernelError, LeakyUpdate};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -40,9 +40,12 @@ pub struct SellLeaky {
 }
 
 impl SellLeaky {
-    /// Rearranges `w` (already validated, indices in range) with the update's input weights and
-    /// bias. O(nnz + rows·log rows).
-    pub fn new(w: CsrRef<'_>, p: LeakyUpdate<'_>) -> SellLeaky {
+    /// Rearranges `w` with the update's input weights and bias. O(nnz + rows·log rows). The
+    /// SIMD steps gather x at `w`'s column indices without a clamp: a [`CsrRef`] has had every
+    /// index checked below `cols`, and the step checks `x.len() == cols`. `p`'s lengths are
+    /// checked here.
+    pub fn new(w: CsrRef<'_>, p: LeakyUpdate<'_>) -> Result<SellLeaky, KernelError> {
+        p.check(w.rows)?;
         let rows = w.rows;
         let slices = rows.div_ceil(SLICE);
         let row_len = |r: usize| w.indptr[r + 1] - w.indptr[r];
@@ -65,7 +68,12 @@ impl SellLeaky {
                 .max()
                 .unwrap_or(0) as usize;
             total += width * SLICE;
-            slice_ptr.push(total as u32);
+            // Padding can push the slot count past u32 even when nnz fits.
+            let end = u32::try_from(total).map_err(|_| KernelError::Dimension {
+                what: "SELL-16 slots (non-zeros with padding)",
+                value: total,
+            })?;
+            slice_ptr.push(end);
         }
         let mut values = vec![0.0f32; total];
         let mut indices = vec![0u32; total];
@@ -106,7 +114,7 @@ impl SellLeaky {
                 }
             })
             .collect();
-        SellLeaky {
+        Ok(SellLeaky {
             full,
             rows,
             cols: w.cols,
@@ -119,7 +127,7 @@ impl SellLeaky {
             indices,
             w_in_t,
             bias,
-        }
+        })
     }
 
     /// Bytes held (and read once per step).
@@ -202,6 +210,7 @@ pub(crate) fn leaky_step_scalar(
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)] // the SIMD steps
 pub(crate) mod simd {
     use super::{SellLeaky, SLICE};
     use core::arch::x86_64::*;

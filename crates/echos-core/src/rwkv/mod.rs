@@ -5,16 +5,12 @@
 //! arrive as plain f32 (or int8 + per-row scale) matrices from a host loader; the step functions
 //! take a preallocated [`Scratch`] and allocate nothing.
 
-// `unsafe` lives only in the SIMD kernels (`avx512`) and the matrix products that dispatch to
-// them and share the output across threads (`linear`); every block there carries a SAFETY note.
-#![deny(unsafe_code)]
-
 // Soft-float targets (x86_64-unknown-none) get the scalar kernel only: LLVM cannot lower SIMD there.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // AVX-512 matrix-vector bodies
 mod avx512;
 mod forward;
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // kernel selection and its SIMD dispatch
 pub mod linear;
 pub(crate) mod ops;
 

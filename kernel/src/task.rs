@@ -1,18 +1,20 @@
-//! Ring-3 tasks: loading the user programs embedded in the kernel image (ELF, validated by
-//! `echos_kpolicy::elf`) into their own address spaces, entering them, and the syscall handler,
-//! which decodes every call with `echos_abi::Request` and checks every user pointer against the
-//! calling task's address space before touching it.
+//! Task lifecycle: the user programs embedded in the kernel image, loading one (ELF validated by
+//! `echos_kpolicy::elf`) into a fresh address space and unloading it, binding a loaded program
+//! to a thread slot, the thread entry that enters ring 3, and a task's end — by `exit` or by a
+//! fault — which revokes its capabilities before the scheduler stops its thread.
 
+use alloc::string::String;
 use spin::Mutex;
 
-use echos_abi::{Errno, Request, MAX_LOG_LEN};
 use echos_kpolicy::elf::{self, ElfError};
 use echos_kpolicy::frames::FrameAllocator;
-use echos_kpolicy::uaccess::{Access, AddressSpace, Perms};
+use echos_kpolicy::uaccess::{AddressSpace, Perms};
 
+use crate::arch::traps::TrapFrame;
 use crate::arch::{syscall, uspace};
-use crate::kprintln;
-use crate::sched::{self, MAX_THREADS};
+use crate::config::{MAX_REGIONS, MAX_SEGMENTS, MAX_THREADS, STACK_SIZE, STACK_TOP, WEIGHTS_BASE};
+use crate::sched::{self, UserFault};
+use crate::{reservoir, umem};
 
 /// The user programs, built from user/echos-user by kernel/build.rs.
 pub mod programs {
@@ -30,18 +32,7 @@ pub mod programs {
     pub static STAGE1: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage1"));
 }
 
-/// Loadable segments per program at most.
-const MAX_SEGMENTS: usize = 8;
-/// Regions per address space: the segments, the stack and mapped reservoir weights.
-const MAX_REGIONS: usize = MAX_SEGMENTS + 1 + crate::reservoir::MAX_OBJECTS;
 const PAGE: u64 = 4096;
-/// The user stack: 16 KiB ending at 513 GiB (PML4 slot 1, above the programs at 512 GiB).
-pub const STACK_TOP: u64 = 0x80_4000_0000;
-pub const STACK_SIZE: u64 = 16 * 1024;
-/// Where reservoir weights are mapped read-only: a 2 MiB window at 514 GiB whose page tables
-/// exist from load on, so mapping in a syscall needs no allocation; 256 KiB per object slot.
-pub const WEIGHTS_BASE: u64 = 0x80_8000_0000;
-pub const WEIGHTS_PER_OBJECT: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadError {
@@ -176,44 +167,40 @@ pub fn unload(frames: &mut FrameAllocator<'static>, task: UserTask) -> Result<()
     }
 }
 
-use alloc::string::String;
-
-/// What each thread slot runs in ring 3 (entry, argument) and checks pointers against.
-struct Slot {
+/// Where each thread slot enters ring 3 (entry, argument).
+struct Start {
     entry: u64,
     arg: u64,
-    root: u64,
-    space: AddressSpace<MAX_REGIONS>,
 }
 
-static SLOTS: Mutex<[Option<Slot>; MAX_THREADS]> = Mutex::new([const { None }; MAX_THREADS]);
+static STARTS: Mutex<[Option<Start>; MAX_THREADS]> = Mutex::new([const { None }; MAX_THREADS]);
 
-/// Makes thread slot `slot` run `task` with `arg`; returns the thread spec fields to use.
+/// Makes thread slot `slot` run `task` with `arg`: its entry for [`user_thread`], its address
+/// space for the pointer checks of `umem`.
 pub fn prepare(slot: usize, task: &UserTask, arg: u64) {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        SLOTS.lock()[slot] = Some(Slot {
+        STARTS.lock()[slot] = Some(Start {
             entry: task.entry,
             arg,
-            root: task.root,
-            space: task.space,
         });
     });
-    syscall::set_handler(handle);
+    umem::bind(slot, task.root, task.space);
 }
 
 pub fn clear_slots() {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        for s in SLOTS.lock().iter_mut() {
+        for s in STARTS.lock().iter_mut() {
             *s = None;
         }
     });
+    umem::unbind_all();
 }
 
 /// Thread entry of a user task: `slot` is its thread slot; the scheduler already switched to
 /// its address space and kernel stack.
 pub extern "C" fn user_thread(slot: u64) -> ! {
     let start = x86_64::instructions::interrupts::without_interrupts(|| {
-        SLOTS
+        STARTS
             .lock()
             .get(slot as usize)
             .and_then(|s| s.as_ref().map(|s| (s.entry, s.arg)))
@@ -221,128 +208,33 @@ pub extern "C" fn user_thread(slot: u64) -> ! {
     match start {
         // `_start` is entered as if called: rsp ≡ 8 (mod 16).
         Some((entry, arg)) => syscall::enter_user(entry, STACK_TOP - 8, arg),
-        None => sched::exit_with(-1),
+        None => exit(-1),
     }
 }
 
-/// Maps `frames` read-only at `vaddr` in the task's address space (the window's tables exist);
-/// mapping the same place again is a no-op. Returns `vaddr`.
-pub fn map_read_only(slot: usize, vaddr: u64, frames: &[u64]) -> Result<u64, Errno> {
-    let mut slots = SLOTS.lock();
-    let s = slots[slot].as_mut().ok_or(Errno::BadPointer)?;
-    let len = frames.len() as u64 * PAGE;
-    if s.space.check(vaddr, len, Access::Read).is_ok() {
-        return Ok(vaddr);
+/// The running task ends with `code` (its `exit` call): its capabilities go, and everything
+/// derived from them, then the scheduler stops its thread.
+pub fn exit(code: i64) -> ! {
+    release_current();
+    sched::exit_with(code)
+}
+
+/// A user task raised an exception (the trap layer's user-fault hook, set at boot): it is
+/// stopped as by [`exit`] and the fault recorded; the kernel and the other tasks go on. Runs on
+/// the task's kernel stack with interrupts off and never returns.
+pub fn user_fault(frame: &TrapFrame, cr2: u64) {
+    release_current();
+    sched::stop_faulted(UserFault {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        rip: frame.rip,
+        cr2,
+    })
+}
+
+fn release_current() {
+    x86_64::instructions::interrupts::disable();
+    if let Some(slot) = sched::current() {
+        reservoir::task_stopped(slot);
     }
-    s.space
-        .map(vaddr, len, Perms::R)
-        .map_err(|_| Errno::NoMemory)?;
-    for (i, &frame) in frames.iter().enumerate() {
-        uspace::map_user_page(
-            s.root,
-            vaddr + i as u64 * PAGE,
-            frame,
-            false,
-            false,
-            &mut || None,
-        )
-        .map_err(|_| Errno::NoMemory)?;
-    }
-    Ok(vaddr)
-}
-
-/// Copies `buf.len()` bytes in from user address `ptr` after checking it against the task's
-/// address space.
-pub fn copy_in(slot: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    SLOTS.lock()[slot]
-        .as_ref()
-        .ok_or(Errno::BadPointer)?
-        .space
-        .check(ptr, buf.len() as u64, Access::Read)?;
-    syscall::copy_from_user(buf, ptr);
-    Ok(())
-}
-
-/// Whether the task in `slot` has `[ptr, ptr + len)` mapped readable.
-pub fn is_readable(slot: usize, ptr: u64, len: u64) -> bool {
-    SLOTS.lock()[slot]
-        .as_ref()
-        .is_some_and(|s| s.space.check(ptr, len, Access::Read).is_ok())
-}
-
-/// Checks that the task may write `len` bytes at `ptr` (before a call changes anything).
-pub fn check_writable(slot: usize, ptr: u64, len: u64) -> Result<(), Errno> {
-    SLOTS.lock()[slot]
-        .as_ref()
-        .ok_or(Errno::BadPointer)?
-        .space
-        .check(ptr, len, Access::Write)
-        .map(|_| ())
-}
-
-/// Copies `bytes` out to user address `ptr` after checking that the task may write there.
-pub fn copy_out(slot: usize, ptr: u64, bytes: &[u8]) -> Result<(), Errno> {
-    SLOTS.lock()[slot]
-        .as_ref()
-        .ok_or(Errno::BadPointer)?
-        .space
-        .check(ptr, bytes.len() as u64, Access::Write)?;
-    syscall::copy_to_user(ptr, bytes);
-    Ok(())
-}
-
-/// Copies and checks a log message; the result is the byte count or the refusal.
-fn log_write(slot: usize, ptr: u64, len: u64) -> Result<u64, Errno> {
-    if len > MAX_LOG_LEN {
-        return Err(Errno::BadLength);
-    }
-    let checked = SLOTS.lock()[slot]
-        .as_ref()
-        .ok_or(Errno::BadPointer)?
-        .space
-        .check(ptr, len, Access::Read);
-    checked?;
-    let mut buf = [0u8; MAX_LOG_LEN as usize];
-    let buf = &mut buf[..len as usize];
-    syscall::copy_from_user(buf, ptr);
-    let text = core::str::from_utf8(buf).map_err(|_| Errno::BadUtf8)?;
-    kprintln!("user[{slot}]: {text}");
-    Ok(len)
-}
-
-/// The syscall handler (interrupts are off throughout).
-fn handle(frame: &mut syscall::SyscallFrame) {
-    let args = [
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ];
-    let Some(slot) = sched::current() else {
-        frame.rax = Errno::BadSyscall.code() as u64;
-        return;
-    };
-    let result = match Request::decode(frame.rax, args) {
-        Err(e) => Err(e),
-        Ok(Request::Exit { code }) => sched::exit_with(code),
-        Ok(Request::Yield) => {
-            sched::yield_now();
-            Ok(0)
-        }
-        Ok(Request::LogWrite { ptr, len }) => log_write(slot, ptr, len),
-        Ok(Request::SleepUntilNextPeriod) => sched::sleep_until_next_period(),
-        Ok(Request::MutexLock { mutex }) => sched::lock(mutex).map(|()| 0),
-        Ok(Request::MutexUnlock { mutex }) => sched::unlock(mutex).map(|()| 0),
-        Ok(Request::ReservoirCreate { args }) => crate::reservoir::create(slot, args),
-        Ok(Request::ReservoirStep { args }) => crate::reservoir::step(slot, args),
-        Ok(Request::ReservoirReadState { args }) => crate::reservoir::read_state(slot, args),
-        Ok(Request::ReservoirModifyWeights { args }) => {
-            crate::reservoir::modify_weights(slot, args)
-        }
-        Ok(Request::ReservoirIntrospect { args }) => crate::reservoir::introspect(slot, args),
-        Ok(Request::CapDerive { handle, rights }) => crate::reservoir::derive(slot, handle, rights),
-        Ok(Request::CapRevoke { handle }) => crate::reservoir::revoke(slot, handle),
-        Ok(Request::ReservoirMapWeights { handle }) => crate::reservoir::map_weights(slot, handle),
-    };
-    frame.rax = match result {
-        Ok(v) => v,
-        Err(e) => e.code() as u64,
-    };
 }

@@ -3,13 +3,11 @@
 //! fitted in f64 on the (dequantized) states the format produces at deploy time.
 //!
 //! Protocol (docs/performance.md, "Accuracy of reduced precision"): reservoirs and data are
-//! generated as in [`crate::tasks`] (the float32 task figures), figures are the mean ± std over
-//! evaluation seeds 0, 1, 2; anything chosen — the ridge λ of each format, and in the per-format
-//! tuned comparison the reservoir hyperparameters — is chosen on tuning seeds 1000, 1001, 1002
-//! only, by the same rule for every format, float32 included.
+//! generated as in [`echos_host::tasks`] (the float32 task figures), figures are the mean ± std
+//! over evaluation seeds 0, 1, 2; anything chosen — the ridge λ of each format, and in the
+//! per-format tuned comparison the reservoir hyperparameters — is chosen on tuning seeds 1000,
+//! 1001, 1002 only, by the same rule for every format, float32 included.
 
-use crate::datasets;
-use crate::tasks::{MemoryCapacitySetup, Narma10Setup};
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::kernels::quant::{calibrate_state_ranges, QuantLevel, QuantReservoir};
 use echos_core::kernels::reservoir::FusedReservoir;
@@ -17,6 +15,8 @@ use echos_core::kernels::{Kernel, KernelError, Variant};
 use echos_core::metrics;
 use echos_core::rng::Rng;
 use echos_core::topology::Topology;
+use echos_host::datasets;
+use echos_host::tasks::{MemoryCapacitySetup, Narma10Setup};
 
 /// Seeds the figures are reported on.
 pub const EVAL_SEEDS: [u64; 3] = [0, 1, 2];
@@ -340,7 +340,7 @@ impl NarmaHyper {
 }
 
 /// (format, units, spectral radius, input scaling, bias scaling): the per-format grid optimum of
-/// `cargo run --release -p echos-host --example quant_tune -- 100 200` (spectral radius
+/// `cargo run --release -p echos-eval --example quant_tune -- 100 200` (spectral radius
 /// 0.9–1.4, input scaling 0.05–1, bias 0.25–1, λ from [`NARMA_RIDGES`]; mean NRMSE over the
 /// tuning seeds in the comments). Every linear-ish format prefers float32's weakly driven
 /// regime; int8 prefers a strongly driven one, where the nonlinear terms NARMA10 needs are
@@ -716,7 +716,7 @@ mod tests {
     /// float32, both on float32's tuned hyperparameters and with each format tuned on its own
     /// (tuning seeds only). Not reached — see docs/performance.md for the measured gap and why
     /// (8-bit state resolution at the readout) — so it does not run by default:
-    /// `cargo test -p echos-host --lib quant_eval -- --ignored --nocapture`.
+    /// `cargo test -p echos-eval --lib quant_eval -- --ignored --nocapture`.
     #[test]
     #[ignore = "figure not reached: int8 states cost +89% NARMA10 NRMSE on float32's tuned setup and +70% with each format tuned, N = 100"]
     fn int8_narma10_within_ten_percent_of_float32() {
