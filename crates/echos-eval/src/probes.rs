@@ -83,15 +83,8 @@ pub fn muladd_spin(kernel: Kernel, rounds: usize, v: f32) -> (f32, usize) {
 /// reports AVX-512 BF16, BW and VL — the condition under which the engine's bf16 batch
 /// format runs natively (`BlockBf16::step_kernel_name` says `avx512bf16-block-batch`).
 pub fn has_native_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        Kernel::new(Variant::Avx512).is_ok()
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    let f = echos_core::kernels::cpu::features();
+    Kernel::new(Variant::Avx512).is_ok() && f.avx512_bf16 && f.avx512bw && f.avx512vl
 }
 
 /// The arithmetic ceiling of the bf16 batch step: `iters` rounds of 16 independent

@@ -240,25 +240,11 @@ impl BlockBf16 {
     }
 }
 
-/// CPUID.(EAX=7, ECX=1):EAX bit 5 (AVX512_BF16), AVX512BW and VL, and AVX-512F usable (the
-/// Avx512 kernel, which also confirmed the OS saves ZMM and opmask state).
+/// AVX512_BF16 with AVX512BW and VL (the 16-bit shuffles and loads), as `kernels::cpu`
+/// reports them, and the Avx512 kernel usable (AVX-512F with the OS's ZMM and opmask state).
 fn native_bf16() -> bool {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        if Kernel::new(Variant::Avx512).is_err() {
-            return false;
-        }
-        use core::arch::x86_64::__cpuid_count;
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86_64 CPU; leaf 7 exists when AVX-512F was reported,
-        // and its EAX gives the highest sub-leaf.
-        let (leaf0, leaf1) = unsafe { (__cpuid_count(7, 0), __cpuid_count(7, 1)) };
-        // AVX512BW (EBX bit 30) and AVX512VL (bit 31) for the 16-bit shuffles and loads.
-        let bw_vl = leaf0.ebx & (3 << 30) == 3 << 30;
-        bw_vl && leaf0.eax >= 1 && leaf1.eax & (1 << 5) != 0
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    false
+    let f = super::cpu::features();
+    Kernel::new(Variant::Avx512).is_ok() && f.avx512_bf16 && f.avx512bw && f.avx512vl
 }
 
 fn step_batch_portable(
@@ -492,8 +478,7 @@ mod tests {
                     }
                     x
                 };
-                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-                if std::is_x86_feature_detected!("avx512bf16") {
+                if crate::kernels::cpu::features().avx512_bf16 {
                     // The comparison below must exercise the instruction where it exists.
                     assert_eq!(m.step_kernel_name(Kernel::best()), "avx512bf16-block-batch");
                 }
