@@ -175,15 +175,13 @@ fn save_state(a: &ModelArgs, model: &Model, state: &State) -> anyhow::Result<()>
     Ok(())
 }
 
-/// xorshift64* for sampling: seeded, the same sequence on every platform.
-struct Sampler(u64);
+/// Sampling from the engine's documented generator (xoshiro256**): seeded, the same sequence
+/// on every platform.
+struct Sampler(echos_core::rng::Rng);
 
 impl Sampler {
     fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+        self.0.uniform01() as f32
     }
 
     /// Greedy at temperature 0, else softmax(logits / T) restricted to the top-p nucleus.
@@ -259,7 +257,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         bail!("the prompt is empty: give at least one character to continue from");
     }
     let mut scratch = Scratch::new(&model, tokens.len().clamp(1, 64));
-    let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut sampler = Sampler(echos_core::rng::Rng::new(a.seed));
     let mut probs = Vec::with_capacity(model.dims.vocab);
     let mut stream = Utf8Stream::default();
     let mut out = crate::output::stdout();
