@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use echos_core::integer::{
     quantize_q15, FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLayout, Fnv1a,
 };
-use echos_core::metrics::{nrmse, squared_correlation};
+use echos_core::metrics::nrmse;
+use echos_core::model::{MemoryCapacity, ModelError};
+use echos_core::readout::Ridge;
 use echos_core::rng::SplitMix64;
 
 /// Blob layout version; the kernel refuses any other.
@@ -83,45 +85,17 @@ pub struct DemoModel {
     pub memory_capacity: f64,
 }
 
-/// Solves (AᵀA + λI) w = Aᵀy by Cholesky; rows of `a` are feature vectors.
+/// Ridge regression without a bias (the kernel's Q1.15 readout has none), by the engine's one
+/// solver: (AᵀA + λI) w = Aᵀy for the feature rows `a`.
 fn ridge(a: &[Vec<f64>], y: &[f64], lambda: f64) -> Result<Vec<f64>, String> {
     let n = a.first().map_or(0, Vec::len);
-    let mut g = vec![vec![0.0; n]; n];
-    let mut b = vec![0.0; n];
+    let mut solver = Ridge::without_bias(n, 1, lambda).map_err(|e| e.to_string())?;
     for (row, &t) in a.iter().zip(y) {
-        for i in 0..n {
-            b[i] += row[i] * t;
-            for j in 0..=i {
-                g[i][j] += row[i] * row[j];
-            }
-        }
+        solver.accumulate(row, &[t]).map_err(|e| e.to_string())?;
     }
-    for (i, gi) in g.iter_mut().enumerate() {
-        gi[i] += lambda;
-    }
-    // In place: g becomes L (lower), with G = L Lᵀ.
-    for j in 0..n {
-        let d = g[j][j] - (0..j).map(|k| g[j][k] * g[j][k]).sum::<f64>();
-        if d <= 0.0 || !d.is_finite() {
-            return Err(format!(
-                "ridge system is not positive definite at column {j}"
-            ));
-        }
-        g[j][j] = d.sqrt();
-        for i in j + 1..n {
-            let s = g[i][j] - (0..j).map(|k| g[i][k] * g[j][k]).sum::<f64>();
-            g[i][j] = s / g[j][j];
-        }
-    }
-    let mut z = vec![0.0; n];
-    for i in 0..n {
-        z[i] = (b[i] - (0..i).map(|k| g[i][k] * z[k]).sum::<f64>()) / g[i][i];
-    }
-    let mut w = vec![0.0; n];
-    for i in (0..n).rev() {
-        w[i] = (z[i] - (i + 1..n).map(|k| g[k][i] * w[k]).sum::<f64>()) / g[i][i];
-    }
-    Ok(w)
+    let fit = solver.fit().map_err(|e| e.to_string())?;
+    // Column 0 is the (zero) bias.
+    Ok(fit.weights.row(0)[1..].to_vec())
 }
 
 fn fit_range() -> std::ops::Range<usize> {
@@ -176,38 +150,34 @@ fn run_q15(inputs: &[i32]) -> Result<(Vec<Vec<i16>>, Weights), String> {
     Ok((states, w))
 }
 
-/// Memory capacity (Jaeger) of the demo's Q1.15 reservoir: Σ over delays d = 1..=2N of the
-/// squared correlation between u(t − d) and a ridge readout's reconstruction of it, on held-out
-/// steps, with inputs uniform in [−1, 1) (Q16.16, from the engine's SplitMix64 seeded with MC_SEED).
+/// Memory capacity of the demo's Q1.15 reservoir by the engine's one definition
+/// (`echos_core::model::MemoryCapacity`: delays 1..=2N, ridge readouts on held-out steps), with
+/// inputs uniform in [−1, 1) (Q16.16, from the engine's SplitMix64 seeded with MC_SEED).
 fn memory_capacity() -> Result<f64, String> {
     const MC_SEED: u64 = 0x6d63;
-    const WASH: usize = 200;
-    const TRAIN: usize = 2_000;
-    const TEST: usize = 1_000;
+    let setup = MemoryCapacity {
+        washout: 200,
+        train: 2_000,
+        test: 1_000,
+        max_delay: 2 * UNITS,
+        ridge: RIDGE,
+    };
     let mut sm = SplitMix64::new(MC_SEED);
-    let inputs: Vec<i32> = (0..WASH + TRAIN + TEST)
+    let inputs: Vec<i32> = (0..setup.steps())
         .map(|_| ((sm.next_u64() >> 47) as i64 - 65_536) as i32)
         .collect();
     let (states, _) = run_q15(&inputs)?;
-    let feats: Vec<Vec<f64>> = states
-        .iter()
-        .map(|s| s.iter().map(|&v| f64::from(v) / 32_768.0).collect())
-        .collect();
-    let u = |t: usize| f64::from(inputs[t]) / 65_536.0;
-    let mut mc = 0.0;
-    for d in 1..=2 * UNITS {
-        let train = WASH..WASH + TRAIN;
-        let ys: Vec<f64> = train.clone().map(|t| u(t - d)).collect();
-        let w = ridge(&feats[train], &ys, RIDGE)?;
-        let test = WASH + TRAIN..WASH + TRAIN + TEST;
-        let pred: Vec<f64> = feats[test.clone()]
-            .iter()
-            .map(|s| s.iter().zip(&w).map(|(a, b)| a * b).sum())
-            .collect();
-        let target: Vec<f64> = test.map(|t| u(t - d)).collect();
-        mc += squared_correlation(&pred, &target).map_err(|e| e.to_string())?;
-    }
-    Ok(mc)
+    let u: Vec<f64> = inputs.iter().map(|&v| f64::from(v) / 65_536.0).collect();
+    let mut t = 0;
+    setup
+        .measure(&u, UNITS, |_, x| {
+            for (o, &v) in x.iter_mut().zip(&states[t]) {
+                *o = f64::from(v) / 32_768.0;
+            }
+            t += 1;
+            Ok::<(), ModelError>(())
+        })
+        .map_err(|e| e.to_string())
 }
 
 /// Trains the readout on the Q1.15 reservoir's states and predicts the run as the kernel will.

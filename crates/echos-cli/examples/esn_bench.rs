@@ -3,6 +3,10 @@
 
 #[path = "../src/esn_bench.rs"]
 mod esn_bench;
+// The bench prints through the CLI's writer; the example uses only part of it.
+#[allow(dead_code)]
+#[path = "../src/output.rs"]
+mod output;
 
 use clap::Parser;
 

@@ -3,10 +3,12 @@
 
 use anyhow::{bail, Context};
 use echos_core::kernels::{Kernel, Variant};
+use echos_eval::limits::Measured;
 use echos_host::bench::{ReservoirSpec, StepBench};
 
 /// Arguments of `echos esn bench`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// Reservoir units N.
     #[arg(long, default_value_t = 1000)]
@@ -109,12 +111,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     for kernel in kernels {
         let r = bench
-            .run(kernel)
+            .run(kernel, &Measured)
             .context("benchmark refused its parameters")?;
         if args.json {
-            println!("{}", serde_json::to_string(&r)?);
+            crate::output::println(serde_json::to_string(&r)?)?;
         } else {
-            println!(
+            crate::output::println(format_args!(
                 "{:18} N {:5} p {:.3} batch {:3} ensemble {:3}: {:>10.0} steps/s per sequence ({:.0} total, {:.0} per CPU-s); \
                  limits: bandwidth {:.0} ({:.1} GB/s), {} {:.0} steps/s -> {} binds, {:.0}% of it",
                 if r.block_size > 0 {
@@ -135,7 +137,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 r.compute_limit_steps_per_s,
                 r.binding_limit,
                 100.0 * r.fraction_of_limit
-            );
+            ))?;
         }
     }
     Ok(())

@@ -1,9 +1,12 @@
 //! `echos`: the command line front end of echo-os. Thin: numerics live in the engine and the
 //! host crates; this file only parses arguments and dispatches.
 #![forbid(unsafe_code)]
+// Results go through `output` (errors instead of panics on a closed or full stdout).
+#![deny(clippy::print_stdout)]
 
 mod esn;
 mod esn_bench;
+mod output;
 mod progress;
 mod rwkv;
 
@@ -38,8 +41,12 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our stdout stopped reading (`| head`): what it wanted, it got.
+        Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            use std::io::Write;
+            // Not `eprintln!`: it panics when stderr itself is closed or full.
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -256,13 +256,13 @@ fn bad_inputs_fail_cleanly() {
     corrupt[12] = 0xff;
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
-    let mut v2 = bytes[..8].to_vec();
-    v2.extend_from_slice(
+    let mut v9 = bytes[..8].to_vec();
+    v9.extend_from_slice(
         header
-            .replacen("\"format_version\":\"1\"", "\"format_version\":\"2\"", 1)
+            .replacen("\"format_version\":\"2\"", "\"format_version\":\"9\"", 1)
             .as_bytes(),
     );
-    v2.extend_from_slice(&bytes[8 + n..]);
+    v9.extend_from_slice(&bytes[8 + n..]);
     let model_cases: Vec<(PathBuf, &str)> = vec![
         (
             write("corrupt.safetensors", &corrupt),
@@ -272,7 +272,7 @@ fn bad_inputs_fail_cleanly() {
             write("trunc.safetensors", &bytes[..bytes.len() / 2]),
             "not a valid safetensors",
         ),
-        (write("v2.safetensors", &v2), "format version 2"),
+        (write("v9.safetensors", &v9), "format version 9"),
         (d.join("missing.safetensors"), "cannot read model"),
     ];
     for (path, needle) in &model_cases {
@@ -558,5 +558,538 @@ fn train_topology_flags_build_block_and_cycle_jumps_reservoirs() {
     fails(
         &["--topology", "cycle", "--block-size", "4"],
         "--block-size applies to --topology block",
+    );
+}
+
+/// A `.npy` (version 1.0, `<f8`) of one column.
+fn npy_column(values: &[f64]) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, 1), }}",
+        values.len()
+    );
+    let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&((dict.len() + pad + 1) as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', pad));
+    out.push(b'\n');
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// The values of a `.npy` written by echos (`<f8`, any shape), and its header text.
+fn read_npy(bytes: &[u8]) -> (String, Vec<f64>) {
+    let n = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8(bytes[10..10 + n].to_vec()).unwrap();
+    let values = bytes[10 + n..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (header, values)
+}
+
+/// A one-step-ahead model of a sine (CSV files in `d`), saved as `gen.safetensors`.
+fn train_generative(d: &Path) -> PathBuf {
+    let s: Vec<f64> = (0..401).map(|t| (t as f64 * 0.2).sin() * 0.8).collect();
+    let x: String = s[..400].iter().map(|v| format!("{v}\n")).collect();
+    let y: String = s[1..].iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(d.join("x.csv"), x).unwrap();
+    std::fs::write(d.join("y.csv"), y).unwrap();
+    echos()
+        .current_dir(d)
+        .args([
+            "esn",
+            "train",
+            "--generative",
+            "--units",
+            "40",
+            "--input",
+            "x.csv",
+            "--target",
+            "y.csv",
+            "--model",
+            "gen.safetensors",
+        ])
+        .assert()
+        .success();
+    d.join("gen.safetensors")
+}
+
+/// Waits for `child` at most `secs` seconds (killing it after), returning its status.
+fn wait_at_most(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed().as_secs() > secs {
+            child.kill().unwrap();
+            panic!("echos still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut text).unwrap();
+    text
+}
+
+/// `echos … | head -1`: the reader closes the pipe; echos ends quietly with success (it
+/// panicked with a backtrace, exit 101). A generation of 10^11 steps streams: the first line
+/// arrives at once and memory stays constant (it aborted allocating 800 GB, exit 134).
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let bin = assert_cmd::cargo::cargo_bin("echos");
+    // The reader is gone before echos writes its one line.
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "esn", "task", "narma10", "--units", "30", "--runs", "1", "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_at_most(&mut child, 120);
+    let stderr = stderr_of(&mut child);
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stderr, "");
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_generative(dir.path());
+    let mut child = std::process::Command::new(&bin)
+        .args(["esn", "generate", "--steps", "100000000000", "--model"])
+        .arg(&model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.trim().parse::<f64>().is_ok(), "{first:?}");
+    let status = wait_at_most(&mut child, 120);
+    let stderr = stderr_of(&mut child);
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stderr, "");
+}
+
+/// stdout on a full disk: an error naming stdout and the cause, exit 1, no panic.
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_generative(dir.path());
+    let full = || {
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let model_arg = model.to_str().unwrap();
+    for args in [
+        &[
+            "esn", "task", "narma10", "--units", "30", "--runs", "1", "--json",
+        ][..],
+        &["esn", "generate", "--steps", "10", "--model", model_arg][..],
+        &["esn", "generate", "--steps", "100000", "--model", model_arg][..],
+    ] {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("echos"))
+            .args(args)
+            .stdout(full())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error: writing to standard output: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// `--units` past the tasks' 20,000 is refused at once, naming the flag and the limit (it was
+/// accepted and trained for many minutes).
+#[test]
+fn train_units_are_capped_like_the_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = write_series(dir.path(), 200);
+    let start = std::time::Instant::now();
+    fails_with(
+        &[
+            os("esn"),
+            os("train"),
+            os("--units"),
+            os("20001"),
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+            os("--model"),
+            dir.path().join("m.safetensors").as_os_str(),
+        ],
+        "--units must be between 1 and 20000",
+    );
+    assert!(start.elapsed().as_secs() < 10);
+    fails_with(
+        &[
+            os("esn"),
+            os("task"),
+            os("narma10"),
+            os("--units"),
+            os("20001"),
+        ],
+        "20000",
+    );
+}
+
+/// A generation streamed to .npy (row count in the header up front), to .csv and to stdout
+/// gives the same series, across several internal chunks.
+#[test]
+fn generate_streams_the_same_series_to_npy_csv_and_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = train_generative(d);
+    let steps = "10000";
+    let stdout = echos()
+        .args(["esn", "generate", "--steps", steps, "--model"])
+        .arg(&model)
+        .assert()
+        .success();
+    let text = String::from_utf8(stdout.get_output().stdout.clone()).unwrap();
+    let from_stdout: Vec<f64> = text.lines().map(|l| l.parse().unwrap()).collect();
+    for ext in ["npy", "csv"] {
+        let out = d.join(format!("g.{ext}"));
+        echos()
+            .args(["esn", "generate", "--steps", steps, "--model"])
+            .arg(&model)
+            .arg("--output")
+            .arg(&out)
+            .assert()
+            .success();
+        let bytes = std::fs::read(&out).unwrap();
+        let values: Vec<f64> = if ext == "npy" {
+            let (header, values) = read_npy(&bytes);
+            assert!(header.contains("'shape': (10000, 1)"), "{header}");
+            values
+        } else {
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect()
+        };
+        assert_eq!(values, from_stdout, "{ext}");
+    }
+    assert_eq!(from_stdout.len(), 10000);
+    // No temporary file is left beside the outputs.
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".echos-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// One flipped exponent byte in the readout weights: every command that loads the model says
+/// the file is corrupt and names it (it loaded silently and predicted NRMSE 1.87, not 0.07).
+#[test]
+fn a_model_with_a_flipped_byte_is_reported_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (x, y) = write_series(d, 300);
+    let model = train(d, &x, &y);
+    let mut bytes = std::fs::read(&model).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let start = header["readout"]["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[8 + n + start + 8 + 7] ^= 0x01; // sign/exponent byte of the first unit's weight
+    let flipped = d.join("flipped.safetensors");
+    std::fs::write(&flipped, bytes).unwrap();
+    fails_with(
+        &[
+            os("esn"),
+            os("eval"),
+            os("--model"),
+            flipped.as_os_str(),
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+        ],
+        &format!("model {} is corrupt", flipped.display()),
+    );
+}
+
+/// The README's "Using echos" commands, run literally (the ESN ones, on small .npy files of the
+/// shapes they name): each succeeds. `train` without `--generative` made `generate` fail.
+#[test]
+fn the_readme_esn_commands_run_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let section = readme
+        .split("## Using echos")
+        .nth(1)
+        .expect("README has a \"Using echos\" section");
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section has a sh block");
+    let commands: Vec<Vec<&str>> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("target/release/echos esn "))
+        .map(|l| l.split_whitespace().skip(1).collect())
+        .collect();
+    assert!(
+        commands.iter().any(|c| c[1] == "generate") && commands.iter().any(|c| c[1] == "train"),
+        "{commands:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A series and its next value: the train and test halves of one sine.
+    let s: Vec<f64> = (0..802).map(|t| (t as f64 * 0.2).sin() * 0.8).collect();
+    for (name, range) in [
+        ("x.npy", 0..600),
+        ("y.npy", 1..601),
+        ("x_test.npy", 600..800),
+        ("y_test.npy", 601..801),
+    ] {
+        std::fs::write(d.join(name), npy_column(&s[range])).unwrap();
+    }
+    for args in &commands {
+        let out = echos().current_dir(d).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "`echos {}` failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `esn train` without hyperparameter flags uses the engine's `EsnConfig::default()`, as
+/// Python does (the CLI had leak rate 0.3, bias 0, seed 0, feedback scaling 0.5 of its own).
+#[test]
+fn train_defaults_are_the_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = write_series(dir.path(), 200);
+    let model = dir.path().join("m.safetensors");
+    echos()
+        .args(["esn", "train", "--feedback", "--input"])
+        .arg(&x)
+        .arg("--target")
+        .arg(&y)
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success();
+    let bytes = std::fs::read(&model).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["config"].as_str().unwrap()).unwrap();
+    let engine = echos_core::esn::EsnConfig::default();
+    assert_eq!(config["units"], engine.units);
+    assert_eq!(config["seed"], engine.seed);
+    for (key, value) in [
+        ("spectral_radius", engine.spectral_radius),
+        ("leak_rate", engine.leak_rate),
+        ("input_scaling", engine.input_scaling),
+        ("bias_scaling", engine.bias_scaling),
+        ("connectivity", engine.connectivity),
+        ("feedback_scaling", engine.feedback_scaling),
+    ] {
+        assert_eq!(config[key].as_f64(), Some(value), "{key}: {config}");
+    }
+}
+
+/// Negative numbers reach the range checks (clap took `-1` for a flag), and the checks name
+/// the flag and the range.
+#[test]
+fn negative_numbers_get_range_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (x, y) = write_series(d, 200);
+    let model = train(d, &x, &y);
+    let train_with = |flag: &str, value: &str, needle: &str| {
+        fails_with(
+            &[
+                os("esn"),
+                os("train"),
+                os(flag),
+                os(value),
+                os("--input"),
+                x.as_os_str(),
+                os("--target"),
+                y.as_os_str(),
+                os("--model"),
+                d.join("n.safetensors").as_os_str(),
+            ],
+            needle,
+        )
+    };
+    train_with(
+        "--ridge",
+        "-1",
+        "--ridge must be a finite number >= 0, got -1",
+    );
+    train_with(
+        "--noise",
+        "-0.1",
+        "--noise must be a finite number >= 0, got -0.1",
+    );
+    train_with(
+        "--leak-rate",
+        "-0.5",
+        "leak_rate must be in (0, 1], got -0.5",
+    );
+    train_with(
+        "--spectral-radius",
+        "-2",
+        "spectral_radius must be finite and >= 0, got -2",
+    );
+    train_with(
+        "--bias-scaling",
+        "-0.001",
+        "bias_scaling must be finite and >= 0, got -0.001",
+    );
+    fails_with(
+        &[os("esn"), os("bench"), os("--connectivity"), os("-1")],
+        "connectivity = -1 is out of range",
+    );
+    // Counts stay counts: a negative one is clap's invalid value, not an unknown flag.
+    fails_with(
+        &[
+            os("esn"),
+            os("generate"),
+            os("--steps"),
+            os("-3"),
+            os("--model"),
+            model.as_os_str(),
+        ],
+        "invalid value '-3' for '--steps",
+    );
+}
+
+/// Bad inputs found trying each subcommand as a new user: each is refused with its cause.
+#[test]
+fn new_user_mistakes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (x, y) = write_series(d, 200);
+    let model = train(d, &x, &y);
+    let m = model.as_os_str();
+    // A model written over a data file would destroy it.
+    let before = std::fs::read(&y).unwrap();
+    fails_with(
+        &[
+            os("esn"),
+            os("train"),
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+            os("--model"),
+            y.as_os_str(),
+        ],
+        "a model file's name ends in .safetensors",
+    );
+    assert_eq!(std::fs::read(&y).unwrap(), before);
+    // A missing directory is named, not the temporary file's random name.
+    for args in [
+        vec![
+            os("esn"),
+            os("train"),
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+            os("--model"),
+            os("/nonexistent-dir/m.safetensors"),
+        ],
+        vec![
+            os("esn"),
+            os("run"),
+            os("--model"),
+            m,
+            os("--input"),
+            x.as_os_str(),
+            os("--output"),
+            os("/nonexistent-dir/p.npy"),
+        ],
+    ] {
+        let out = echos().args(&args).assert().failure();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains("directory /nonexistent-dir: No such file"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(".echos-tmp"), "{stderr}");
+    }
+    // A washout as long as the series names the flag and the file's length.
+    fails_with(
+        &[
+            os("esn"),
+            os("eval"),
+            os("--washout"),
+            os("100000000000"),
+            os("--model"),
+            m,
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+        ],
+        "--washout 100000000000 must be smaller than the number of time steps",
+    );
+    fails_with(
+        &[
+            os("esn"),
+            os("train"),
+            os("--washout"),
+            os("200"),
+            os("--input"),
+            x.as_os_str(),
+            os("--target"),
+            y.as_os_str(),
+            os("--model"),
+            d.join("n.safetensors").as_os_str(),
+        ],
+        "--washout 200 must be smaller than the number of time steps in",
+    );
+    // Generation: a model not trained for it is told how to train one; an output of unknown
+    // type is refused before anything is generated.
+    fails_with(
+        &[
+            os("esn"),
+            os("generate"),
+            os("--steps"),
+            os("5"),
+            os("--model"),
+            m,
+        ],
+        "train it with `echos esn train --generative`",
+    );
+    let gen = train_generative(d);
+    fails_with(
+        &[
+            os("esn"),
+            os("generate"),
+            os("--steps"),
+            os("5"),
+            os("--model"),
+            gen.as_os_str(),
+            os("--output"),
+            d.join("g.txt").as_os_str(),
+        ],
+        "unknown file type",
     );
 }

@@ -61,11 +61,15 @@ fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), Read
     }
 }
 
-/// Writes [1; x] into `z` (f64), rejecting non-finite states.
-fn augment<T: Scalar>(x: &[T], z: &mut [f64]) -> Result<(), ReadoutError> {
-    check_len("state", z.len() - 1, x.len())?;
-    z[0] = 1.0;
-    for (zi, &xi) in z[1..].iter_mut().zip(x) {
+/// Writes [1; x] (or x, without the bias feature) into `z` (f64), rejecting non-finite
+/// states.
+fn augment<T: Scalar>(x: &[T], z: &mut [f64], bias: bool) -> Result<(), ReadoutError> {
+    let first = usize::from(bias);
+    check_len("state", z.len() - first, x.len())?;
+    if bias {
+        z[0] = 1.0;
+    }
+    for (zi, &xi) in z[first..].iter_mut().zip(x) {
         *zi = xi.to_f64();
     }
     if z.iter().any(|v| !v.is_finite()) {
@@ -140,7 +144,10 @@ pub const RIDGE_BLOCK: usize = 32;
 
 /// Ridge regression on [1; x]: accumulates XᵀX and XᵀY in f64 sample by sample, then solves
 /// (XᵀX + λ·diag(0, 1, …, 1))·Wᵀ = XᵀY by Cholesky. The bias is not regularised, so adding a
-/// constant to the targets shifts only the bias.
+/// constant to the targets shifts only the bias. [`Ridge::without_bias`] fits W·x alone (for
+/// fixed-point readouts that have no bias term). The one least-squares solver of the engine:
+/// [`Ridge::fit_with`] and [`Ridge::fit_path`] solve the same accumulated system for other
+/// λ, so choosing λ costs one pass over the data.
 ///
 /// `accumulate` allocates nothing. It costs O(N) per sample plus, every `RIDGE_BLOCK`-th sample,
 /// O(RIDGE_BLOCK·N²) to fold the buffered block into XᵀX; each entry of XᵀX still receives its
@@ -150,6 +157,8 @@ pub struct Ridge {
     units: usize,
     outputs: usize,
     ridge: f64,
+    /// The features start with a constant 1 (an unregularised bias).
+    bias: bool,
     /// Upper triangle of XᵀX, (1+units)², row-major.
     xtx: Vec<f64>,
     /// XᵀY, (1+units) × outputs.
@@ -174,15 +183,36 @@ fn add_block(xtx: &mut [f64], block: &[f64], pending: usize, d: usize) {
     }
 }
 
+fn check_ridge(ridge: f64) -> Result<(), ReadoutError> {
+    if ridge.is_finite() && ridge >= 0.0 {
+        Ok(())
+    } else {
+        Err(ReadoutError::BadParameter {
+            what: "ridge",
+            value: ridge,
+        })
+    }
+}
+
 impl Ridge {
     pub fn new(units: usize, outputs: usize, ridge: f64) -> Result<Self, ReadoutError> {
-        if !(ridge.is_finite() && ridge >= 0.0) {
-            return Err(ReadoutError::BadParameter {
-                what: "ridge",
-                value: ridge,
-            });
-        }
-        let d = units + 1;
+        Self::with_bias(units, outputs, ridge, true)
+    }
+
+    /// Ridge regression of y on x alone (no bias feature, every weight regularised); the
+    /// fitted [`Linear`] has a zero bias column.
+    pub fn without_bias(units: usize, outputs: usize, ridge: f64) -> Result<Self, ReadoutError> {
+        Self::with_bias(units, outputs, ridge, false)
+    }
+
+    fn with_bias(
+        units: usize,
+        outputs: usize,
+        ridge: f64,
+        bias: bool,
+    ) -> Result<Self, ReadoutError> {
+        check_ridge(ridge)?;
+        let d = units + usize::from(bias);
         let size = d.checked_mul(d).filter(|&s| s <= isize::MAX as usize / 8);
         let Some(size) = size else {
             return Err(ReadoutError::BadParameter {
@@ -194,6 +224,7 @@ impl Ridge {
             units,
             outputs,
             ridge,
+            bias,
             xtx: vec![0.0; size],
             xty: vec![0.0; d * outputs],
             samples: 0,
@@ -208,9 +239,9 @@ impl Ridge {
         if y.iter().any(|v| !v.is_finite()) {
             return Err(ReadoutError::NonFinite { what: "target" });
         }
-        let d = self.units + 1;
+        let d = self.units + usize::from(self.bias);
         let z = &mut self.block[self.pending * d..(self.pending + 1) * d];
-        augment(x, z)?;
+        augment(x, z, self.bias)?;
         for (i, &zi) in z.iter().enumerate() {
             for (o, &yo) in y.iter().enumerate() {
                 self.xty[i * self.outputs + o] += zi * yo.to_f64();
@@ -237,27 +268,35 @@ impl Ridge {
         self.pending = 0;
     }
 
-    /// Solves for the readout.
+    /// Solves for the readout with the λ given at creation.
     pub fn fit(&self) -> Result<Linear, ReadoutError> {
+        self.fit_with(self.ridge)
+    }
+
+    /// Solves the accumulated system for another λ (the samples are not seen again).
+    pub fn fit_with(&self, ridge: f64) -> Result<Linear, ReadoutError> {
+        check_ridge(ridge)?;
         if self.samples == 0 {
             return Err(ReadoutError::NoSamples);
         }
-        let d = self.units + 1;
+        let first = usize::from(self.bias);
+        let d = self.units + first;
         let mut a = self.xtx.clone();
         add_block(&mut a, &self.block, self.pending, d);
         for i in 0..d {
             for j in i + 1..d {
                 a[j * d + i] = a[i * d + j];
             }
-            if i > 0 {
-                a[i * d + i] += self.ridge;
+            if i >= first {
+                a[i * d + i] += ridge;
             }
         }
         cholesky_in_place(&mut a, d)?;
+        let cols = self.units + 1;
         let mut weights =
-            Dense::zeros(self.outputs, d).map_err(|_| ReadoutError::BadParameter {
+            Dense::zeros(self.outputs, cols).map_err(|_| ReadoutError::BadParameter {
                 what: "readout size",
-                value: d as f64,
+                value: cols as f64,
             })?;
         let mut rhs = vec![0.0; d];
         for o in 0..self.outputs {
@@ -265,9 +304,16 @@ impl Ridge {
                 *r = self.xty[i * self.outputs + o];
             }
             cholesky_solve(&a, d, &mut rhs);
-            weights.data[o * d..(o + 1) * d].copy_from_slice(&rhs);
+            // Without the bias feature, column 0 (the bias) stays zero.
+            weights.data[o * cols + (1 - first)..(o + 1) * cols].copy_from_slice(&rhs);
         }
         Linear::from_weights(weights)
+    }
+
+    /// The readouts for each λ in `ridges` (a ridge path for choosing λ on held-out data),
+    /// from one pass of accumulation.
+    pub fn fit_path(&self, ridges: &[f64]) -> Result<Vec<Linear>, ReadoutError> {
+        ridges.iter().map(|&r| self.fit_with(r)).collect()
     }
 }
 
@@ -373,7 +419,7 @@ impl Rls {
         if y.iter().any(|v| !v.is_finite()) {
             return Err(ReadoutError::NonFinite { what: "target" });
         }
-        augment(x, &mut self.z)?;
+        augment(x, &mut self.z, true)?;
         let d = self.z.len();
         for i in 0..d {
             let row = &self.p[i * d..(i + 1) * d];
@@ -446,7 +492,7 @@ impl Lms {
         if y.iter().any(|v| !v.is_finite()) {
             return Err(ReadoutError::NonFinite { what: "target" });
         }
-        augment(x, &mut self.z)?;
+        augment(x, &mut self.z, true)?;
         let d = self.z.len();
         for (o, &yo) in y.iter().enumerate() {
             let row = &mut self.readout.weights.data[o * d..(o + 1) * d];

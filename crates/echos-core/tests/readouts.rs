@@ -123,6 +123,48 @@ fn ridge_matches_nalgebra_and_leaves_the_bias_unregularised() {
 }
 
 #[test]
+fn ridge_path_equals_fresh_fits_and_no_bias_matches_nalgebra() {
+    let (d, outputs) = (8, 2);
+    let (xs, ys, _) = problem(300, d, outputs, 0.2, 7);
+    let mut ridge = Ridge::new(d, outputs, 1.0).unwrap();
+    let mut plain = Ridge::without_bias(d, outputs, 0.5).unwrap();
+    for t in 0..300 {
+        let (x, y) = (&xs[t * d..(t + 1) * d], &ys[t * outputs..(t + 1) * outputs]);
+        ridge.accumulate(x, y).unwrap();
+        plain.accumulate(x, y).unwrap();
+    }
+    // The path solves the same accumulated system: each λ equals a fresh fit at that λ.
+    let lambdas = [1e-6, 0.1, 1.0, 30.0];
+    let path = ridge.fit_path(&lambdas).unwrap();
+    for (&l, fit) in lambdas.iter().zip(&path) {
+        let mut fresh = Ridge::new(d, outputs, l).unwrap();
+        for t in 0..300 {
+            fresh
+                .accumulate(&xs[t * d..(t + 1) * d], &ys[t * outputs..(t + 1) * outputs])
+                .unwrap();
+        }
+        assert_eq!(fit, &fresh.fit().unwrap(), "lambda {l}");
+    }
+    assert_eq!(path[2], ridge.fit().unwrap());
+    assert!(matches!(
+        ridge.fit_with(-1.0),
+        Err(ReadoutError::BadParameter { what: "ridge", .. })
+    ));
+    // Without the bias feature: (XᵀX + λI)·W = XᵀY, and the bias column is zero.
+    let x = DMatrix::from_row_slice(300, d, &xs);
+    let y = DMatrix::from_row_slice(300, outputs, &ys);
+    let a = x.transpose() * &x + DMatrix::identity(d, d) * 0.5;
+    let want = a.lu().solve(&(x.transpose() * y)).unwrap().transpose();
+    let fit = plain.fit().unwrap();
+    for o in 0..outputs {
+        assert_eq!(fit.weights.get(o, 0), 0.0);
+        for c in 0..d {
+            assert!((fit.weights.get(o, c + 1) - want[(o, c)]).abs() < 1e-10);
+        }
+    }
+}
+
+#[test]
 fn ridge_errors_are_typed() {
     let ridge = Ridge::new(3, 1, 1.0).unwrap();
     assert_eq!(ridge.fit().unwrap_err(), ReadoutError::NoSamples);

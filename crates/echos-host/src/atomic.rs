@@ -1,31 +1,82 @@
 //! Atomic file writes: a reader sees the old file or the whole new one, never half of it (the
-//! DESIGN.md contract for models and snapshots).
+//! DESIGN.md contract for models and snapshots). `AtomicFile` streams (long generated series
+//! are written chunk by chunk, never held whole); `write` is the one-buffer case.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
 
 /// Writes `bytes` to a temp file in `path`'s directory, fsyncs it, renames it over `path`, then
 /// fsyncs the directory so the rename itself survives a crash.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// A file being written: its bytes go to a temp file beside `path`, which `commit` renames over
+/// `path`. Dropped without `commit` (an error part way), the temp file is removed and `path`
+/// keeps its old contents.
+pub struct AtomicFile {
+    tmp: BufWriter<NamedTempFile>,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let dir = dir_of(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(".echos-tmp-")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                // tempfile appends ` at path "<random temp name>"`; the directory says more.
+                let text = e.to_string();
+                let cause = text.split(" at path \"").next().unwrap_or(&text);
+                std::io::Error::new(e.kind(), format!("directory {}: {cause}", dir.display()))
+            })?;
+        Ok(Self {
+            tmp: BufWriter::new(tmp),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Flushes, fsyncs, renames over the target and fsyncs the directory.
+    pub fn commit(self) -> std::io::Result<()> {
+        let tmp = self.tmp.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        if let Ok(d) = std::fs::File::open(dir_of(&self.path)) {
+            // Directory fsync is advisory on some filesystems; the data itself is already synced.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.tmp.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".echos-tmp-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        // Directory fsync is advisory on some filesystems; the data itself is already synced.
-        let _ = d.sync_all();
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     #[test]
     fn replaces_whole_file_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
@@ -34,5 +85,34 @@ mod tests {
         super::write(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A directory that does not exist is named in the error, not the temp file's random name.
+    #[test]
+    fn a_missing_directory_is_named() {
+        let e = super::write(std::path::Path::new("/nonexistent-dir/x.bin"), b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(text.starts_with("directory /nonexistent-dir: "), "{text}");
+        assert!(!text.contains(".echos-tmp-"), "{text}");
+    }
+
+    /// A streamed write abandoned part way leaves the old file and no temp file behind.
+    #[test]
+    fn an_uncommitted_stream_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        super::write(&p, b"old").unwrap();
+        let mut f = super::AtomicFile::create(&p).unwrap();
+        f.write_all(&[7; 100_000]).unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut f = super::AtomicFile::create(&p).unwrap();
+        for chunk in [&b"new "[..], b"in ", b"chunks"] {
+            f.write_all(chunk).unwrap();
+        }
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new in chunks");
     }
 }

@@ -78,11 +78,21 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, DataError> {
 pub fn to_string(a: &Array2) -> String {
     let mut out = String::new();
     for t in 0..a.rows() {
-        let line: Vec<String> = a.row(t).iter().map(|v| format!("{v:?}")).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        push_row(&mut out, a.row(t));
     }
     out
+}
+
+/// Appends one CSV line of `row` to `out` (the format of `to_string`, for streamed output).
+pub fn push_row(out: &mut String, row: &[f64]) {
+    use std::fmt::Write;
+    for (j, v) in row.iter().enumerate() {
+        if j > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{v:?}"); // writing to a String cannot fail
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Trained models on disk: safetensors tensors plus versioned JSON metadata (format name,
-//! format version, engine version, dtype, reservoir config, readout setup), written atomically.
+//! format version, engine version, dtype, reservoir config, readout setup, a CRC-32 of the
+//! tensor bytes), written atomically.
 //! The layout is documented in docs/model-format.md; change both together and bump
 //! `FORMAT_VERSION` when old readers would misread a new file.
 
@@ -16,7 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::training::{EsnModel, ReadoutSetup, TrainError};
 
 pub const FORMAT_NAME: &str = "echos-esn";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `tensors_crc32`; version 1 (the same layout without it) still loads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this reader loads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+/// Metadata key of the CRC-32 (IEEE, as zlib's `crc32`) of the bytes after the JSON header,
+/// as 8 lowercase hex digits.
+pub const CHECKSUM_KEY: &str = "tensors_crc32";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelFileError {
@@ -39,9 +46,17 @@ pub enum ModelFileError {
         found: String,
     },
     #[error(
-        "model {path} has format version {found}; this echos reads version {FORMAT_VERSION} only"
+        "model {path} has format version {found}; this echos reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
     )]
     Version { path: PathBuf, found: String },
+    #[error(
+        "model {path} is corrupt: its tensor data has CRC-32 {computed:08x}, but the file records {stored:08x} (damaged on disk or in transfer; use an intact copy or train again)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        stored: u32,
+        computed: u32,
+    },
     #[error("model {path}: metadata '{key}' is not valid: {reason}")]
     Metadata {
         path: PathBuf,
@@ -209,6 +224,9 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT_NAME.to_string());
     meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    // A placeholder of the final width: `canonical_header` writes the checksum once the tensor
+    // bytes are laid out, without changing the header's length.
+    meta.insert(CHECKSUM_KEY.to_string(), format!("{:08x}", 0));
     meta.insert(
         "engine_version".to_string(),
         env!("CARGO_PKG_VERSION").to_string(),
@@ -233,8 +251,9 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
 
 /// safetensors takes the metadata as a `HashMap`, whose iteration order changes from run to
 /// run; rewrite the JSON header with every object's keys sorted, so one model always gives the
-/// same bytes (the determinism contract covers saved models too). The rewritten header has the
-/// same length (same keys and values, compact either way) and keeps the space padding.
+/// same bytes (the determinism contract covers saved models too), and with the checksum of the
+/// tensor bytes in place of its placeholder. The rewritten header has the same length (same
+/// keys, values of the same width, compact either way) and keeps the space padding.
 fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, ModelFileError> {
     let fail = |why: String| ModelFileError::Serialize(format!("sorting the header: {why}"));
     let len: [u8; 8] = bytes
@@ -247,6 +266,14 @@ fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, ModelFileError> {
         .ok_or_else(|| fail("header runs past the end".into()))?;
     let mut value: serde_json::Value =
         serde_json::from_slice(header).map_err(|e| fail(e.to_string()))?;
+    let checksum = format!("{:08x}", crc32fast::hash(&bytes[8 + n..]));
+    match value
+        .get_mut("__metadata__")
+        .and_then(|m| m.get_mut(CHECKSUM_KEY))
+    {
+        Some(slot) => *slot = serde_json::Value::String(checksum),
+        None => return Err(fail("no checksum placeholder".into())),
+    }
     sort_keys(&mut value);
     let mut text = serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?;
     if text.len() > n {
@@ -294,11 +321,40 @@ pub fn save(path: &Path, model: &EsnModel) -> Result<(), ModelFileError> {
 
 /// Loads and validates a model file.
 pub fn load(path: &Path) -> Result<EsnModel, ModelFileError> {
+    load_with_integrity(path).map(|(model, _)| model)
+}
+
+/// What loading could check of a file's integrity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrity {
+    /// The tensor bytes match the file's CRC-32.
+    Verified,
+    /// A file of an older format version, written before files carried a checksum: loaded
+    /// without one (its structure is still validated).
+    Unchecked { format_version: u32 },
+}
+
+impl Integrity {
+    /// What a front end tells the user about an unchecked file, naming it.
+    pub fn warning(self, path: &Path) -> Option<String> {
+        match self {
+            Integrity::Verified => None,
+            Integrity::Unchecked { format_version } => Some(format!(
+                "model {} has format version {format_version}, written before model files carried a checksum: \
+                 damage to its weights cannot be detected (train again to get a checked version-{FORMAT_VERSION} file)",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Loads and validates a model file, and says whether its checksum was verified.
+pub fn load_with_integrity(path: &Path) -> Result<(EsnModel, Integrity), ModelFileError> {
     let bytes = std::fs::read(path).map_err(|source| ModelFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    from_bytes(&bytes, path)
+    from_bytes_with_integrity(&bytes, path)
 }
 
 struct Reader<'a> {
@@ -378,12 +434,21 @@ impl Reader<'_> {
 
 /// Parses model bytes; `path` only names the file in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError> {
+    from_bytes_with_integrity(bytes, path).map(|(model, _)| model)
+}
+
+/// Parses model bytes and says whether their checksum was verified; `path` only names the
+/// file in errors.
+pub fn from_bytes_with_integrity(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(EsnModel, Integrity), ModelFileError> {
     let p = || path.to_path_buf();
     let not_st = |e: safetensors::SafeTensorError| ModelFileError::NotSafetensors {
         path: p(),
         reason: e.to_string(),
     };
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_st)?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(not_st)?;
     let st = SafeTensors::deserialize(bytes).map_err(not_st)?;
     let empty = HashMap::new();
     let meta = header.metadata().as_ref().unwrap_or(&empty);
@@ -398,22 +463,54 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
             })
         }
     }
-    match get("format_version") {
-        Some(v) if v == FORMAT_VERSION.to_string() => {}
-        other => {
+    let version = match get("format_version").map(str::parse::<u32>) {
+        Some(Ok(v)) if (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v) => v,
+        _ => {
             return Err(ModelFileError::Version {
                 path: p(),
-                found: other.unwrap_or("missing").to_string(),
+                found: get("format_version").unwrap_or("missing").to_string(),
             })
         }
-    }
+    };
+    // Before anything is read from the tensors: a damaged file is reported as damaged, not as
+    // whatever its damaged weights would make of it.
+    let integrity = if version >= 2 {
+        let stored = get(CHECKSUM_KEY)
+            .filter(|s| s.len() == 8)
+            .and_then(|s| u32::from_str_radix(s, 16).ok())
+            .ok_or_else(|| ModelFileError::Metadata {
+                path: p(),
+                key: CHECKSUM_KEY,
+                reason: format!(
+                    "{}; a version-{version} file records 8 hex digits",
+                    get(CHECKSUM_KEY).map_or("missing".into(), |s| format!("\"{s}\""))
+                ),
+            })?;
+        // read_metadata checked that the header lies inside `bytes`.
+        let computed = crc32fast::hash(bytes.get(8 + header_len..).unwrap_or_default());
+        if computed != stored {
+            return Err(ModelFileError::Corrupt {
+                path: p(),
+                stored,
+                computed,
+            });
+        }
+        Integrity::Verified
+    } else {
+        Integrity::Unchecked {
+            format_version: version,
+        }
+    };
     match get("dtype") {
         Some("f64") => {}
         other => {
             return Err(ModelFileError::Metadata {
                 path: p(),
                 key: "dtype",
-                reason: format!("{other:?}; this version stores f64 only"),
+                reason: format!(
+                    "{}; this version stores f64 only",
+                    other.map_or("missing".into(), |s| format!("\"{s}\""))
+                ),
             })
         }
     }
@@ -457,7 +554,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
                 Csr::new(n, n, indptr, indices, values).map_err(|e| ModelFileError::Metadata {
                     path: p(),
                     key: "reservoir",
-                    reason: format!("the CSR matrix W is inconsistent: {e:?}"),
+                    reason: format!("the CSR matrix W is inconsistent: {e}"),
                 })?;
             ReservoirMatrix::Csr(csr)
         }
@@ -541,8 +638,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<EsnModel, ModelFileError>
         path: p(),
         source: TrainError::Step(e),
     })?;
-    EsnModel::from_parts(esn, readout, setup, last_output, last_input)
-        .map_err(|source| ModelFileError::Model { path: p(), source })
+    let model = EsnModel::from_parts(esn, readout, setup, last_output, last_input)
+        .map_err(|source| ModelFileError::Model { path: p(), source })?;
+    Ok((model, integrity))
 }
 
 #[cfg(test)]
@@ -752,7 +850,7 @@ mod tests {
 
         let other = patch_header(
             &bytes,
-            "\"format_version\":\"1\"",
+            "\"format_version\":\"2\"",
             "\"format_version\":\"7\"",
         );
         let e = from_bytes(&other, p).unwrap_err();
@@ -760,7 +858,7 @@ mod tests {
             matches!(e, ModelFileError::Version { ref found, .. } if found == "7"),
             "{e}"
         );
-        assert!(e.to_string().contains("version 1"));
+        assert!(e.to_string().contains("versions 1 to 2"), "{e}");
         let foreign = patch_header(
             &bytes,
             "\"format\":\"echos-esn\"",
@@ -775,6 +873,157 @@ mod tests {
             from_bytes(&f32s, p),
             Err(ModelFileError::Metadata { key: "dtype", .. })
         ));
+    }
+
+    fn header_len(bytes: &[u8]) -> usize {
+        u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+    }
+
+    /// The byte range of tensor `name` in the file, from its header entry.
+    fn tensor_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+        let n = header_len(bytes);
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let at = |i: usize| 8 + n + header[name]["data_offsets"][i].as_u64().unwrap() as usize;
+        at(0)..at(1)
+    }
+
+    /// The file with its stored checksum recomputed for its (edited) tensor bytes: what a tool
+    /// that writes a wrong value but checksums it correctly would produce.
+    fn reseal(bytes: &[u8]) -> Vec<u8> {
+        let n = header_len(bytes);
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let key = format!("\"{CHECKSUM_KEY}\":\"");
+        let at = 8 + header.find(&key).unwrap() + key.len();
+        let mut out = bytes.to_vec();
+        let crc = format!("{:08x}", crc32fast::hash(&bytes[8 + n..]));
+        out[at..at + 8].copy_from_slice(crc.as_bytes());
+        out
+    }
+
+    /// The file with its metadata map edited (the header may change length).
+    fn edit_metadata(
+        bytes: &[u8],
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Vec<u8> {
+        let n = header_len(bytes);
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        edit(header["__metadata__"].as_object_mut().unwrap());
+        let text = serde_json::to_vec(&header).unwrap();
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&text);
+        out.extend_from_slice(&bytes[8 + n..]);
+        out
+    }
+
+    /// One flipped byte anywhere in the tensors (here the sign/exponent byte of a readout
+    /// weight) is a typed `Corrupt` error naming the file; before the checksum such a file
+    /// loaded silently and predicted something else (shown by resealing it).
+    #[test]
+    fn a_flipped_tensor_byte_is_a_corrupt_file_naming_it() {
+        let (model, test) = narma_model(Topology::Random, 200, true);
+        let bytes = to_bytes(&model).unwrap();
+        let p = Path::new("flipped.safetensors");
+        assert_eq!(
+            from_bytes_with_integrity(&bytes, p).unwrap().1,
+            Integrity::Verified
+        );
+        let r = tensor_range(&bytes, "readout");
+        let mut flipped = bytes.clone();
+        flipped[r.start + 8 * 5 + 7] ^= 0x01;
+        let e = from_bytes(&flipped, p).unwrap_err();
+        assert!(
+            matches!(e, ModelFileError::Corrupt { stored, computed, .. } if stored != computed),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("model flipped.safetensors is corrupt"),
+            "{e}"
+        );
+        let mut unchecked = from_bytes(&reseal(&flipped), p).unwrap();
+        assert_ne!(
+            bits(&unchecked.run(&test).unwrap()),
+            bits(&model.clone().run(&test).unwrap())
+        );
+        // Every tensor is covered, not only the readout.
+        for name in [
+            "w.indptr",
+            "w.indices",
+            "w.values",
+            "w_in",
+            "bias",
+            "state",
+            "last_output",
+            "last_input",
+        ] {
+            let mut flipped = bytes.clone();
+            flipped[tensor_range(&bytes, name).start] ^= 0x10;
+            let e = from_bytes(&flipped, p).unwrap_err();
+            assert!(matches!(e, ModelFileError::Corrupt { .. }), "{name}: {e}");
+        }
+    }
+
+    /// Version-1 files (no checksum) load, flagged unchecked with a warning naming the file; a
+    /// version-2 file without a well-formed checksum is refused.
+    #[test]
+    fn version_1_files_load_unchecked_and_version_2_needs_its_checksum() {
+        let (model, test) = narma_model(Topology::Random, 30, false);
+        let bytes = to_bytes(&model).unwrap();
+        let p = Path::new("old.safetensors");
+        let v1 = edit_metadata(&bytes, |m| {
+            m.remove(CHECKSUM_KEY);
+            m.insert("format_version".into(), "1".into());
+        });
+        let (mut loaded, integrity) = from_bytes_with_integrity(&v1, p).unwrap();
+        assert_eq!(integrity, Integrity::Unchecked { format_version: 1 });
+        let warning = integrity.warning(p).unwrap();
+        assert!(
+            warning.contains("old.safetensors") && warning.contains("checksum"),
+            "{warning}"
+        );
+        assert_eq!(Integrity::Verified.warning(p), None);
+        assert_eq!(
+            bits(&loaded.run(&test).unwrap()),
+            bits(&model.clone().run(&test).unwrap())
+        );
+        let missing = edit_metadata(&bytes, |m| {
+            m.remove(CHECKSUM_KEY);
+        });
+        let e = from_bytes(&missing, p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelFileError::Metadata {
+                    key: CHECKSUM_KEY,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("missing"), "{e}");
+        let garbled = edit_metadata(&bytes, |m| {
+            m.insert(CHECKSUM_KEY.into(), "12zz".into());
+        });
+        let e = from_bytes(&garbled, p).unwrap_err();
+        assert!(e.to_string().contains("\"12zz\""), "{e}");
+    }
+
+    /// A column index out of range (in a file whose checksum fits, so the matrix check is what
+    /// finds it) is a sentence, not Rust debug text.
+    #[test]
+    fn a_bad_column_index_is_reported_in_words() {
+        let (model, _) = narma_model(Topology::Random, 200, false);
+        let bytes = to_bytes(&model).unwrap();
+        let r = tensor_range(&bytes, "w.indices");
+        let mut bad = bytes.clone();
+        bad[r.start..r.start + 8].copy_from_slice(&999i64.to_le_bytes());
+        let e = from_bytes(&reseal(&bad), Path::new("m.safetensors")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("CSR column index 999 in row 0 is out of range"),
+            "{text}"
+        );
+        assert!(!text.contains("BadColumnIndex"), "{text}");
     }
 
     #[test]

@@ -80,6 +80,12 @@ impl std::str::FromStr for TaskName {
     }
 }
 
+/// The largest reservoir a task or `echos esn train` builds: the readout's XᵀX alone holds
+/// units² f64 (3.2 GB at 20,000), and a larger reservoir trains for many minutes.
+pub const MAX_UNITS: usize = 20_000;
+/// `MAX_UNITS` in words, for the error (checked against it by a test).
+const UNITS_RANGE: &str = "between 1 and 20000";
+
 /// What a caller may change about a task; everything else is the task's documented setup.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TaskOptions {
@@ -211,10 +217,10 @@ pub fn run(
         });
     }
     if let Some(u) = opts.units {
-        if u == 0 || u > 20_000 {
+        if u == 0 || u > MAX_UNITS {
             return Err(TaskError::Option {
                 name: "units",
-                requirement: "between 1 and 20000",
+                requirement: UNITS_RANGE,
                 value: u as f64,
             });
         }
@@ -702,5 +708,27 @@ impl SantaFeSetup {
             metrics::nrmse(pred.data(), &z[n_fit + 1..=n_fit + self.test])
                 .map_err(TrainError::from)?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound in the message is the bound checked.
+    #[test]
+    fn units_are_capped_at_max_units_and_the_message_names_it() {
+        let opts = |units| TaskOptions {
+            units: Some(units),
+            runs: Some(1),
+            ..TaskOptions::default()
+        };
+        let e = run(TaskName::Narma10, &opts(MAX_UNITS + 1), &mut |_| {}).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("between 1 and {MAX_UNITS}")),
+            "{e}"
+        );
+        assert!(UNITS_RANGE.ends_with(&format!(" {MAX_UNITS}")));
     }
 }

@@ -32,8 +32,6 @@ pub mod block_bf16;
 pub mod cpu;
 #[allow(unsafe_code)] // the lanes-of-8 SIMD matvecs
 pub mod engine;
-#[allow(unsafe_code)] // bandwidth and gather probes
-pub mod limits;
 pub mod quant;
 pub mod reservoir;
 pub mod scalar;
@@ -389,6 +387,33 @@ pub struct Kernel {
     variant: Variant,
 }
 
+/// Runs the body of the held kernel's variant: the portable body for `Scalar` (and on targets
+/// without SSE2, where the SIMD bodies are not built), else the `#[target_feature]` body. The
+/// one place the variants are matched, so the soundness argument is written once.
+macro_rules! by_variant {
+    ($kernel:expr, scalar: $s:expr, avx2: $a2:expr, avx512: $a5:expr $(,)?) => {
+        match $kernel.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: a `Kernel` exists only for a variant `is_supported` confirmed, so this
+            // CPU and OS run AVX2 + FMA.
+            Variant::Avx2Fma => unsafe { $a2 },
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: as above, for AVX-512F.
+            Variant::Avx512 => unsafe { $a5 },
+            _ => $s,
+        }
+    };
+    ($kernel:expr, scalar: $s:expr, avx512: $a5:expr $(,)?) => {
+        match $kernel.variant {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            // SAFETY: a `Kernel` exists only for a variant `is_supported` confirmed, so this
+            // CPU and OS run AVX-512F.
+            Variant::Avx512 => unsafe { $a5 },
+            _ => $s,
+        }
+    };
+}
+
 // Dispatch: each arm calls a `#[target_feature]` body that the held `Kernel` proves runnable.
 #[allow(unsafe_code)]
 impl Kernel {
@@ -431,33 +456,12 @@ impl Kernel {
     pub fn csr_matvec(self, a: CsrRef<'_>, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
         check_len("x", a.cols, x.len())?;
         check_len("y", a.rows, y.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::csr_matvec(a, x, y),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::csr_matvec(a, x, y) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::csr_matvec(a, x, y) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::csr_matvec(a, x, y),
-        }
+        by_variant!(self,
+            scalar: scalar::csr_matvec(a, x, y),
+            avx2: avx2::csr_matvec(a, x, y),
+            avx512: avx512::csr_matvec(a, x, y),
+        );
         Ok(())
-    }
-
-    /// Sum of `data` (fixed order per variant); used to measure read bandwidth of a working set.
-    pub fn read_sum(self, data: &[f32]) -> f32 {
-        match self.variant {
-            Variant::Scalar => scalar::read_sum(data),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::read_sum(data) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::read_sum(data) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::read_sum(data),
-        }
     }
 
     /// y = A·x for a row-major dense matrix.
@@ -469,17 +473,11 @@ impl Kernel {
     ) -> Result<(), KernelError> {
         check_len("x", a.cols, x.len())?;
         check_len("y", a.rows, y.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::dense_matvec(a, x, y),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::dense_matvec(a, x, y) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::dense_matvec(a, x, y) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::dense_matvec(a, x, y),
-        }
+        by_variant!(self,
+            scalar: scalar::dense_matvec(a, x, y),
+            avx2: avx2::dense_matvec(a, x, y),
+            avx512: avx512::dense_matvec(a, x, y),
+        );
         Ok(())
     }
 
@@ -507,17 +505,11 @@ impl Kernel {
             });
         }
         check_len("x_next (row range)", rows.len(), x_next.len())?;
-        match self.variant {
-            Variant::Scalar => scalar::leaky_step_rows(w, p, rows, u, x, x_next),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::leaky_step_rows(w, p, rows, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::leaky_step_rows(w, p, rows, u, x, x_next) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::leaky_step_rows(w, p, rows, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: scalar::leaky_step_rows(w, p, rows, u, x, x_next),
+            avx2: avx2::leaky_step_rows(w, p, rows, u, x, x_next),
+            avx512: avx512::leaky_step_rows(w, p, rows, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -538,15 +530,11 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { sell::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next) },
-            _ => sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: sell::leaky_step_scalar(m, leak_rate, u, x, x_next),
+            avx2: sell::simd::leaky_step_avx2(m, leak_rate, u, x, x_next),
+            avx512: sell::simd::leaky_step_avx512(m, leak_rate, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -566,17 +554,11 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next)
-            },
-            _ => block::leaky_step_scalar(m, leak_rate, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: block::leaky_step_scalar(m, leak_rate, u, x, x_next),
+            avx2: block::simd::leaky_step_avx2(m, leak_rate, u, x, x_next),
+            avx512: block::simd::leaky_step_avx512(m, leak_rate, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -605,14 +587,10 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next)
-            },
-            _ => block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: block::leaky_step_batch_scalar(m, leak_rate, batch, u, x, x_next),
+            avx512: block::simd::leaky_step_batch_avx512(m, leak_rate, batch, u, x, x_next),
+        );
         Ok(())
     }
 
@@ -645,14 +623,10 @@ impl Kernel {
         if !(leak_rate > 0.0 && leak_rate <= 1.0) {
             return Err(KernelError::LeakRate);
         }
-        match self.variant {
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                sell::simd::leaky_step_slots_avx512(m, leak_rate, u, x, slices, out)
-            },
-            _ => sell::leaky_step_slots_scalar(m, leak_rate, u, x, slices, out),
-        }
+        by_variant!(self,
+            scalar: sell::leaky_step_slots_scalar(m, leak_rate, u, x, slices, out),
+            avx512: sell::simd::leaky_step_slots_avx512(m, leak_rate, u, x, slices, out),
+        );
         Ok(())
     }
 
@@ -704,21 +678,11 @@ impl Kernel {
             rows.len() * batch,
             x_next.len(),
         )?;
-        match self.variant {
-            Variant::Scalar => scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe {
-                avx2::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next)
-            },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe {
-                avx512::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next)
-            },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
-        }
+        by_variant!(self,
+            scalar: scalar::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+            avx2: avx2::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+            avx512: avx512::leaky_step_batch_rows(w, p, batch, rows, u, x, x_next),
+        );
         Ok(())
     }
 }

@@ -5,8 +5,9 @@
 //! Input weights and bias stay f32 (N·(inputs + 1) values, small next to W). Column indices
 //! are u16, so these formats hold reservoirs of up to 65,536 units.
 
-use super::reservoir::{FusedReservoir, OwnedWeights};
+use super::reservoir::FusedReservoir;
 use super::scalar::{input_and_bias, leak};
+use super::WeightsRef;
 use super::{check_len, KernelError};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -117,26 +118,28 @@ impl<W: QuantLevel, S: QuantLevel> QuantReservoir<W, S> {
             .zip(hi)
             .map(|(a, b)| 0.5 * (b - a) / S::QMAX as f32)
             .collect();
-        let (indptr, indices_u32, values_f32): (Vec<u32>, Vec<u32>, Vec<f32>) = match r.weights() {
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            } => (indptr.clone(), indices.clone(), values.clone()),
-            OwnedWeights::Dense(d) => {
-                let (mut ip, mut ix, mut vs) = (vec![0u32], Vec::new(), Vec::new());
-                for row in d.chunks_exact(n) {
-                    for (c, &v) in row.iter().enumerate() {
-                        if v != 0.0 {
-                            ix.push(c as u32);
-                            vs.push(v);
+        let (indptr, indices_u32, values_f32): (Vec<u32>, Vec<u32>, Vec<f32>) =
+            match r.weights_ref() {
+                WeightsRef::Csr(c) => (
+                    c.indptr().to_vec(),
+                    c.indices().to_vec(),
+                    c.values().to_vec(),
+                ),
+                WeightsRef::Dense(d) => {
+                    let d = d.data();
+                    let (mut ip, mut ix, mut vs) = (vec![0u32], Vec::new(), Vec::new());
+                    for row in d.chunks_exact(n) {
+                        for (c, &v) in row.iter().enumerate() {
+                            if v != 0.0 {
+                                ix.push(c as u32);
+                                vs.push(v);
+                            }
                         }
+                        ip.push(ix.len() as u32);
                     }
-                    ip.push(ix.len() as u32);
+                    (ip, ix, vs)
                 }
-                (ip, ix, vs)
-            }
-        };
+            };
         let mut values = Vec::with_capacity(values_f32.len());
         let mut row_scale = vec![1.0f32; n];
         let mut row_const = vec![0.0f32; n];
@@ -314,6 +317,7 @@ pub fn calibrate_state_ranges(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::reservoir::OwnedWeights;
     use crate::kernels::Kernel;
 
     fn reservoir() -> FusedReservoir {

@@ -23,20 +23,36 @@ pub enum OwnedWeights {
     Dense(Vec<f32>),
 }
 
+/// Validated CSR arrays (rows + 1 pointers, column indices below `units`, values).
+#[derive(Clone, Debug)]
+struct Csr32 {
+    indptr: Vec<u32>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+/// The recurrent weights in the layouts the step and batch kernels read: one variant per kind
+/// of reservoir, so no combination that never occurs can be built.
+#[derive(Clone, Debug)]
+enum Layout {
+    /// Row-major dense W.
+    Dense(Vec<f32>),
+    /// Sparse W: CSR (scalar step, batches, quantization) and its SELL-16 form (SIMD step).
+    Sparse { csr: Csr32, sell: SellLeaky },
+    /// Block-sparse W: the block tiles (every variant's step) and the CSR of the same rows
+    /// (batches, quantization).
+    Block { block: BlockLeaky, csr: Csr32 },
+}
+
 /// x' = (1−a)·x + a·tanh(W·x + W_in·u + b) with everything owned and checked.
 #[derive(Clone, Debug)]
 pub struct FusedReservoir {
     units: usize,
     inputs: usize,
-    weights: OwnedWeights,
+    layout: Layout,
     w_in: Vec<f32>,
     bias: Vec<f32>,
     leak_rate: f32,
-    /// The CSR weights rearranged for the SIMD single-sequence step (sparse reservoirs only).
-    sell: Option<SellLeaky>,
-    /// The block-sparse layout, for reservoirs made by [`FusedReservoir::new_block`]: then
-    /// every variant steps on it, and `weights` is its CSR form for the other paths.
-    block: Option<BlockLeaky>,
     state: Vec<f32>,
     next: Vec<f32>,
 }
@@ -52,53 +68,44 @@ impl FusedReservoir {
         leak_rate: f32,
     ) -> Result<Self, KernelError> {
         check_dim("units", units)?;
-        match &weights {
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            } => {
-                CsrRef::new(units, units, indptr, indices, values)?;
-            }
-            OwnedWeights::Dense(d) => {
-                DenseRef::new(units, units, d)?;
-            }
-        }
+        check_len(
+            "w_in",
+            checked_size("units × inputs", units, inputs)?,
+            w_in.len(),
+        )?;
         let p = LeakyUpdate {
             w_in: &w_in,
             inputs,
             bias: &bias,
             leak_rate,
         };
-        check_len(
-            "w_in",
-            checked_size("units × inputs", units, inputs)?,
-            w_in.len(),
-        )?;
         p.check(units)?;
-        let sell = match &weights {
+        let layout = match weights {
             OwnedWeights::Csr {
                 indptr,
                 indices,
                 values,
-            } => Some(SellLeaky::new(
-                CsrRef {
-                    rows: units,
-                    cols: units,
-                    indptr,
-                    indices,
-                    values,
-                },
-                p,
-            )?),
-            OwnedWeights::Dense(_) => None,
+            } => {
+                let view = CsrRef::new(units, units, &indptr, &indices, &values)?;
+                let sell = SellLeaky::new(view, p)?;
+                Layout::Sparse {
+                    csr: Csr32 {
+                        indptr,
+                        indices,
+                        values,
+                    },
+                    sell,
+                }
+            }
+            OwnedWeights::Dense(d) => {
+                DenseRef::new(units, units, &d)?;
+                Layout::Dense(d)
+            }
         };
         Ok(FusedReservoir {
-            sell,
-            block: None,
             units,
             inputs,
-            weights,
+            layout,
             w_in,
             bias,
             leak_rate,
@@ -134,8 +141,8 @@ impl FusedReservoir {
             bias: &bias,
             leak_rate,
         };
+        // Checks shape and indices first, so the CSR form below is built from valid weights.
         let block = BlockLeaky::new(units, size, per_group, indices, values, p)?;
-        let mut indptr = Vec::with_capacity(units + 1);
         let nnz = checked_size("units × columns per group", units, per_group)?;
         if nnz > u32::MAX as usize {
             return Err(KernelError::Dimension {
@@ -143,25 +150,19 @@ impl FusedReservoir {
                 value: nnz,
             });
         }
-        let (mut csr_idx, mut csr_val) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
-        indptr.push(0u32);
-        for i in 0..units {
-            let (g, r) = (i / size, i % size);
-            for c in 0..per_group {
-                csr_idx.push(indices[g * per_group + c]);
-                csr_val.push(values[(g * per_group + c) * size + r]);
-            }
-            indptr.push(csr_idx.len() as u32);
-        }
+        // The one block-to-CSR conversion.
+        let (indptr, csr_indices, csr_values) =
+            super::block::block_to_csr(units, size, per_group, indices, values);
         Ok(FusedReservoir {
-            sell: None,
-            block: Some(block),
             units,
             inputs,
-            weights: OwnedWeights::Csr {
-                indptr,
-                indices: csr_idx,
-                values: csr_val,
+            layout: Layout::Block {
+                block,
+                csr: Csr32 {
+                    indptr,
+                    indices: csr_indices,
+                    values: csr_values,
+                },
             },
             w_in,
             bias,
@@ -173,7 +174,10 @@ impl FusedReservoir {
 
     /// The block-sparse layout (reservoirs from [`FusedReservoir::new_block`] only).
     pub fn block(&self) -> Option<&BlockLeaky> {
-        self.block.as_ref()
+        match &self.layout {
+            Layout::Block { block, .. } => Some(block),
+            _ => None,
+        }
     }
 
     /// Number of reservoir units.
@@ -198,28 +202,21 @@ impl FusedReservoir {
     pub fn reset(&mut self) {
         self.state.fill(0.0);
     }
-    /// The owned weights.
-    pub fn weights(&self) -> &OwnedWeights {
-        &self.weights
-    }
-
-    /// The recurrent weights as a kernel view (already validated in `new`).
+    /// The recurrent weights as a kernel view (validated at construction): CSR for sparse
+    /// and block reservoirs, dense otherwise.
     pub fn weights_ref(&self) -> WeightsRef<'_> {
-        match &self.weights {
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            } => WeightsRef::Csr(CsrRef {
-                rows: self.units,
-                cols: self.units,
-                indptr,
-                indices,
-                values,
+        let units = self.units;
+        match &self.layout {
+            Layout::Sparse { csr, .. } | Layout::Block { csr, .. } => WeightsRef::Csr(CsrRef {
+                rows: units,
+                cols: units,
+                indptr: &csr.indptr,
+                indices: &csr.indices,
+                values: &csr.values,
             }),
-            OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
-                rows: self.units,
-                cols: self.units,
+            Layout::Dense(d) => WeightsRef::Dense(DenseRef {
+                rows: units,
+                cols: units,
                 data: d,
             }),
         }
@@ -227,7 +224,10 @@ impl FusedReservoir {
 
     /// The SELL-16 form of the weights (sparse reservoirs only).
     pub fn sell(&self) -> Option<&SellLeaky> {
-        self.sell.as_ref()
+        match &self.layout {
+            Layout::Sparse { sell, .. } => Some(sell),
+            _ => None,
+        }
     }
 
     /// Leak rate a.
@@ -255,13 +255,11 @@ impl FusedReservoir {
 
     /// Bytes of weights (recurrent, input, bias) plus state read per step.
     pub fn bytes_per_step(&self) -> usize {
-        let w = match &self.weights {
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            } => indptr.len() * 4 + indices.len() * 4 + values.len() * 4,
-            OwnedWeights::Dense(d) => d.len() * 4,
+        let w = match &self.layout {
+            Layout::Sparse { csr, .. } | Layout::Block { csr, .. } => {
+                (csr.indptr.len() + csr.indices.len() + csr.values.len()) * 4
+            }
+            Layout::Dense(d) => d.len() * 4,
         };
         w + (self.w_in.len() + self.bias.len() + self.units) * 4
     }
@@ -271,78 +269,77 @@ impl FusedReservoir {
     pub fn bytes(&self) -> usize {
         self.bytes_per_step()
             + self.units * 4
-            + self.sell.as_ref().map_or(0, SellLeaky::bytes)
-            + self.block.as_ref().map_or(0, BlockLeaky::bytes)
+            + match &self.layout {
+                Layout::Sparse { sell, .. } => sell.bytes(),
+                Layout::Block { block, .. } => block.bytes(),
+                Layout::Dense(_) => 0,
+            }
     }
 
     /// Bytes the single-sequence step of `kernel` reads: the block layout for block-sparse
     /// reservoirs (every variant), the SELL arrays for SIMD variants on sparse weights, else the
     /// CSR/dense weights, input weights and bias; plus the state.
     pub fn bytes_read_per_step(&self, kernel: Kernel) -> usize {
-        if let Some(b) = &self.block {
-            return b.bytes() + self.units * 4;
-        }
-        match &self.sell {
-            Some(m) if kernel.variant() != Variant::Scalar => m.bytes() + self.units * 4,
+        match &self.layout {
+            Layout::Block { block, .. } => block.bytes() + self.units * 4,
+            Layout::Sparse { sell, .. } if kernel.variant() != Variant::Scalar => {
+                sell.bytes() + self.units * 4
+            }
             _ => self.bytes_per_step(),
         }
     }
 
     /// Which step code runs for `kernel`: e.g. `avx512-sell16`, `scalar-csr`, `avx2-dense`.
     pub fn step_kernel_name(&self, kernel: Kernel) -> &'static str {
-        if self.block.is_some() {
-            return match kernel.variant() {
-                Variant::Scalar => "scalar-block",
-                Variant::Avx2Fma => "avx2-block",
-                Variant::Avx512 => "avx512-block",
-            };
-        }
-        match (kernel.variant(), &self.weights) {
-            (Variant::Scalar, OwnedWeights::Csr { .. }) => "scalar-csr",
-            (Variant::Scalar, OwnedWeights::Dense(_)) => "scalar-dense",
-            (Variant::Avx2Fma, OwnedWeights::Csr { .. }) => "avx2-sell16",
-            (Variant::Avx2Fma, OwnedWeights::Dense(_)) => "avx2-dense",
-            (Variant::Avx512, OwnedWeights::Csr { .. }) => "avx512-sell16",
-            (Variant::Avx512, OwnedWeights::Dense(_)) => "avx512-dense",
+        match (&self.layout, kernel.variant()) {
+            (Layout::Block { .. }, Variant::Scalar) => "scalar-block",
+            (Layout::Block { .. }, Variant::Avx2Fma) => "avx2-block",
+            (Layout::Block { .. }, Variant::Avx512) => "avx512-block",
+            (Layout::Sparse { .. }, Variant::Scalar) => "scalar-csr",
+            (Layout::Sparse { .. }, Variant::Avx2Fma) => "avx2-sell16",
+            (Layout::Sparse { .. }, Variant::Avx512) => "avx512-sell16",
+            (Layout::Dense(_), Variant::Scalar) => "scalar-dense",
+            (Layout::Dense(_), Variant::Avx2Fma) => "avx2-dense",
+            (Layout::Dense(_), Variant::Avx512) => "avx512-dense",
         }
     }
 
     /// One step with input `u`; returns the new state. Allocates nothing.
     pub fn step(&mut self, kernel: Kernel, u: &[f32]) -> Result<&[f32], KernelError> {
         let units = self.units;
-        // Split borrows: the view borrows weights, the buffers are separate fields.
-        let w = match &self.weights {
-            OwnedWeights::Csr {
-                indptr,
-                indices,
-                values,
-            } => WeightsRef::Csr(CsrRef {
-                rows: units,
-                cols: units,
-                indptr,
-                indices,
-                values,
-            }),
-            OwnedWeights::Dense(d) => WeightsRef::Dense(DenseRef {
-                rows: units,
-                cols: units,
-                data: d,
-            }),
-        };
-        let p = LeakyUpdate {
-            w_in: &self.w_in,
-            inputs: self.inputs,
-            bias: &self.bias,
-            leak_rate: self.leak_rate,
-        };
-        match (&self.block, &self.sell) {
-            (Some(b), _) => {
-                kernel.block_leaky_step(b, self.leak_rate, u, &self.state, &mut self.next)?
+        let a = self.leak_rate;
+        match &self.layout {
+            Layout::Block { block, .. } => {
+                kernel.block_leaky_step(block, a, u, &self.state, &mut self.next)?
             }
-            (None, Some(m)) if kernel.variant() != Variant::Scalar => {
-                kernel.sell_leaky_step(m, self.leak_rate, u, &self.state, &mut self.next)?
+            Layout::Sparse { sell, .. } if kernel.variant() != Variant::Scalar => {
+                kernel.sell_leaky_step(sell, a, u, &self.state, &mut self.next)?
             }
-            _ => kernel.leaky_step(w, p, u, &self.state, &mut self.next)?,
+            layout => {
+                let w = match layout {
+                    Layout::Dense(d) => WeightsRef::Dense(DenseRef {
+                        rows: units,
+                        cols: units,
+                        data: d,
+                    }),
+                    Layout::Sparse { csr, .. } | Layout::Block { csr, .. } => {
+                        WeightsRef::Csr(CsrRef {
+                            rows: units,
+                            cols: units,
+                            indptr: &csr.indptr,
+                            indices: &csr.indices,
+                            values: &csr.values,
+                        })
+                    }
+                };
+                let p = LeakyUpdate {
+                    w_in: &self.w_in,
+                    inputs: self.inputs,
+                    bias: &self.bias,
+                    leak_rate: a,
+                };
+                kernel.leaky_step(w, p, u, &self.state, &mut self.next)?
+            }
         }
         core::mem::swap(&mut self.state, &mut self.next);
         Ok(&self.state)
