@@ -6,6 +6,7 @@
 
 mod esn;
 mod esn_bench;
+mod events;
 mod output;
 mod progress;
 mod rwkv;
@@ -31,6 +32,9 @@ enum Command {
     /// RWKV language models: generate text, logits for token files, benchmarks.
     #[command(subcommand)]
     Rwkv(rwkv::RwkvCommand),
+    /// Event-camera recordings: info, format conversion, encoding into reservoir input.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Esn(cmd) => esn::run(cmd),
         Command::Rwkv(cmd) => rwkv::run(cmd),
+        Command::Events(cmd) => events::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -206,6 +206,9 @@ pub struct EventReader {
     eof: bool,
     /// CSV: the final newline fed once at the end of the file.
     fed_newline: bool,
+    /// The last decode call stopped on a full output buffer (so at the end of the file the
+    /// decoder is called once more, with no input, before `finish`).
+    output_full: bool,
     finished: Option<Stats>,
     chunk_events: usize,
     trigger_buf: Vec<TriggerEvent>,
@@ -351,6 +354,7 @@ pub fn open(path: &Path) -> Result<EventReader, EventsError> {
         read_pos,
         eof: read_pos >= file_len,
         fed_newline: false,
+        output_full: false,
         finished: None,
         chunk_events: DEFAULT_CHUNK_EVENTS,
         trigger_buf: vec![TriggerEvent::default(); 1024],
@@ -487,6 +491,15 @@ impl EventReader {
             let at_end = self.eof && self.start == self.end;
             // CSV: one newline after the last byte, so a last row without one is a row
             let csv_tail = at_end && matches!(self.decoder, Decoder::Csv(_)) && !self.fed_newline;
+            if at_end && !csv_tail && !self.output_full {
+                let s = self
+                    .decoder
+                    .get()
+                    .finish()
+                    .map_err(|e| self.decode_error(e))?;
+                self.finished = Some(s);
+                break;
+            }
             let input: &[u8] = if csv_tail {
                 b"\n"
             } else if at_end {
@@ -499,6 +512,7 @@ impl EventReader {
                 .get()
                 .decode(input, &mut out[filled..], &mut self.trigger_buf);
             let p = r.map_err(|e| self.decode_error(e))?;
+            self.output_full = p.output_full;
             filled += p.events;
             self.triggers
                 .extend_from_slice(&self.trigger_buf[..p.triggers]);
@@ -506,13 +520,6 @@ impl EventReader {
                 self.fed_newline = p.consumed == 1;
             } else if !at_end {
                 self.start += p.consumed;
-            } else if !p.output_full {
-                let s = self
-                    .decoder
-                    .get()
-                    .finish()
-                    .map_err(|e| self.decode_error(e))?;
-                self.finished = Some(s);
             }
         }
         Ok(filled)
