@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use echos_core::events::DvsEvent;
 use echos_host::events::bins::{self, BinSpec, Representation};
-use echos_host::events::{self, EventReader, EventWriter, OutputKind, RawEncoding, WriteOptions};
+use echos_host::events::{
+    self, summary, EventReader, EventWriter, OutputKind, RawEncoding, Summary, WriteOptions,
+};
 use echos_host::{write_array, Array2};
 
 use crate::{output, progress};
@@ -99,42 +101,12 @@ pub fn run(cmd: EventsCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Event counts and rates over a stream, one chunk at a time.
-#[derive(Default)]
-struct Tally {
-    events: u64,
-    on: u64,
-    first: Option<u64>,
-    last: u64,
-    max_x: u16,
-    max_y: u16,
-    /// Index of the current 1 ms bin (from the first event) and its count.
-    bin: u64,
-    in_bin: u64,
-    peak: u64,
-}
-
-impl Tally {
-    fn add(&mut self, events: &[DvsEvent]) {
-        for e in events {
-            let t0 = *self.first.get_or_insert(e.t);
-            self.events += 1;
-            self.on += e.p as u64;
-            self.last = e.t;
-            self.max_x = self.max_x.max(e.x);
-            self.max_y = self.max_y.max(e.y);
-            let b = e.t.saturating_sub(t0) / 1000;
-            if b != self.bin {
-                self.peak = self.peak.max(self.in_bin);
-                self.bin = b;
-                self.in_bin = 0;
-            }
-            self.in_bin += 1;
-        }
-    }
-
-    fn peak(&self) -> u64 {
-        self.peak.max(self.in_bin)
+/// A progress bar for files big enough to need one (64 MiB and more).
+fn bar_for(reader: &EventReader, message: &str) -> indicatif::ProgressBar {
+    if reader.file_len() > 64 << 20 {
+        progress::bar(reader.file_len(), message)
+    } else {
+        indicatif::ProgressBar::hidden()
     }
 }
 
@@ -144,12 +116,7 @@ fn scan(
     mut each: impl FnMut(&[DvsEvent], &mut EventReader) -> anyhow::Result<()>,
     message: &str,
 ) -> anyhow::Result<()> {
-    let big = reader.file_len() > 64 << 20;
-    let bar = if big {
-        progress::bar(reader.file_len(), message)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = bar_for(reader, message);
     let mut buf = Vec::new();
     while reader.next_chunk(&mut buf)? > 0 {
         each(&buf, reader)?;
@@ -160,28 +127,16 @@ fn scan(
 }
 
 fn info(a: InfoArgs) -> anyhow::Result<()> {
-    let mut r = events::open(&a.file)?.with_chunk_events(1 << 18);
-    let header = r.info().clone();
-    let mut tally = Tally::default();
-    let mut triggers = 0u64;
-    scan(
-        &mut r,
-        |chunk, r| {
-            tally.add(chunk);
-            triggers += r.take_triggers().len() as u64;
-            Ok(())
-        },
-        "reading",
-    )?;
-    let stats = r.stats();
-    let first = tally.first;
-    let duration = first.map(|f| tally.last.saturating_sub(f));
-    let mean_rate = match duration {
-        Some(d) if d > 0 => Some(tally.events as f64 / (d as f64 * 1e-6)),
-        _ => None,
-    };
-    let peak_rate = first.map(|_| tally.peak() as f64 / 1e-3);
-    let aedat = r.aedat4_counts().cloned();
+    let r = events::open(&a.file)?.with_chunk_events(1 << 18);
+    let bar = bar_for(&r, "reading");
+    let sum = Summary::of(r, |pos| bar.set_position(pos))?;
+    bar.finish_and_clear();
+    let (header, tally, stats, triggers) = (sum.info, sum.tally, sum.stats, sum.triggers);
+    let first = tally.first_t;
+    let duration = tally.duration_us();
+    let mean_rate = tally.mean_rate_hz();
+    let peak_rate = tally.peak_rate_hz();
+    let aedat = sum.aedat4;
     if a.json {
         let entries: serde_json::Map<String, serde_json::Value> = header
             .entries
@@ -200,11 +155,11 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
             "events_off": tally.events - tally.on,
             "triggers": triggers,
             "t_first_us": first,
-            "t_last_us": first.map(|_| tally.last),
+            "t_last_us": first.map(|_| tally.last_t),
             "duration_us": duration,
             "mean_rate_hz": mean_rate,
             "peak_rate_hz": peak_rate,
-            "peak_bin_us": 1000,
+            "peak_bin_us": summary::PEAK_BIN_US,
             "out_of_bounds": stats.out_of_bounds,
             "time_jumps_back": stats.time_jumps_back,
             "skipped_words": stats.skipped_total(),
@@ -242,7 +197,7 @@ fn info(a: InfoArgs) -> anyhow::Result<()> {
     if let (Some(f), Some(d)) = (first, duration) {
         text.push_str(&format!(
             "  time         {f} .. {} µs ({:.6} s)\n",
-            tally.last,
+            tally.last_t,
             d as f64 * 1e-6
         ));
     }
@@ -281,15 +236,10 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
     let (mut w, mut h) = (a.width.or(r.info().width), a.height.or(r.info().height));
     if w.is_none() || h.is_none() {
         // no geometry in the input (an .npy or .csv): its largest coordinates, in a first pass
-        let mut t = Tally::default();
-        scan(
-            &mut events::open(&a.input)?,
-            |c, _| {
-                t.add(c);
-                Ok(())
-            },
-            "sizing",
-        )?;
+        let r = events::open(&a.input)?;
+        let bar = bar_for(&r, "sizing");
+        let t = Summary::of(r, |pos| bar.set_position(pos))?.tally;
+        bar.finish_and_clear();
         w = w.or(Some(t.max_x.saturating_add(1)));
         h = h.or(Some(t.max_y.saturating_add(1)));
     }

@@ -8,6 +8,7 @@
 pub mod aedat4;
 pub mod bins;
 mod flatbuf;
+pub mod summary;
 pub mod tables;
 pub mod write;
 
@@ -19,6 +20,7 @@ use echos_core::events::{decoder_for, EventDecoder, Format, Header};
 pub use echos_core::events::{DecodeError, DvsEvent, Stats, TriggerEvent, WriteError};
 
 pub use aedat4::{Aedat4Counts, Aedat4Decoder, Aedat4Header};
+pub use summary::{Summary, Tally};
 pub use write::{write_events, EventWriter, OutputKind, RawEncoding, WriteOptions, WriteSummary};
 
 /// Every event file format the host reads.
