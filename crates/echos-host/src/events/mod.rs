@@ -5,7 +5,10 @@
 //! ([`bins`]). The decoders of the camera formats live in `echos_core::events` (`no_std`);
 //! AEDAT 4 needs decompression and lives here ([`aedat4`]).
 
+pub mod aedat2;
+pub mod aedat31;
 pub mod aedat4;
+mod aedat_text;
 pub mod bins;
 mod flatbuf;
 pub mod summary;
@@ -20,6 +23,7 @@ use echos_core::events::{decoder_for, EventDecoder, Format, Header};
 pub use echos_core::events::{DecodeError, DvsEvent, Stats, TriggerEvent, WriteError};
 
 pub use aedat4::{Aedat4Counts, Aedat4Decoder, Aedat4Header};
+use aedat_text::TextHeader;
 pub use summary::{Summary, Tally};
 pub use write::{write_events, EventWriter, OutputKind, RawEncoding, WriteOptions, WriteSummary};
 
@@ -75,6 +79,7 @@ impl EventFormat {
             "dat" => Self::Dat,
             "bin" => Self::Nmnist,
             "aedat4" => Self::Aedat4,
+            "aedat" => Self::Aedat2,
             "npy" => Self::Npy,
             "csv" => Self::Csv,
             _ => return None,
@@ -266,11 +271,43 @@ pub fn open(path: &Path) -> Result<EventReader, EventsError> {
             let d = Aedat4Decoder::new(&h, None).with_input_len(file_len - h.len as u64);
             (info, Decoder::Aedat4(Box::new(d)))
         }
-        EventFormat::Aedat2 | EventFormat::Aedat31 => {
-            return Err(EventsError::Unsupported {
-                path: path.to_path_buf(),
-                format: format.name(),
-            })
+        EventFormat::Aedat2 => {
+            let h = TextHeader::parse(&prefix, "#!AER-DAT2.0", None)
+                .map_err(|e| header_err(e.to_string()))?;
+            let layout = match h.get("AEChip") {
+                None => aedat2::Aedat2Layout::Dvs128,
+                Some(chip) => match aedat_text::sensor(chip) {
+                    Some((_, _, false)) => aedat2::Aedat2Layout::Dvs128,
+                    Some((width, height, true)) => aedat2::Aedat2Layout::Davis { width, height },
+                    None => {
+                        return Err(header_err(format!(
+                            "AEChip {chip:?} has no known address layout (known: DVS128, DAVIS240, DAVIS346, DAVIS640)"
+                        )))
+                    }
+                },
+            };
+            let (w, hh) = layout.size();
+            let info = text_info(format, "2.0", &h, Some((w, hh)), "created");
+            (
+                info,
+                Decoder::Core(Box::new(aedat2::Aedat2Decoder::new(layout))),
+            )
+        }
+        EventFormat::Aedat31 => {
+            let h = TextHeader::parse(&prefix, "#!AER-DAT3.1", Some("#!END-HEADER"))
+                .map_err(|e| header_err(e.to_string()))?;
+            let size = h
+                .entries
+                .iter()
+                .find(|(k, _)| k.starts_with("Source"))
+                .and_then(|(_, v)| aedat_text::sensor(v))
+                .map(|(w, hh, _)| (w, hh));
+            let info = text_info(format, "3.1", &h, size, "Start-Time");
+            let (w, hh) = size.unwrap_or((0x7FFF, 0x7FFF));
+            (
+                info,
+                Decoder::Core(Box::new(aedat31::Aedat31Decoder::new(w, hh))),
+            )
         }
         EventFormat::Npy => {
             let h =
@@ -362,6 +399,45 @@ pub fn open(path: &Path) -> Result<EventReader, EventsError> {
         trigger_buf: vec![TriggerEvent::default(); 1024],
         triggers: Vec::new(),
     })
+}
+
+/// Header info of an AEDAT 2.0 / 3.1 text header; `date_key` names its date line (2.0 writes
+/// `# created <date>` without a colon, so a key starting with it counts too).
+fn text_info(
+    format: EventFormat,
+    version: &str,
+    h: &TextHeader,
+    size: Option<(u16, u16)>,
+    date_key: &str,
+) -> HeaderInfo {
+    let date = h.entries.iter().find_map(|(k, v)| {
+        if k == date_key {
+            Some(v.clone())
+        } else {
+            k.strip_prefix(date_key)
+                .filter(|rest| rest.starts_with(' '))
+                .map(|rest| {
+                    format!(
+                        "{}{}",
+                        rest.trim(),
+                        if v.is_empty() {
+                            String::new()
+                        } else {
+                            format!(":{v}")
+                        }
+                    )
+                })
+        }
+    });
+    HeaderInfo {
+        format,
+        version: Some(version.to_string()),
+        width: size.map(|s| s.0),
+        height: size.map(|s| s.1),
+        date,
+        entries: h.entries.clone(),
+        len: h.len,
+    }
 }
 
 fn aedat4_info(h: &Aedat4Header) -> HeaderInfo {
