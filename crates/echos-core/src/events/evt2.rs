@@ -602,6 +602,23 @@ mod tests {
     }
 
     #[test]
+    fn a_word_fed_one_byte_at_a_time() {
+        // regression: a carried partial word topped up by a chunk too short to complete it
+        // was overwritten by the (empty) tail
+        let bytes = words32(&[0x8000_0001, (1 << 28) | (2 << 11) | 3]);
+        let mut d = Evt2Decoder::default();
+        let mut ev = [DvsEvent::default(); 4];
+        let mut got = Vec::new();
+        for b in bytes.chunks(1) {
+            let p = d.decode(b, &mut ev, &mut []).unwrap();
+            assert_eq!(p.consumed, 1);
+            got.extend_from_slice(&ev[..p.events]);
+        }
+        assert_eq!(got, vec![DvsEvent::new(64, 2, 3, 1)]);
+        assert_eq!(d.finish().unwrap().bytes, 8);
+    }
+
+    #[test]
     fn evt2_wrap_and_jump() {
         let bytes = words32(&[
             0x8FFF_FFFF,
