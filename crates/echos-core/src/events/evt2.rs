@@ -673,7 +673,7 @@ mod tests {
     fn evt21_pending_across_tiny_buffers() {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&((0x8u64 << 60) | (1 << 32)).to_le_bytes());
-        bytes.extend_from_slice(&((0x0u64 << 60) | (5 << 32) | 0xFFFF_FFFF).to_le_bytes());
+        bytes.extend_from_slice(&((5u64 << 32) | 0xFFFF_FFFF).to_le_bytes()); // type 0x0: OFF
         bytes.extend_from_slice(&((0x1u64 << 60) | (6 << 32) | 0x3).to_le_bytes());
         let mut d = Evt21Decoder::new(64, 64);
         let mut out = Vec::new();
