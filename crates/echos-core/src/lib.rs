@@ -10,6 +10,7 @@
 
 extern crate alloc;
 pub mod esn;
+pub mod events;
 pub mod history;
 pub mod integer;
 pub mod kernels;
