@@ -172,10 +172,6 @@ impl Mapping {
         Ok(Self { ptr, len })
     }
 
-    pub fn len_bytes(&self) -> usize {
-        self.len
-    }
-
     pub fn words(&self) -> &[AtomicU64] {
         // SAFETY: see the type's comment: aligned, length a multiple of 8, valid for any bits,
         // lives as long as `self`. A read-only mapping is only ever loaded from: the region
