@@ -23,7 +23,9 @@ pub enum SinkError {
     Thread,
 }
 
-pub trait Sink: Send {
+/// `Any` lets a caller take a concrete sink back out of a finished pipeline
+/// (`Box<dyn Sink>` upcasts to `Box<dyn Any>`).
+pub trait Sink: Send + std::any::Any {
     /// Takes output `y` of reservoir step `step`; false if it had to drop it. Loop thread:
     /// no allocation, lock or blocking.
     fn write(&mut self, step: u64, time_ns: u64, y: &[f64]) -> bool;
