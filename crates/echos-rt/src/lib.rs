@@ -38,7 +38,7 @@ mod sys;
 pub use config::{ConfigError, Timing};
 pub use pipeline::{End, Outcome, Pipeline};
 pub use realtime::{Applied, Degraded, Policy, SchedPlan};
-pub use runner::{configure, run, Plan, Report};
+pub use runner::{configure, run, run_with, Plan, Report};
 pub use shm::{Attached, Region, ShmError};
 pub use sink::{FileSink, MemorySink, Sink, SinkError};
 pub use source::{Poll, SeriesSource, Source, SourceError, StdinSource, Tick};

@@ -275,7 +275,7 @@ impl Pipeline {
                     if self.ring_sink {
                         if let Some(r) = self.region.as_mut() {
                             if !r.push_output(step, t1, &self.y) {
-                                stats.sink_drops += 1;
+                                stats.ring_drops += 1;
                             }
                         }
                     }

@@ -225,7 +225,10 @@ pub fn apply_memory(plan: &SchedPlan, applied: &mut Applied) {
                     .and_then(|t| {
                         t.lines()
                             .find(|l| l.starts_with("Max locked memory"))
-                            .map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" "))
+                            .map(|l| {
+                                let f: Vec<&str> = l.split_whitespace().skip(3).take(2).collect();
+                                format!("soft {}, hard {} bytes", f.first().unwrap_or(&"?"), f.get(1).unwrap_or(&"?"))
+                            })
                     })
                     .unwrap_or_default();
                 applied.degraded.push(Degraded {

@@ -159,6 +159,16 @@ const STACK_MARGIN: usize = 2 << 20;
 /// Runs a plan on a thread of its own until it ends or `stop` is set; the region (if any) is
 /// created first and removed when the run ends.
 pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<Report, RtError> {
+    run_with(plan, stop, |_| {})
+}
+
+/// [`run`], calling `on_ready` on the loop thread once its real-time set-up is done (what it
+/// got, what was degraded) and before the first period.
+pub fn run_with(
+    plan: Plan,
+    stop: Arc<AtomicBool>,
+    on_ready: impl FnOnce(&Applied) + Send + 'static,
+) -> Result<Report, RtError> {
     let Plan {
         model,
         source,
@@ -214,6 +224,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<Report, RtError> {
                 })?;
             realtime::apply_memory(&sched, &mut applied);
             realtime::apply_scheduling(&sched, &timing, &mut applied);
+            on_ready(&applied);
             let outcome = pipeline.run(&stop);
             realtime::leave_realtime();
             let mut parts = pipeline.into_parts();

@@ -21,8 +21,10 @@ pub struct RunStats {
     pub overruns: u64,
     /// Releases that passed while the loop was late (each also a deadline miss).
     pub skipped_jobs: u64,
-    /// Outputs a sink could not take (a full ring or file queue).
+    /// Outputs a sink could not take (a full file queue).
     pub sink_drops: u64,
+    /// Outputs the shared ring could not take: no consumer, or one that fell behind.
+    pub ring_drops: u64,
     pub wakeup: LogHistogram,
     pub step: LogHistogram,
     pub job: LogHistogram,
@@ -41,6 +43,7 @@ pub struct Summary {
     pub overruns: u64,
     pub skipped_jobs: u64,
     pub sink_drops: u64,
+    pub ring_drops: u64,
     pub wakeup: Percentiles,
     pub step: Percentiles,
     pub job: Percentiles,
@@ -57,6 +60,7 @@ impl RunStats {
             overruns: self.overruns,
             skipped_jobs: self.skipped_jobs,
             sink_drops: self.sink_drops,
+            ring_drops: self.ring_drops,
             wakeup: self.wakeup.percentiles(),
             step: self.step.percentiles(),
             job: self.job.percentiles(),
@@ -90,14 +94,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "periods {}  steps {}  deadline misses {}  overruns {}  skipped {}  source idle {}  sink drops {}",
+            "periods {}  steps {}  deadline misses {}  overruns {}  skipped {}  source idle {}  sink drops {}  ring drops {}",
             self.periods,
             self.steps,
             self.deadline_misses,
             self.overruns,
             self.skipped_jobs,
             self.source_idle,
-            self.sink_drops
+            self.sink_drops,
+            self.ring_drops
         )?;
         row(f, "wake-up", &self.wakeup)?;
         row(f, "step", &self.step)?;
