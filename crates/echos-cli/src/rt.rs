@@ -110,14 +110,17 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
         }
         None => {
             if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 86_400.0) {
-                bail!("--seconds must be above 0 and at most 86400, got {}", a.seconds);
+                bail!(
+                    "--seconds must be above 0 and at most 86400, got {}",
+                    a.seconds
+                );
             }
             let periods = (a.seconds * 1000.0).ceil() as u64;
             echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?
         }
     };
     let stop = stop_on_signals()?;
-    let report = echos_rt::run_with(plan, stop, |applied| warn_degraded(applied))?;
+    let report = echos_rt::run_with(plan, stop, warn_degraded)?;
     if a.json {
         output::println(serde_json::to_string(&report.to_json())?)?;
     } else {
@@ -152,7 +155,12 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
     }
     let s = &snap.head;
     let (w, st) = (wakeup.percentiles(), step.percentiles());
-    let shown: Vec<String> = snap.state.iter().take(8).map(|v| format!("{v:.4}")).collect();
+    let shown: Vec<String> = snap
+        .state
+        .iter()
+        .take(8)
+        .map(|v| format!("{v:.4}"))
+        .collect();
     let text = format!(
         "region {}  (layout v{}, generation {})\n\
          owner pid {} {}\n\
@@ -167,7 +175,11 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
         h.layout_version,
         h.generation,
         h.owner_pid,
-        if running { "(running)" } else { "(not running: a stale or stopped region)" },
+        if running {
+            "(running)"
+        } else {
+            "(not running: a stale or stopped region)"
+        },
         h.units,
         h.inputs,
         h.outputs,

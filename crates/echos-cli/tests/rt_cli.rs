@@ -34,7 +34,16 @@ fn trained_model(dir: &Path) -> PathBuf {
     write_csv(&y, 400, 1, 0.17);
     let model = dir.join("m.safetensors");
     echos()
-        .args(["esn", "train", "--units", "60", "--washout", "20", "--seed", "9"])
+        .args([
+            "esn",
+            "train",
+            "--units",
+            "60",
+            "--washout",
+            "20",
+            "--seed",
+            "9",
+        ])
         .arg("--input")
         .arg(&x)
         .arg("--target")
@@ -85,7 +94,11 @@ fn rt_run_writes_the_bytes_esn_run_writes() {
         ),
     )
     .unwrap();
-    let out = echos().args(["rt", "run", "--json"]).arg(&cfg).output().unwrap();
+    let out = echos()
+        .args(["rt", "run", "--json"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["stats"]["steps"], 321);
@@ -95,7 +108,10 @@ fn rt_run_writes_the_bytes_esn_run_writes() {
         std::fs::read(&esn_out).unwrap(),
         "echos rt run and echos esn run differ"
     );
-    assert!(!Path::new(&format!("/dev/shm/echos.{name}")).exists(), "region left behind");
+    assert!(
+        !Path::new(&format!("/dev/shm/echos.{name}")).exists(),
+        "region left behind"
+    );
 }
 
 #[test]
@@ -110,13 +126,31 @@ fn bad_configs_are_refused_with_the_key_named_before_anything_starts() {
     let shm = format!("\n[shm]\nname = \"{name}\"\n");
     let good = config(&model, &input, &shm);
     let cases: Vec<(String, &str)> = vec![
-        (good.replace("period_us = 50", "period_us = 50\nperiod_ms = 1"), "unknown field `period_ms`"),
-        (good.replace("period_us = 50", "period_us = \"fast\""), "period_us"),
-        (good.replace("period_us = 50", "period_us = 50\nbudget_us = 60"), "loop.budget_us"),
-        (good.replace("priority = 80", "priority = 80\ncpu = 4095"), "sched.cpu: CPU 4095 does not exist"),
+        (
+            good.replace("period_us = 50", "period_us = 50\nperiod_ms = 1"),
+            "unknown field `period_ms`",
+        ),
+        (
+            good.replace("period_us = 50", "period_us = \"fast\""),
+            "period_us",
+        ),
+        (
+            good.replace("period_us = 50", "period_us = 50\nbudget_us = 60"),
+            "loop.budget_us",
+        ),
+        (
+            good.replace("priority = 80", "priority = 80\ncpu = 4095"),
+            "sched.cpu: CPU 4095 does not exist",
+        ),
         (config(&model, &two_cols, &shm), "source.path: series"),
-        (config(&dir.path().join("none.safetensors"), &input, &shm), "model.path"),
-        (good.replace(&format!("name = \"{name}\""), "name = \"../x\""), "shm.name"),
+        (
+            config(&dir.path().join("none.safetensors"), &input, &shm),
+            "model.path",
+        ),
+        (
+            good.replace(&format!("name = \"{name}\""), "name = \"../x\""),
+            "shm.name",
+        ),
         ("not = [toml".into(), "TOML"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
@@ -125,12 +159,23 @@ fn bad_configs_are_refused_with_the_key_named_before_anything_starts() {
         let out = echos().args(["rt", "run"]).arg(&cfg).output().unwrap();
         let err = stderr_of(&out);
         assert!(!out.status.success(), "case {i} ran");
-        assert!(err.contains(needle), "case {i}: stderr lacks {needle:?}:\n{err}");
+        assert!(
+            err.contains(needle),
+            "case {i}: stderr lacks {needle:?}:\n{err}"
+        );
         assert!(!err.contains("panicked"), "case {i}: {err}");
-        assert!(out.stdout.is_empty(), "case {i}: something started: {:?}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "case {i}: something started: {:?}",
+            out.stdout
+        );
     }
     assert!(!Path::new(&format!("/dev/shm/echos.{name}")).exists());
-    let out = echos().args(["rt", "run"]).arg(dir.path().join("absent.toml")).output().unwrap();
+    let out = echos()
+        .args(["rt", "run"])
+        .arg(dir.path().join("absent.toml"))
+        .output()
+        .unwrap();
     assert!(stderr_of(&out).contains("absent.toml"));
 }
 
@@ -150,7 +195,10 @@ fn demo_runs_and_cleans_up() {
 
 #[test]
 fn status_of_a_missing_region_says_so() {
-    let out = echos().args(["rt", "status", "no-such-region-xyz"]).output().unwrap();
+    let out = echos()
+        .args(["rt", "status", "no-such-region-xyz"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains("no region /dev/shm/echos.no-such-region-xyz"));
 }
@@ -165,8 +213,12 @@ fn sigint_stops_a_running_loop_with_final_stats_and_removes_its_region() {
     let cfg = dir.path().join("run.toml");
     std::fs::write(
         &cfg,
-        config(&model, &input, &format!("repeat = true\n\n[shm]\nname = \"{name}\"\n"))
-            .replace("period_us = 50", "period_us = 1000"),
+        config(
+            &model,
+            &input,
+            &format!("repeat = true\n\n[shm]\nname = \"{name}\"\n"),
+        )
+        .replace("period_us = 50", "period_us = 1000"),
     )
     .unwrap();
     let child = std::process::Command::new(bin())
@@ -179,14 +231,20 @@ fn sigint_stops_a_running_loop_with_final_stats_and_removes_its_region() {
     // Another process reads the live state while it runs.
     let t = Instant::now();
     let status = loop {
-        let out = echos().args(["rt", "status", &name, "--json"]).output().unwrap();
+        let out = echos()
+            .args(["rt", "status", &name, "--json"])
+            .output()
+            .unwrap();
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             if v["snapshot"]["head"]["step"].as_u64().unwrap_or(0) > 20 {
                 break v;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "the loop never published");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the loop never published"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status["owner_running"], true);
@@ -199,13 +257,26 @@ fn sigint_stops_a_running_loop_with_final_stats_and_removes_its_region() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ended: stopped by a signal"), "{text}");
     assert!(text.contains("wake-up"), "{text}");
-    assert!(!Path::new(&format!("/dev/shm/echos.{name}")).exists(), "region left behind");
+    assert!(
+        !Path::new(&format!("/dev/shm/echos.{name}")).exists(),
+        "region left behind"
+    );
 }
 
 #[test]
 fn bench_prints_the_figures_by_name() {
     let out = echos()
-        .args(["rt", "bench", "--period-us", "200", "--periods", "300", "--units", "50", "--json"])
+        .args([
+            "rt",
+            "bench",
+            "--period-us",
+            "200",
+            "--periods",
+            "300",
+            "--units",
+            "50",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -219,7 +290,10 @@ fn bench_prints_the_figures_by_name() {
         "deadline_misses",
         "overruns",
     ] {
-        assert!(r.get(key).is_some_and(|v| !v.is_null()), "{key} missing: {r}");
+        assert!(
+            r.get(key).is_some_and(|v| !v.is_null()),
+            "{key} missing: {r}"
+        );
     }
     assert_eq!(r["periods"], 300);
     let out = echos()
@@ -236,7 +310,10 @@ fn without_privileges_the_run_says_what_it_lacks_and_goes_on() {
     let prlimit = Path::new("/usr/bin/prlimit");
     if !setpriv.exists() || !prlimit.exists() || !rustix::process::getuid().is_root() {
         eprintln!("SKIPPED: needs root and util-linux's setpriv/prlimit");
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root with util-linux");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root with util-linux"
+        );
         return;
     }
     let out = std::process::Command::new(setpriv)
@@ -244,12 +321,25 @@ fn without_privileges_the_run_says_what_it_lacks_and_goes_on() {
         .arg(prlimit)
         .args(["--rtprio=0", "--memlock=65536"])
         .arg(bin())
-        .args(["rt", "bench", "--period-us", "500", "--periods", "100", "--units", "20", "--json"])
+        .args([
+            "rt",
+            "bench",
+            "--period-us",
+            "500",
+            "--periods",
+            "100",
+            "--units",
+            "20",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let err = stderr_of(&out);
-    assert!(err.contains("degraded: SCHED_FIFO priority 80: EPERM"), "{err}");
+    assert!(
+        err.contains("degraded: SCHED_FIFO priority 80: EPERM"),
+        "{err}"
+    );
     assert!(err.contains("CAP_SYS_NICE or RLIMIT_RTPRIO"), "{err}");
     assert!(err.contains("degraded: mlockall"), "{err}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -176,7 +176,9 @@ pub fn run_cyclictest(
     if let Some(c) = cpu {
         cmd.arg(format!("-a{c}"));
     }
-    let out = cmd.output().map_err(|e| format!("could not run {}: {e}", exe.display()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", exe.display()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!(
@@ -197,7 +199,11 @@ pub fn bench(o: &BenchOptions, stop: Arc<AtomicBool>) -> Result<BenchReport, RtE
     if o.units == 0 || o.units > echos_host::tasks::MAX_UNITS {
         return Err(invalid(
             "--units",
-            format!("{} is outside 1..={}", o.units, echos_host::tasks::MAX_UNITS),
+            format!(
+                "{} is outside 1..={}",
+                o.units,
+                echos_host::tasks::MAX_UNITS
+            ),
         )
         .into());
     }
@@ -208,10 +214,11 @@ pub fn bench(o: &BenchOptions, stop: Arc<AtomicBool>) -> Result<BenchReport, RtE
         )
         .into());
     }
-    let timing = Timing::from_us(o.period_us, None, None, Some(o.periods)).map_err(|e| match e {
-        crate::ConfigError::Invalid { reason, .. } => invalid("--period-us", reason),
-        e => e,
-    })?;
+    let timing =
+        Timing::from_us(o.period_us, None, None, Some(o.periods)).map_err(|e| match e {
+            crate::ConfigError::Invalid { reason, .. } => invalid("--period-us", reason),
+            e => e,
+        })?;
     let sched = check_sched(
         &SchedSection {
             policy: Policy::Fifo,

@@ -200,24 +200,30 @@ impl Timing {
             deadline_ns: deadline_us.saturating_mul(1000),
             budget_ns: budget_us.saturating_mul(1000),
         };
-        match PeriodicTask::new(params, 1) {
-            Ok(_) => {}
-            Err(PeriodicError::DeadlineOutOfRange { .. }) => {
-                return Err(invalid(
-                    "loop.deadline_us",
-                    format!("{deadline_us} µs must be above 0 and at most loop.period_us ({period_us} µs)"),
-                ))
-            }
-            Err(PeriodicError::BudgetOutOfRange { .. }) => {
-                return Err(invalid(
-                    "loop.budget_us",
-                    format!("{budget_us} µs must be above 0 and at most the deadline ({deadline_us} µs)"),
-                ))
-            }
-            Err(e) => return Err(invalid("loop.period_us", e.to_string())),
+        let (key, reason) = match PeriodicTask::new(params, 1) {
+            Ok(_) => ("", String::new()),
+            Err(PeriodicError::DeadlineOutOfRange { .. }) => (
+                "loop.deadline_us",
+                format!(
+                    "{deadline_us} µs must be above 0 and at most loop.period_us ({period_us} µs)"
+                ),
+            ),
+            Err(PeriodicError::BudgetOutOfRange { .. }) => (
+                "loop.budget_us",
+                format!(
+                    "{budget_us} µs must be above 0 and at most the deadline ({deadline_us} µs)"
+                ),
+            ),
+            Err(e) => ("loop.period_us", e.to_string()),
+        };
+        if !key.is_empty() {
+            return Err(invalid(key, reason));
         }
         if periods == Some(0) {
-            return Err(invalid("loop.periods", "must be at least 1 (omit it to run until stopped)"));
+            return Err(invalid(
+                "loop.periods",
+                "must be at least 1 (omit it to run until stopped)",
+            ));
         }
         Ok(Self {
             period_ns: params.period_ns,
@@ -253,7 +259,10 @@ pub struct Checked {
 
 fn has_data_extension(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("npy" | "csv")
     )
 }
@@ -330,7 +339,10 @@ pub fn check_sched(s: &SchedSection, timing: &Timing) -> Result<SchedPlan, Confi
     if s.prefault_stack_kib > MAX_PREFAULT_KIB {
         return Err(invalid(
             "sched.prefault_stack_kib",
-            format!("{} KiB is more than {MAX_PREFAULT_KIB} KiB", s.prefault_stack_kib),
+            format!(
+                "{} KiB is more than {MAX_PREFAULT_KIB} KiB",
+                s.prefault_stack_kib
+            ),
         ));
     }
     Ok(SchedPlan {
@@ -357,7 +369,10 @@ impl ConfigFile {
         {
             return Err(invalid(
                 "model.path",
-                format!("{}: a model file's name ends in .safetensors", self.model.path.display()),
+                format!(
+                    "{}: a model file's name ends in .safetensors",
+                    self.model.path.display()
+                ),
             ));
         }
         if let SourceSection::Series { path, .. } = &self.source {
@@ -378,7 +393,10 @@ impl ConfigFile {
         }
         let shm = match &self.shm {
             None if self.sink.ring => {
-                return Err(invalid("sink.ring", "needs a [shm] section naming the region"))
+                return Err(invalid(
+                    "sink.ring",
+                    "needs a [shm] section naming the region",
+                ))
             }
             None => None,
             Some(s) => {
@@ -492,12 +510,17 @@ name = "demo"
 
     #[test]
     fn wrong_types_are_named() {
-        let msg = key_of(check(&GOOD.replace("period_us = 1000", "period_us = \"1ms\"")).unwrap_err());
+        let msg =
+            key_of(check(&GOOD.replace("period_us = 1000", "period_us = \"1ms\"")).unwrap_err());
         assert!(msg.contains("period_us") || msg.contains("line 6"), "{msg}");
-        assert!(msg.contains("integer") || msg.contains("invalid type"), "{msg}");
+        assert!(
+            msg.contains("integer") || msg.contains("invalid type"),
+            "{msg}"
+        );
         let msg = key_of(check(&GOOD.replace("policy = \"fifo\"", "policy = \"rr\"")).unwrap_err());
         assert!(msg.contains("rr") && msg.contains("fifo"), "{msg}");
-        let msg = key_of(check(&GOOD.replace("kind = \"series\"", "kind = \"camera\"")).unwrap_err());
+        let msg =
+            key_of(check(&GOOD.replace("kind = \"series\"", "kind = \"camera\"")).unwrap_err());
         assert!(msg.contains("camera"), "{msg}");
     }
 
@@ -509,14 +532,26 @@ name = "demo"
             ("budget_us = 500", "budget_us = 0", "loop.budget_us"),
             ("budget_us = 500", "budget_us = 1500", "loop.budget_us"),
             ("budget_us = 500", "deadline_us = 2000", "loop.deadline_us"),
-            ("budget_us = 500", "budget_us = 500\nperiods = 0", "loop.periods"),
+            (
+                "budget_us = 500",
+                "budget_us = 500\nperiods = 0",
+                "loop.periods",
+            ),
             ("priority = 80", "priority = 0", "sched.priority"),
             ("priority = 80", "priority = 100", "sched.priority"),
             ("cpu = 0", "cpu = 4096", "sched.cpu"),
             ("policy = \"fifo\"", "policy = \"deadline\"", "sched.cpu"),
             ("name = \"demo\"", "name = \"a/b\"", "shm.name"),
-            ("name = \"demo\"", "name = \"demo\"\nring_capacity = 1000", "shm.ring_capacity"),
-            ("name = \"demo\"", "name = \"demo\"\nstats_every = 0", "shm.stats_every"),
+            (
+                "name = \"demo\"",
+                "name = \"demo\"\nring_capacity = 1000",
+                "shm.ring_capacity",
+            ),
+            (
+                "name = \"demo\"",
+                "name = \"demo\"\nstats_every = 0",
+                "shm.stats_every",
+            ),
             ("path = \"m.safetensors\"", "path = \"m.npy\"", "model.path"),
             ("path = \"x.npy\"", "path = \"x.txt\"", "source.path"),
             ("file = \"y.csv\"", "file = \"y\"", "sink.file"),
@@ -533,7 +568,10 @@ name = "demo"
     fn a_cpu_that_does_not_exist_says_which_exist() {
         let e = check(&GOOD.replace("cpu = 0", "cpu = 4096")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("sched.cpu: CPU 4096 does not exist"), "{msg}");
+        assert!(
+            msg.starts_with("sched.cpu: CPU 4096 does not exist"),
+            "{msg}"
+        );
         assert!(msg.contains("online: 0"), "{msg}");
     }
 }

@@ -76,7 +76,11 @@ pub fn demo_plan(period_us: u64, periods: u64, sched: SchedPlan) -> Result<Plan,
     let timing = Timing::from_us(period_us, None, None, Some(periods))?;
     Ok(Plan {
         model: model.driver().clone(),
-        source: Box::new(SeriesSource::new(test_u, true, "built-in Mackey-Glass, held-out stretch")?),
+        source: Box::new(SeriesSource::new(
+            test_u,
+            true,
+            "built-in Mackey-Glass, held-out stretch",
+        )?),
         sinks: vec![Box::new(ScoreSink::new(test_y.into_data(), 1))],
         timing,
         sched,

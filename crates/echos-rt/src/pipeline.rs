@@ -120,7 +120,11 @@ impl Pipeline {
                 })
             }
         };
-        shape("source values per period (model inputs)", model.inputs(), source.inputs())?;
+        shape(
+            "source values per period (model inputs)",
+            model.inputs(),
+            source.inputs(),
+        )?;
         if let Some(r) = &region {
             let l = r.layout();
             shape("region units", model.esn().units(), l.units)?;

@@ -127,7 +127,9 @@ pub fn cpu_list(cpus: &[usize]) -> String {
 pub fn online_cpus() -> Vec<usize> {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .map(|t| parse_cpu_list(&t))
-        .unwrap_or_else(|_| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
+        .unwrap_or_else(|_| {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+        })
 }
 
 /// CPUs this process may run on (its affinity mask); empty if it cannot be read.
@@ -174,21 +176,23 @@ pub fn apply_placement(plan: &SchedPlan, applied: &mut Applied) {
     if plan.numa {
         let cpu = applied.cpu.unwrap_or_else(rustix::thread::sched_getcpu);
         match node_of_cpu(cpu) {
-            Some(node) => match sys::bind_memory_to_node(node).and_then(|()| sys::memory_policy()) {
-                // Read back: the policy is in force only if the kernel reports it.
-                Ok((_, mask)) if mask == 1 << node => applied.numa_node = Some(node),
-                Ok((mode, mask)) => applied.degraded.push(Degraded {
-                    wanted: format!("memory bound to NUMA node {node} (of CPU {cpu})"),
-                    reason: format!("get_mempolicy reports mode {mode}, node mask {mask:#x}"),
-                    instead: "memory comes from whatever that policy gives".into(),
-                }),
-                Err(e) => applied.degraded.push(Degraded {
-                    wanted: format!("memory bound to NUMA node {node} (of CPU {cpu})"),
-                    reason: format!("set_mempolicy: {}", errno_text(&e)),
-                    instead: "memory comes from the default policy (local node at first touch)"
-                        .into(),
-                }),
-            },
+            Some(node) => {
+                match sys::bind_memory_to_node(node).and_then(|()| sys::memory_policy()) {
+                    // Read back: the policy is in force only if the kernel reports it.
+                    Ok((_, mask)) if mask == 1 << node => applied.numa_node = Some(node),
+                    Ok((mode, mask)) => applied.degraded.push(Degraded {
+                        wanted: format!("memory bound to NUMA node {node} (of CPU {cpu})"),
+                        reason: format!("get_mempolicy reports mode {mode}, node mask {mask:#x}"),
+                        instead: "memory comes from whatever that policy gives".into(),
+                    }),
+                    Err(e) => applied.degraded.push(Degraded {
+                        wanted: format!("memory bound to NUMA node {node} (of CPU {cpu})"),
+                        reason: format!("set_mempolicy: {}", errno_text(&e)),
+                        instead: "memory comes from the default policy (local node at first touch)"
+                            .into(),
+                    }),
+                }
+            }
             None => applied.degraded.push(Degraded {
                 wanted: format!("memory bound to the NUMA node of CPU {cpu}"),
                 reason: "sysfs names no node for this CPU".into(),
@@ -227,7 +231,11 @@ pub fn apply_memory(plan: &SchedPlan, applied: &mut Applied) {
                             .find(|l| l.starts_with("Max locked memory"))
                             .map(|l| {
                                 let f: Vec<&str> = l.split_whitespace().skip(3).take(2).collect();
-                                format!("soft {}, hard {} bytes", f.first().unwrap_or(&"?"), f.get(1).unwrap_or(&"?"))
+                                format!(
+                                    "soft {}, hard {} bytes",
+                                    f.first().unwrap_or(&"?"),
+                                    f.get(1).unwrap_or(&"?")
+                                )
                             })
                     })
                     .unwrap_or_default();
@@ -263,7 +271,8 @@ pub fn apply_scheduling(plan: &SchedPlan, timing: &crate::config::Timing, applie
                     errno_text(&e),
                     plan.priority
                 ),
-                instead: "running under SCHED_OTHER: other processes can delay every wake-up".into(),
+                instead: "running under SCHED_OTHER: other processes can delay every wake-up"
+                    .into(),
             });
             false
         }
@@ -335,7 +344,10 @@ mod tests {
     #[test]
     fn topology_is_reported_and_cpu0_has_a_node() {
         assert!(!numa_nodes().is_empty());
-        assert_eq!(node_of_cpu(0).map(|n| numa_nodes().contains(&n)), Some(true));
+        assert_eq!(
+            node_of_cpu(0).map(|n| numa_nodes().contains(&n)),
+            Some(true)
+        );
     }
 
     #[test]

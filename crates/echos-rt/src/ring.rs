@@ -173,7 +173,10 @@ mod tests {
         let c = words(CONTROL_WORDS);
         let s = words(24);
         assert!(Ring::new(&c, &s, 8, 3).is_some());
-        assert!(Ring::new(&c, &s, 6, 4).is_none(), "capacity not a power of two");
+        assert!(
+            Ring::new(&c, &s, 6, 4).is_none(),
+            "capacity not a power of two"
+        );
         assert!(Ring::new(&c, &s, 8, 4).is_none(), "slots too short");
         assert!(Ring::new(&c[1..], &s, 8, 3).is_none(), "control too short");
         assert!(Ring::new(&c, &s, 24, 0).is_none(), "empty records");
@@ -229,9 +232,16 @@ mod tests {
                             break;
                         }
                         for (i, &w) in out.iter().enumerate().skip(1) {
-                            assert_eq!(w, k.wrapping_mul(31).wrapping_add(i as u64), "torn record {k}");
+                            assert_eq!(
+                                w,
+                                k.wrapping_mul(31).wrapping_add(i as u64),
+                                "torn record {k}"
+                            );
                         }
-                        assert!(k >= next_min, "record {k} after {next_min}: out of order or twice");
+                        assert!(
+                            k >= next_min,
+                            "record {k} after {next_min}: out of order or twice"
+                        );
                         next_min = k + 1;
                         got += 1;
                     } else {

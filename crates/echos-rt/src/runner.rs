@@ -55,12 +55,12 @@ pub fn configure(c: &Checked) -> Result<Plan, RtError> {
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(f) = &c.sink_file {
-        sinks.push(Box::new(FileSink::create(f, model.outputs()).map_err(|e| {
-            ConfigError::Invalid {
+        sinks.push(Box::new(FileSink::create(f, model.outputs()).map_err(
+            |e| ConfigError::Invalid {
                 key: "sink.file",
                 reason: e.to_string(),
-            }
-        })?));
+            },
+        )?));
     }
     Ok(Plan {
         model,
@@ -197,7 +197,10 @@ pub fn run_with(
                 ring_capacity: s.ring_capacity,
                 period_ns: timing.period_ns,
             };
-            (Some(Region::create(&s.name, &shape, s.reclaim_stale)?), s.ring_sink)
+            (
+                Some(Region::create(&s.name, &shape, s.reclaim_stale)?),
+                s.ring_sink,
+            )
         }
         None => (None, false),
     };

@@ -154,7 +154,8 @@ pub struct Layout {
 }
 
 fn align_line(w: usize) -> Option<usize> {
-    w.checked_add(LINE_WORDS - 1).map(|v| v / LINE_WORDS * LINE_WORDS)
+    w.checked_add(LINE_WORDS - 1)
+        .map(|v| v / LINE_WORDS * LINE_WORDS)
 }
 
 impl Layout {
@@ -273,10 +274,7 @@ pub enum ShmError {
     },
 }
 
-fn io_err<'a>(
-    path: &'a Path,
-    op: &'static str,
-) -> impl FnOnce(rustix::io::Errno) -> ShmError + 'a {
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(rustix::io::Errno) -> ShmError + 'a {
     move |e| ShmError::Io {
         path: path.to_path_buf(),
         op,
@@ -315,7 +313,10 @@ pub fn process_start_ticks(pid: u64) -> Option<u64> {
 
 /// Whether the process that created a region still runs (same pid and the same start time).
 pub fn owner_alive(pid: u64, start_ticks: u64) -> bool {
-    let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
     match rustix::process::test_kill_process(p) {
@@ -329,9 +330,7 @@ pub fn owner_alive(pid: u64, start_ticks: u64) -> bool {
 fn load_header(words: &[AtomicU64]) -> Header {
     let w = |i: usize| words.get(i).map_or(0, |x| x.load(Ordering::Relaxed));
     // Magic with acquire: the creator stored it last with release (and the link came after).
-    let magic = words
-        .first()
-        .map_or(0, |x| x.load(Ordering::Acquire));
+    let magic = words.first().map_or(0, |x| x.load(Ordering::Acquire));
     let mut reserved = [0u64; 12];
     for (k, r) in reserved.iter_mut().enumerate() {
         *r = w(word!(Header, reserved) + k);
@@ -458,13 +457,17 @@ fn open_existing(path: &Path, writable: bool) -> Result<Opened, ShmError> {
     } else {
         OFlags::RDONLY
     };
-    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())
-        .map_err(|e| match e {
-            rustix::io::Errno::NOENT => ShmError::Missing {
-                path: path.to_path_buf(),
-            },
-            e => io_err(path, "open")(e),
-        })?;
+    let fd = rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => ShmError::Missing {
+            path: path.to_path_buf(),
+        },
+        e => io_err(path, "open")(e),
+    })?;
     let st = rustix::fs::fstat(&fd).map_err(io_err(path, "fstat"))?;
     let size = st.st_size as u64;
     let needed = (HEADER_WORDS * 8) as u64;
@@ -529,7 +532,10 @@ impl Region {
                 OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
                 Mode::RUSR | Mode::WUSR,
             )
-            .map_err(io_err(&path, "open an unnamed file in /dev/shm (O_TMPFILE)"))?;
+            .map_err(io_err(
+                &path,
+                "open an unnamed file in /dev/shm (O_TMPFILE)",
+            ))?;
             rustix::fs::ftruncate(&fd, layout.total_bytes as u64)
                 .map_err(io_err(&path, "ftruncate"))?;
             let map = Mapping::shared(fd.as_fd(), layout.total_bytes, true).map_err(|e| {
@@ -831,8 +837,7 @@ impl Attached {
     /// Whether the owner is still running (stopped cleanly or dead both count as not).
     pub fn owner_running(&self) -> bool {
         let state = self.map.words()[word!(Header, owner_state)].load(Ordering::Acquire);
-        state == OWNER_RUNNING
-            && owner_alive(self.header.owner_pid, self.header.owner_start_ticks)
+        state == OWNER_RUNNING && owner_alive(self.header.owner_pid, self.header.owner_start_ticks)
     }
 
     fn ring(&self) -> Ring<'_> {
@@ -855,12 +860,11 @@ impl Attached {
         let l = &self.layout;
         let (seq, data) = section(self.map.words(), l.snapshot_offset, l.snapshot_words);
         let mut buf = vec![0u64; data.len()];
-        let version = seqlock::read(seq, data, &mut buf, READ_ATTEMPTS).map_err(|_| {
-            ShmError::Busy {
+        let version =
+            seqlock::read(seq, data, &mut buf, READ_ATTEMPTS).map_err(|_| ShmError::Busy {
                 path: self.path.clone(),
                 attempts: READ_ATTEMPTS,
-            }
-        })?;
+            })?;
         let rest = &buf[SNAPSHOT_HEAD_WORDS..];
         Ok(Snapshot {
             version,
@@ -982,7 +986,10 @@ mod tests {
         }
         assert_eq!(r.ring_drops(), 2);
         let rec = c.pop().unwrap();
-        assert_eq!((rec.step, rec.time_ns, rec.output), (0, 100, vec![0.0, -0.0]));
+        assert_eq!(
+            (rec.step, rec.time_ns, rec.output),
+            (0, 100, vec![0.0, -0.0])
+        );
         // A second consumer is refused while the first lives.
         assert!(matches!(
             Attached::open_consumer(&name),
@@ -1024,7 +1031,10 @@ mod tests {
             Region::create(&name, &shape(), true),
             Err(ShmError::NotOurs { .. })
         ));
-        assert!(matches!(Attached::open(&name), Err(ShmError::NotOurs { .. })));
+        assert!(matches!(
+            Attached::open(&name),
+            Err(ShmError::NotOurs { .. })
+        ));
         std::fs::write(&path, b"tiny").unwrap();
         assert!(matches!(
             Region::create(&name, &shape(), true),

@@ -337,7 +337,9 @@ mod tests {
     #[test]
     fn file_sinks_write_the_same_bytes_as_write_array() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<[f64; 2]> = (0..1000).map(|i| [i as f64 * 0.1, -(i as f64).sqrt()]).collect();
+        let rows: Vec<[f64; 2]> = (0..1000)
+            .map(|i| [i as f64 * 0.1, -(i as f64).sqrt()])
+            .collect();
         let a = echos_host::Array2::new(1000, 2, rows.iter().flatten().copied().collect()).unwrap();
         for ext in ["npy", "csv"] {
             let ours = dir.path().join(format!("ours.{ext}"));
@@ -348,13 +350,19 @@ mod tests {
             }
             s.finish().unwrap();
             echos_host::write_array(&theirs, &a).unwrap();
-            assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap(), "{ext}");
+            assert_eq!(
+                std::fs::read(&ours).unwrap(),
+                std::fs::read(&theirs).unwrap(),
+                "{ext}"
+            );
         }
     }
 
     #[test]
     fn a_sink_into_a_missing_directory_fails_before_the_run() {
-        let e = FileSink::create(Path::new("/nonexistent-dir-echos/y.npy"), 1).err().unwrap();
+        let e = FileSink::create(Path::new("/nonexistent-dir-echos/y.npy"), 1)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("nonexistent-dir-echos"), "{e}");
     }
 }

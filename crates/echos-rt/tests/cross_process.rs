@@ -51,14 +51,22 @@ fn child_writer() {
     }
     // Let the consumer drain before the region's name goes away (its mapping stays valid).
     let t = Instant::now();
-    while Attached::open(&name).is_ok_and(|a| a.ring_len() > 0) && t.elapsed() < Duration::from_secs(10) {
+    while Attached::open(&name).is_ok_and(|a| a.ring_len() > 0)
+        && t.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 fn spawn_child(name: &str, forever: bool) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_writer",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, name)
         .env(MODE_ENV, if forever { "forever" } else { "finite" })
         .stdout(std::process::Stdio::null())
@@ -90,7 +98,11 @@ fn check_snapshot(a: &Attached) -> Option<u64> {
         Ok(s) => {
             let k = s.head.step;
             for (i, &v) in s.state.iter().enumerate() {
-                assert_eq!(v, (k + i as u64) as f64, "torn snapshot at step {k}, unit {i}");
+                assert_eq!(
+                    v,
+                    (k + i as u64) as f64,
+                    "torn snapshot at step {k}, unit {i}"
+                );
             }
             assert_eq!(s.output, vec![k as f64, (k + 1) as f64, (k + 2) as f64]);
             Some(k)
@@ -113,7 +125,11 @@ fn ring_and_snapshot_between_two_processes() {
             assert!(rec.step > last, "record {} after {last}", rec.step);
             let k = rec.step;
             assert_eq!(rec.time_ns, k);
-            assert_eq!(rec.output, vec![k as f64, (k + 1) as f64, (k + 2) as f64], "torn record");
+            assert_eq!(
+                rec.output,
+                vec![k as f64, (k + 1) as f64, (k + 2) as f64],
+                "torn record"
+            );
             last = k;
             popped += 1;
         }
@@ -128,8 +144,17 @@ fn ring_and_snapshot_between_two_processes() {
         assert!(Instant::now() < deadline, "the child did not finish");
     }
     assert!(child.wait().unwrap().success());
-    assert_eq!(a.ring_pushed(), popped, "every pushed record was popped once");
-    assert_eq!(popped + a.ring_drops(), RECORDS, "popped {popped}, dropped {}", a.ring_drops());
+    assert_eq!(
+        a.ring_pushed(),
+        popped,
+        "every pushed record was popped once"
+    );
+    assert_eq!(
+        popped + a.ring_drops(),
+        RECORDS,
+        "popped {popped}, dropped {}",
+        a.ring_drops()
+    );
     assert!(popped > 0 && snapshots > 0);
     assert!(!a.owner_running(), "the owner stopped");
 }
@@ -149,7 +174,8 @@ fn a_killed_owner_leaves_no_corrupt_region() {
             Err(e) => panic!("round {round}: a killed owner left a bad region: {e}"),
             Ok(a) => {
                 assert!(!a.owner_running(), "round {round}");
-                assert!(a.header().generation > generation, "round {round}");
+                // The same stale region if this child died before reclaiming it, else newer.
+                assert!(a.header().generation >= generation, "round {round}");
                 generation = a.header().generation;
                 check_snapshot(&a);
                 stale_seen += 1;
@@ -163,5 +189,5 @@ fn a_killed_owner_leaves_no_corrupt_region() {
     assert!(stale_seen > 0, "no round killed a running owner");
     // The next start reclaims whatever the last kill left.
     let r = Region::create(&name, &shape(), true).unwrap();
-    assert!(r.header().generation > generation || generation == 0);
+    assert!(r.header().generation > generation);
 }

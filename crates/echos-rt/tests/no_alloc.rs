@@ -65,7 +65,12 @@ fn timing() -> Timing {
 }
 
 fn sine(rows: usize) -> Array2 {
-    Array2::new(rows, 1, (0..rows).map(|t| (t as f64 * 0.3).sin() * 0.5).collect()).unwrap()
+    Array2::new(
+        rows,
+        1,
+        (0..rows).map(|t| (t as f64 * 0.3).sin() * 0.5).collect(),
+    )
+    .unwrap()
 }
 
 fn run_armed(model: echos_core::model::Trained<f64>, tag: &str) {
@@ -78,7 +83,12 @@ fn run_armed(model: echos_core::model::Trained<f64>, tag: &str) {
         ring_capacity: 256,
         period_ns: 20_000,
     };
-    let region = Region::create(&format!("noalloc-{tag}-{}", std::process::id()), &shape, true).unwrap();
+    let region = Region::create(
+        &format!("noalloc-{tag}-{}", std::process::id()),
+        &shape,
+        true,
+    )
+    .unwrap();
     let sinks: Vec<Box<dyn Sink>> = vec![
         Box::new(MemorySink::new(outputs, PERIODS as usize)),
         Box::new(FileSink::create(&dir.path().join("y.npy"), outputs).unwrap()),
@@ -129,7 +139,10 @@ fn the_loop_path_never_calls_the_allocator() {
         kernel: Default::default(),
     };
     let model = train(&opts, &u, &y).unwrap();
-    assert!(model.esn().outputs() > 0, "the feedback path must be exercised");
+    assert!(
+        model.esn().outputs() > 0,
+        "the feedback path must be exercised"
+    );
     run_armed(model.driver().clone(), "feedback");
 }
 

@@ -94,7 +94,11 @@ fn the_runtime_loop_reproduces_esn_run_bit_for_bit() {
         let out = p.run(&AtomicBool::new(false));
         assert_eq!(out.end, End::SourceEnded, "{label}");
         assert_eq!(out.stats.steps, test_in.rows() as u64, "{label}");
-        assert_eq!(out.stats.outputs_crc32, crc_of(want.data()), "{label}: digest");
+        assert_eq!(
+            out.stats.outputs_crc32,
+            crc_of(want.data()),
+            "{label}: digest"
+        );
         // And value by value.
         let mut parts = p.into_parts();
         let mem: Box<dyn std::any::Any> = parts.sinks.pop().unwrap();
@@ -123,7 +127,11 @@ fn the_runtime_loop_reproduces_esn_run_bit_for_bit() {
         };
         let report = echos_rt::run(plan, Arc::new(AtomicBool::new(false))).unwrap();
         assert!(report.errors.is_empty(), "{label}: {:?}", report.errors);
-        assert_eq!(report.stats.outputs_crc32, crc_of(want.data()), "{label}: runner digest");
+        assert_eq!(
+            report.stats.outputs_crc32,
+            crc_of(want.data()),
+            "{label}: runner digest"
+        );
         let theirs = dir.path().join(format!("ref{i}.npy"));
         echos_host::write_array(&theirs, &want).unwrap();
         assert_eq!(
@@ -142,7 +150,15 @@ fn memory_sink_values_equal_esn_run_values() {
     let trained = train(&options(Generative::Feedback, StepKernel::Exact), &u, &y).unwrap();
     let want = trained.clone().run(&test_in).unwrap();
     let source = Box::new(SeriesSource::new(test_in.clone(), false, "test").unwrap());
-    let mut p = Pipeline::new(trained.driver().clone(), source, Vec::new(), None, false, timing(None)).unwrap();
+    let mut p = Pipeline::new(
+        trained.driver().clone(),
+        source,
+        Vec::new(),
+        None,
+        false,
+        timing(None),
+    )
+    .unwrap();
     // A direct look at the values: step the pipeline's own sink-free run, then compare the
     // model's last output and state with the reference model's.
     let out = p.run(&AtomicBool::new(false));
@@ -151,5 +167,8 @@ fn memory_sink_values_equal_esn_run_values() {
     reference.run(&test_in).unwrap();
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(p.model().esn().state()), bits(reference.esn().state()));
-    assert_eq!(bits(p.model().last_output()), bits(&want.data()[want.data().len() - 1..]));
+    assert_eq!(
+        bits(p.model().last_output()),
+        bits(&want.data()[want.data().len() - 1..])
+    );
 }
