@@ -347,3 +347,55 @@ fn without_privileges_the_run_says_what_it_lacks_and_goes_on() {
     assert_eq!(r["periods"], 100);
     assert_eq!(r["memory_locked"], false);
 }
+
+#[test]
+fn stdin_rows_give_the_same_outputs_as_the_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path());
+    let input = dir.path().join("in.csv");
+    write_csv(&input, 120, 1, 0.5);
+    let esn_out = dir.path().join("esn.csv");
+    echos()
+        .args(["esn", "run", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&esn_out)
+        .assert()
+        .success();
+    let rt_out = dir.path().join("rt.csv");
+    let cfg = dir.path().join("stdin.toml");
+    let text = config(&model, &input, &format!("\n[sink]\nfile = {rt_out:?}\n"))
+        .replace(&format!("kind = \"series\"\npath = {input:?}"), "kind = \"stdin\"");
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["rt", "run", "--json"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows = std::fs::read_to_string(&input).unwrap();
+    child.stdin.take().unwrap().write_all(rows.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["stats"]["steps"], 120);
+    assert_eq!(std::fs::read(&rt_out).unwrap(), std::fs::read(&esn_out).unwrap());
+    // A bad line ends the run with its number named, and a non-zero exit.
+    let mut child = std::process::Command::new(bin())
+        .args(["rt", "run"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"0.1\n0.2\nabc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("standard input, line 3"), "{}", stderr_of(&out));
+}

@@ -314,3 +314,98 @@ impl Pipeline {
         Outcome { stats, end }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MemorySink;
+    use crate::source::{Poll, Source, Tick};
+
+    fn model() -> Trained<f64> {
+        crate::bench::bench_model(300, 2).unwrap()
+    }
+
+    fn sine() -> Box<dyn Source> {
+        Box::new(crate::bench::sine_source(100).unwrap())
+    }
+
+    #[test]
+    fn overruns_and_misses_are_counted_with_the_kernels_rules() {
+        // Budget 1 µs and deadline 2 µs: no wake-up plus a 300-unit step fits, so every job
+        // overruns and misses, and only once each.
+        let timing = Timing::from_us(200, Some(2), Some(1), Some(200)).unwrap();
+        let mut p = Pipeline::new(model(), sine(), Vec::new(), None, false, timing).unwrap();
+        let out = p.run(&AtomicBool::new(false));
+        assert_eq!(out.end, End::Periods);
+        let s = &out.stats;
+        assert_eq!(s.periods, 200);
+        assert_eq!(s.overruns, 200, "{s:?}");
+        assert_eq!(s.deadline_misses, 200 + s.skipped_jobs, "{s:?}");
+        // A generous budget and deadline: the same work is on time unless the host stole
+        // whole periods, and those are exactly the skipped jobs.
+        let timing = Timing::from_us(2_000, None, None, Some(100)).unwrap();
+        let mut p = Pipeline::new(model(), sine(), Vec::new(), None, false, timing).unwrap();
+        let s = p.run(&AtomicBool::new(false)).stats;
+        assert_eq!(s.overruns, 0, "{s:?}");
+        assert!(s.deadline_misses >= s.skipped_jobs);
+        assert_eq!(s.wakeup.samples(), 100);
+        assert_eq!(s.step.samples(), 100);
+    }
+
+    #[test]
+    fn a_set_stop_flag_ends_the_run_before_any_period() {
+        let timing = Timing::from_us(100, None, None, None).unwrap();
+        let mut p = Pipeline::new(model(), sine(), Vec::new(), None, false, timing).unwrap();
+        let out = p.run(&AtomicBool::new(true));
+        assert_eq!((out.end, out.stats.periods), (End::Stopped, 0));
+    }
+
+    struct Gappy(u64);
+    impl Source for Gappy {
+        fn inputs(&self) -> usize {
+            1
+        }
+        fn poll(&mut self, _tick: &Tick, u: &mut [f64]) -> Poll {
+            self.0 += 1;
+            u[0] = 0.1;
+            match self.0 {
+                11.. => Poll::End,
+                k if k % 2 == 0 => Poll::Ready,
+                _ => Poll::Idle,
+            }
+        }
+        fn describe(&self) -> String {
+            "gappy".into()
+        }
+    }
+
+    #[test]
+    fn idle_periods_do_not_step_and_the_end_stops_the_run() {
+        let timing = Timing::from_us(500, None, None, None).unwrap();
+        let sink = Box::new(MemorySink::new(1, 100));
+        let mut p = Pipeline::new(model(), Box::new(Gappy(0)), vec![sink], None, false, timing)
+            .unwrap();
+        let out = p.run(&AtomicBool::new(false));
+        assert_eq!(out.end, End::SourceEnded);
+        assert_eq!(out.stats.periods, 10);
+        assert_eq!((out.stats.steps, out.stats.source_idle), (5, 5));
+        let mut parts = p.into_parts();
+        let mem: Box<dyn std::any::Any> = parts.sinks.pop().unwrap();
+        assert_eq!(mem.downcast::<MemorySink>().unwrap().values().len(), 5);
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_refused() {
+        let timing = Timing::from_us(500, None, None, None).unwrap();
+        let two = Box::new(
+            crate::source::SeriesSource::new(
+                echos_host::Array2::new(2, 2, vec![0.0; 4]).unwrap(),
+                false,
+                "two",
+            )
+            .unwrap(),
+        );
+        let e = Pipeline::new(model(), two, Vec::new(), None, false, timing).err().unwrap();
+        assert_eq!((e.expected, e.got), (1, 2));
+    }
+}
