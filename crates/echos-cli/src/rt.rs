@@ -25,6 +25,21 @@ pub enum RtCommand {
     Status(StatusArgs),
     /// Benchmark the loop stepping an N-unit reservoir on the fast kernel.
     Bench(BenchArgs),
+    /// Serve a running loop's state as JSON (HTTP on 127.0.0.1 and/or a Unix socket) from its
+    /// shared region, until SIGINT/SIGTERM: /debug_info, /timing, /state, /header.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The region's name.
+    pub name: String,
+    /// HTTP port on 127.0.0.1 (0: any free port, printed).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// A Unix socket path to serve the same requests on (must not exist).
+    #[arg(long)]
+    pub unix: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -81,6 +96,7 @@ pub fn run(cmd: RtCommand) -> anyhow::Result<()> {
         RtCommand::Run(a) => run_pipeline(a),
         RtCommand::Status(a) => status(a),
         RtCommand::Bench(a) => run_bench(a),
+        RtCommand::Serve(a) => serve(a),
     }
 }
 
@@ -209,6 +225,26 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
         snap.output,
     );
     Ok(output::println(text)?)
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let stop = stop_on_signals()?;
+    let server = echos_rt::introspect::Server::bind(&a.name, a.port, a.unix.as_deref())?;
+    let mut at = Vec::new();
+    if let Some(addr) = server.http_addr() {
+        at.push(format!("http://{addr}/debug_info"));
+    }
+    if let Some(p) = &a.unix {
+        at.push(format!("unix:{}", p.display()));
+    }
+    output::println(format_args!(
+        "serving region {} at {}",
+        a.name,
+        at.join(" and ")
+    ))?;
+    let served = server.serve(&stop);
+    output::println(format_args!("served {served} requests"))?;
+    Ok(())
 }
 
 fn run_bench(a: BenchArgs) -> anyhow::Result<()> {

@@ -367,8 +367,10 @@ fn stdin_rows_give_the_same_outputs_as_the_file() {
         .success();
     let rt_out = dir.path().join("rt.csv");
     let cfg = dir.path().join("stdin.toml");
-    let text = config(&model, &input, &format!("\n[sink]\nfile = {rt_out:?}\n"))
-        .replace(&format!("kind = \"series\"\npath = {input:?}"), "kind = \"stdin\"");
+    let text = config(&model, &input, &format!("\n[sink]\nfile = {rt_out:?}\n")).replace(
+        &format!("kind = \"series\"\npath = {input:?}"),
+        "kind = \"stdin\"",
+    );
     std::fs::write(&cfg, text).unwrap();
     let mut child = std::process::Command::new(bin())
         .args(["rt", "run", "--json"])
@@ -379,12 +381,20 @@ fn stdin_rows_give_the_same_outputs_as_the_file() {
         .spawn()
         .unwrap();
     let rows = std::fs::read_to_string(&input).unwrap();
-    child.stdin.take().unwrap().write_all(rows.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rows.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["stats"]["steps"], 120);
-    assert_eq!(std::fs::read(&rt_out).unwrap(), std::fs::read(&esn_out).unwrap());
+    assert_eq!(
+        std::fs::read(&rt_out).unwrap(),
+        std::fs::read(&esn_out).unwrap()
+    );
     // A bad line ends the run with its number named, and a non-zero exit.
     let mut child = std::process::Command::new(bin())
         .args(["rt", "run"])
@@ -394,8 +404,17 @@ fn stdin_rows_give_the_same_outputs_as_the_file() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"0.1\n0.2\nabc\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"0.1\n0.2\nabc\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("standard input, line 3"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("standard input, line 3"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod hist;
+pub mod introspect;
 pub mod pipeline;
 pub mod realtime;
 pub mod ring;

@@ -383,8 +383,8 @@ mod tests {
     fn idle_periods_do_not_step_and_the_end_stops_the_run() {
         let timing = Timing::from_us(500, None, None, None).unwrap();
         let sink = Box::new(MemorySink::new(1, 100));
-        let mut p = Pipeline::new(model(), Box::new(Gappy(0)), vec![sink], None, false, timing)
-            .unwrap();
+        let mut p =
+            Pipeline::new(model(), Box::new(Gappy(0)), vec![sink], None, false, timing).unwrap();
         let out = p.run(&AtomicBool::new(false));
         assert_eq!(out.end, End::SourceEnded);
         assert_eq!(out.stats.periods, 10);
@@ -405,7 +405,9 @@ mod tests {
             )
             .unwrap(),
         );
-        let e = Pipeline::new(model(), two, Vec::new(), None, false, timing).err().unwrap();
+        let e = Pipeline::new(model(), two, Vec::new(), None, false, timing)
+            .err()
+            .unwrap();
         assert_eq!((e.expected, e.got), (1, 2));
     }
 }

@@ -124,6 +124,14 @@ pub struct SnapshotHead {
 pub const SNAPSHOT_HEAD_WORDS: usize = 16;
 const _: () = assert!(size_of::<SnapshotHead>() == SNAPSHOT_HEAD_WORDS * 8);
 
+/// The trajectory ring of the snapshot: the kernel's introspection shape (echos-abi), the last
+/// `TRAJECTORY_STEPS` published steps of the first `TRAJECTORY_UNITS` units, each row
+/// `[step, unit 0, …, unit 3]` at index `step % TRAJECTORY_STEPS` (step 0: never written;
+/// units beyond the reservoir's are 0).
+pub use echos_abi::introspect::{TRAJECTORY_STEPS, TRAJECTORY_UNITS};
+pub const TRAJECTORY_ROW_WORDS: usize = 1 + TRAJECTORY_UNITS;
+pub const TRAJECTORY_WORDS: usize = TRAJECTORY_STEPS * TRAJECTORY_ROW_WORDS;
+
 /// Words of one published histogram: bucket counts, min, max, sum.
 pub const HIST_WORDS: usize = BUCKETS + 3;
 
@@ -177,7 +185,7 @@ impl Layout {
         let snapshot_offset = slots
             .and_then(|s| s.checked_add(ring_offset + CONTROL_WORDS))
             .and_then(align_line);
-        let snapshot_words = 1 + SNAPSHOT_HEAD_WORDS + units + outputs;
+        let snapshot_words = 1 + SNAPSHOT_HEAD_WORDS + units + outputs + TRAJECTORY_WORDS;
         let stats_offset = snapshot_offset
             .and_then(|o| o.checked_add(snapshot_words))
             .and_then(align_line);
@@ -645,8 +653,17 @@ impl Region {
             for (w, v) in rest.iter().zip(state.iter().take(l.units)) {
                 w.store(v.to_bits(), Ordering::Relaxed);
             }
-            for (w, v) in rest[l.units..].iter().zip(output) {
+            for (w, v) in rest[l.units..].iter().zip(output.iter().take(l.outputs)) {
                 w.store(v.to_bits(), Ordering::Relaxed);
+            }
+            if head.step > 0 {
+                let traj = &rest[l.units + l.outputs..];
+                let at = (head.step as usize % TRAJECTORY_STEPS) * TRAJECTORY_ROW_WORDS;
+                let row = &traj[at..at + TRAJECTORY_ROW_WORDS];
+                row[0].store(head.step, Ordering::Relaxed);
+                for (w, v) in row[1..].iter().zip(state) {
+                    w.store(v.to_bits(), Ordering::Relaxed);
+                }
             }
         });
     }
@@ -750,6 +767,29 @@ pub struct Snapshot {
     pub head: SnapshotHead,
     pub state: Vec<f64>,
     pub output: Vec<f64>,
+    /// Recent steps of the first units, oldest first.
+    pub trajectory: Vec<TrajectoryRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrajectoryRow {
+    pub step: u64,
+    /// The first `min(TRAJECTORY_UNITS, units)` units of the state after that step.
+    pub units: Vec<f64>,
+}
+
+fn trajectory_of(words: &[u64], units: usize) -> Vec<TrajectoryRow> {
+    let shown = units.min(TRAJECTORY_UNITS);
+    let mut rows: Vec<TrajectoryRow> = words
+        .chunks_exact(TRAJECTORY_ROW_WORDS)
+        .filter(|r| r[0] > 0)
+        .map(|r| TrajectoryRow {
+            step: r[0],
+            units: r[1..1 + shown].iter().map(|&b| f64::from_bits(b)).collect(),
+        })
+        .collect();
+    rows.sort_by_key(|r| r.step);
+    rows
 }
 
 /// One output record popped from the ring.
@@ -874,6 +914,7 @@ impl Attached {
                 .iter()
                 .map(|&b| f64::from_bits(b))
                 .collect(),
+            trajectory: trajectory_of(&rest[l.units + l.outputs..], l.units),
         })
     }
 
@@ -976,6 +1017,22 @@ mod tests {
         assert_eq!(s.head, head);
         assert_eq!(s.state, state);
         assert_eq!(s.output, vec![1.5, -2.5]);
+        assert_eq!(s.trajectory.len(), 1);
+        assert_eq!(
+            (s.trajectory[0].step, s.trajectory[0].units.clone()),
+            (42, state[..4].to_vec())
+        );
+        // 20 more steps: the ring keeps the last 16, oldest first.
+        for k in 43..63 {
+            let st: Vec<f64> = (0..10).map(|i| (k * 100 + i) as f64).collect();
+            r.publish_snapshot(&SnapshotHead { step: k, ..head }, &st, &[0.0, 0.0]);
+        }
+        let t = a.snapshot().unwrap().trajectory;
+        assert_eq!(
+            t.iter().map(|r| r.step).collect::<Vec<_>>(),
+            (47..63).collect::<Vec<_>>()
+        );
+        assert_eq!(t[15].units, vec![6200.0, 6201.0, 6202.0, 6203.0]);
         let mut wake = LogHistogram::new();
         wake.record(1234);
         r.publish_stats(&wake, &LogHistogram::new());
