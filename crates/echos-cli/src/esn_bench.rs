@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use echos_core::kernels::{Kernel, Variant};
+use echos_eval::limits::Measured;
 use echos_host::bench::{ReservoirSpec, StepBench};
 
 /// Arguments of `echos esn bench`.
@@ -110,7 +111,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     for kernel in kernels {
         let r = bench
-            .run(kernel)
+            .run(kernel, &Measured)
             .context("benchmark refused its parameters")?;
         if args.json {
             crate::output::println(serde_json::to_string(&r)?)?;

@@ -2,7 +2,7 @@
 //! inputs and printing only; the model runs in the engine.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -27,7 +27,7 @@ pub struct ModelArgs {
     #[arg(long)]
     model: PathBuf,
     /// Worker threads for the matrix products.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     threads: usize,
     /// Quantize the large matrices to int8 (one scale per row) after loading.
     #[arg(long)]
@@ -44,23 +44,28 @@ pub struct ModelArgs {
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The prompt text.
-    #[arg(long, conflicts_with = "prompt_file")]
+    /// The prompt text (may start with a hyphen).
+    #[arg(long, conflicts_with = "prompt_file", allow_hyphen_values = true)]
     prompt: Option<String>,
     /// Read the prompt from a UTF-8 file.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
     /// Number of tokens to generate.
-    #[arg(long, short = 'n', default_value_t = 100)]
+    #[arg(
+        long,
+        short = 'n',
+        default_value_t = 100,
+        allow_negative_numbers = true
+    )]
     tokens: usize,
     /// Sampling temperature; 0 picks the most likely token (greedy).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     temperature: f32,
     /// Nucleus sampling: keep the most likely tokens whose probabilities sum to top-p.
-    #[arg(long, default_value_t = 0.85)]
+    #[arg(long, default_value_t = 0.85, allow_negative_numbers = true)]
     top_p: f32,
     /// Seed of the sampler.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u64,
 }
 
@@ -71,7 +76,7 @@ pub struct ForwardArgs {
     /// Token ids (.npy, 1-D, int32 or int64).
     #[arg(long)]
     tokens: PathBuf,
-    /// Output logits (.npy, float32, shape (tokens, vocab)).
+    /// Output logits (.npy, float32, shape (tokens, vocab)); the path must end in .npy.
     #[arg(long)]
     logits: PathBuf,
 }
@@ -84,18 +89,18 @@ pub struct BenchArgs {
     /// Synthetic shape: n_layer,n_embd,head_size,vocab (default: the 0.1B shapes).
     #[arg(long, default_value = "12,768,64,65536")]
     shape: String,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     threads: usize,
     #[arg(long)]
     int8: bool,
     /// Tokens in the prefill measurement.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
     prefill: usize,
     /// Tokens in the decode measurement.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     decode: usize,
     /// Repetitions (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     repeat: usize,
     /// Print JSON (the only output format; kept for scripts that pass it).
     #[arg(long)]
@@ -117,7 +122,39 @@ fn threads_arg(n: usize) -> anyhow::Result<SpinPool> {
     Ok(SpinPool::new(n))
 }
 
+/// Fails now, before any work, when `path` could not be written at the end: the atomic
+/// writers create a file in its directory and rename it over `path`.
+fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("{flag} `{}` is a directory", path.display());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(".echos-probe-{}-{nanos}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| {
+            format!(
+                "{flag} `{}`: cannot create a file in `{}`",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 fn open_model(a: &ModelArgs) -> anyhow::Result<(Model, State)> {
+    if let Some(p) = &a.state_out {
+        check_writable("--state-out", p)?;
+    }
     let loaded =
         load_model(&a.model).with_context(|| format!("loading model `{}`", a.model.display()))?;
     let mut model = loaded.model;
@@ -138,15 +175,13 @@ fn save_state(a: &ModelArgs, model: &Model, state: &State) -> anyhow::Result<()>
     Ok(())
 }
 
-/// xorshift64* for sampling: seeded, the same sequence on every platform.
-struct Sampler(u64);
+/// Sampling from the engine's documented generator (xoshiro256**): seeded, the same sequence
+/// on every platform.
+struct Sampler(echos_core::rng::Rng);
 
 impl Sampler {
     fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+        self.0.uniform01() as f32
     }
 
     /// Greedy at temperature 0, else softmax(logits / T) restricted to the top-p nucleus.
@@ -222,7 +257,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         bail!("the prompt is empty: give at least one character to continue from");
     }
     let mut scratch = Scratch::new(&model, tokens.len().clamp(1, 64));
-    let mut sampler = Sampler(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut sampler = Sampler(echos_core::rng::Rng::new(a.seed));
     let mut probs = Vec::with_capacity(model.dims.vocab);
     let mut stream = Utf8Stream::default();
     let mut out = crate::output::stdout();
@@ -235,17 +270,30 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             break; // end of text in the world vocabulary
         }
         let text = stream.push(&tokenizer.decode_bytes(&[next])?);
+        // Flushed per token so the text streams. A closed pipe (`| head`) ends the run here,
+        // quietly (see `main`), and without --state-out: the run was cut short.
         out.write_all(text.as_bytes())?;
         out.flush()?;
         logits.copy_from_slice(model.step(&mut state, next, &mut scratch, &pool)?);
     }
-    out.write_all(stream.finish().as_bytes())?;
-    writeln!(out)?;
+    writeln!(out, "{}", stream.finish())?;
+    out.flush()?;
     save_state(&a.model, &model, &state)
 }
 
 fn forward(a: ForwardArgs) -> anyhow::Result<()> {
     let pool = threads_arg(a.model.threads)?;
+    if !a
+        .logits
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        bail!(
+            "--logits `{}`: logits are written as .npy (float32, shape (tokens, vocab)); give a path ending in .npy",
+            a.logits.display()
+        );
+    }
+    check_writable("--logits", &a.logits)?;
     let tokens = npy::read_tokens(&a.tokens)?;
     if tokens.is_empty() {
         bail!("`{}` holds no tokens", a.tokens.display());

@@ -257,3 +257,257 @@ fn bench_prints_one_json_object() {
     let (ok, _, err) = echos(&["rwkv", "bench", "--shape", "2,60,32,256"]);
     assert!(!ok && err.contains("multiple of head_size"), "{err}");
 }
+
+/// The tiny trained v5.2 model; None (after saying so) without the shared data.
+fn tiny_model(test: &str) -> Option<String> {
+    let data = shared_data(test)?;
+    Some(
+        data.join("rwkv/trained/tiny-rwkv-5v2-730K.pth")
+            .to_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+#[test]
+fn forward_refuses_logits_that_are_not_npy() {
+    let Some(m) = tiny_model("forward_refuses_logits_that_are_not_npy") else {
+        return;
+    };
+    let toks = tmp("csv-tokens.npy");
+    write_tokens(&toks, &[1, 2, 3]);
+    let csv = tmp("l.csv");
+    std::fs::remove_file(&csv).ok();
+    let (ok, _, err) = echos(&[
+        "rwkv",
+        "forward",
+        "--model",
+        &m,
+        "--tokens",
+        toks.to_str().unwrap(),
+        "--logits",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--logits") && err.contains(".npy"),
+        "{err}"
+    );
+    assert!(!csv.exists(), "nothing is written under the .csv name");
+}
+
+#[test]
+fn negative_numbers_reach_our_own_checks() {
+    // `--temperature -1` used to be a clap "unexpected argument '-1'"; now our range check
+    // answers (it runs before the model is opened, so no model is needed).
+    for (flag, value, needle) in [
+        (
+            "--temperature",
+            "-1",
+            "--temperature must be a finite number >= 0, got -1",
+        ),
+        ("--top-p", "-0.5", "--top-p must be in (0, 1], got -0.5"),
+    ] {
+        let (ok, _, err) = echos(&[
+            "rwkv",
+            "generate",
+            "--model",
+            "/nonexistent/m.pth",
+            "--prompt",
+            "x",
+            flag,
+            value,
+        ]);
+        assert!(!ok && err.contains(needle), "{flag} {value}: {err}");
+    }
+    // A prompt may start with a hyphen.
+    let (ok, _, err) = echos(&[
+        "rwkv",
+        "generate",
+        "--model",
+        "/nonexistent/m.pth",
+        "--prompt",
+        "-5 degrees",
+    ]);
+    assert!(!ok && err.contains("/nonexistent/m.pth"), "{err}");
+    let (ok, _, err) = echos(&["rwkv", "bench", "--threads", "-2"]);
+    assert!(!ok && err.contains("invalid value '-2'"), "{err}");
+}
+
+#[test]
+fn an_unwritable_state_out_is_refused_before_generating() {
+    let Some(m) = tiny_model("an_unwritable_state_out_is_refused_before_generating") else {
+        return;
+    };
+    let (ok, out, err) = echos(&[
+        "rwkv",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "in the",
+        "-n",
+        "20",
+        "--state-out",
+        "/nonexistent-dir/state.safetensors",
+    ]);
+    assert!(!ok && err.contains("--state-out"), "{err}");
+    assert!(out.is_empty(), "generated before failing: {out:?}");
+    let toks = tmp("so-tokens.npy");
+    write_tokens(&toks, &[1, 2, 3]);
+    let (ok, _, err) = echos(&[
+        "rwkv",
+        "forward",
+        "--model",
+        &m,
+        "--tokens",
+        toks.to_str().unwrap(),
+        "--logits",
+        "/nonexistent-dir/l.npy",
+    ]);
+    assert!(!ok && err.contains("--logits"), "{err}");
+}
+
+#[test]
+fn an_esn_model_is_named_as_one() {
+    // A real ESN model file, trained by `echos esn train`.
+    let dir = tmp("esn");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (x, y) = (dir.join("x.csv"), dir.join("y.csv"));
+    let rows = |f: &dyn Fn(usize) -> f64| -> String {
+        std::iter::once("v".to_string())
+            .chain((0..300).map(|t| format!("{}", f(t))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    std::fs::write(&x, rows(&|t| ((t * 37) % 11) as f64 / 11.0)).unwrap();
+    std::fs::write(&y, rows(&|t| ((t * 37 + 5) % 11) as f64 / 11.0)).unwrap();
+    let model = dir.join("esn.safetensors");
+    let (ok, _, err) = echos(&[
+        "esn",
+        "train",
+        "--units",
+        "20",
+        "--input",
+        x.to_str().unwrap(),
+        "--target",
+        y.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = echos(&[
+        "rwkv",
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+    ]);
+    assert!(
+        !ok && err.contains("this is an echos ESN model") && err.contains("echos esn"),
+        "{err}"
+    );
+}
+
+/// Runs echos with stdout going to `stdout`; returns (exit code, stderr).
+fn echos_to(args: &[&str], stdout: std::process::Stdio) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_echos"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const BENCH: [&str; 10] = [
+    "rwkv",
+    "bench",
+    "--shape",
+    "2,64,32,256",
+    "--prefill",
+    "4",
+    "--decode",
+    "2",
+    "--repeat",
+    "1",
+];
+
+#[test]
+fn a_full_disk_is_an_error_message_not_a_panic() {
+    let full = || {
+        std::process::Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+    };
+    let (code, err) = echos_to(&BENCH, full());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        !err.contains("panicked") && err.contains("No space left"),
+        "{err}"
+    );
+    let Some(m) = tiny_model("a_full_disk_is_an_error_message_not_a_panic") else {
+        return;
+    };
+    let (code, err) = echos_to(
+        &[
+            "rwkv", "generate", "--model", &m, "--prompt", "in", "-n", "20",
+        ],
+        full(),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        !err.contains("panicked")
+            && err.contains("writing to standard output")
+            && err.contains("No space left"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    // The reader goes away before bench prints its one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echos"))
+        .args(BENCH)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+
+    let Some(m) = tiny_model("a_closed_pipe_ends_quietly") else {
+        return;
+    };
+    // `echos rwkv generate ... | head -c 10`: the reader leaves mid-stream.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echos"))
+        .args([
+            "rwkv", "generate", "--model", &m, "--prompt", "in the", "-n", "5000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}

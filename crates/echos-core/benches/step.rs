@@ -6,72 +6,52 @@
 //! Run: `cargo bench -p echos-core --bench step` (filter e.g. `-- 'step/csr/1000'`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::kernels::block_bf16::BlockBf16;
-use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
+use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::{Kernel, WeightsRef};
+use echos_core::topology::{MatrixFormat, Topology, WeightDistribution};
 use std::hint::black_box;
 
-struct SplitMix64(u64);
-impl SplitMix64 {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Same construction as echos-host's `random_reservoir` (circular-law scaling to radius 0.9).
-fn reservoir(n: usize, p: f64, seed: u64) -> FusedReservoir {
-    let mut rng = SplitMix64(seed);
-    let scale = 0.9 / ((1.0 / 3.0) * n as f64 * p).sqrt();
-    let weights = if p >= 1.0 {
-        OwnedWeights::Dense(
-            (0..n * n)
-                .map(|_| ((rng.uniform() * 2.0 - 1.0) * scale) as f32)
-                .collect(),
-        )
-    } else {
-        let (mut indptr, mut indices, mut values) = (vec![0u32], Vec::new(), Vec::new());
-        for _ in 0..n {
-            for c in 0..n {
-                if rng.uniform() < p {
-                    indices.push(c as u32);
-                    values.push(((rng.uniform() * 2.0 - 1.0) * scale) as f32);
-                }
-            }
-            indptr.push(indices.len() as u32);
-        }
-        OwnedWeights::Csr {
-            indptr,
-            indices,
-            values,
-        }
+/// The fused reservoir `Esn::new` builds (the one `Esn::step` runs), in the shape `echos esn
+/// bench` times: one input, uniform weights scaled to spectral radius 0.9, leak rate 0.3, bias
+/// in [−0.1, 0.1], CSR below connectivity 1 and dense at 1. Its weights and layout do not
+/// depend on the variant, so one reservoir serves every kernel.
+fn fused(n: usize, topology: Topology, connectivity: f64, seed: u64) -> FusedReservoir {
+    let config = EsnConfig {
+        units: n,
+        inputs: 1,
+        spectral_radius: 0.9,
+        leak_rate: 0.3,
+        input_scaling: 1.0,
+        bias_scaling: 0.1,
+        connectivity,
+        distribution: WeightDistribution::Uniform,
+        topology,
+        format: if connectivity >= 1.0 {
+            MatrixFormat::Dense
+        } else {
+            MatrixFormat::Csr
+        },
+        seed,
+        kernel: StepKernel::fast(),
+        ..EsnConfig::default()
     };
-    let w_in = (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect();
-    let bias = (0..n)
-        .map(|_| ((rng.uniform() * 2.0 - 1.0) * 0.1) as f32)
-        .collect();
-    FusedReservoir::new(n, 1, weights, w_in, bias, 0.3).expect("valid reservoir")
+    Esn::<f32>::new(&config)
+        .expect("valid reservoir")
+        .fused_reservoir()
+        .expect("a fused kernel was configured")
+        .clone()
 }
 
-/// A block-sparse reservoir (`Topology::Block { size }`, connectivity 0.1) drawn by the engine,
-/// weights scaled by the same circular-law estimate.
+/// A random sparse (connectivity `p`) or, at `p` = 1, dense reservoir.
+fn reservoir(n: usize, p: f64, seed: u64) -> FusedReservoir {
+    fused(n, Topology::Random, p, seed)
+}
+
+/// A block-sparse reservoir (`Topology::Block { size }`, connectivity 0.1).
 fn block_reservoir(n: usize, size: usize, seed: u64) -> FusedReservoir {
-    use echos_core::topology::{nonzeros_per_row, random_block, WeightDistribution};
-    let k = nonzeros_per_row(n, 0.1);
-    let mut rng = echos_core::rng::Rng::new(seed);
-    let b = random_block(n, size, k, WeightDistribution::Uniform, &mut rng);
-    let scale = 0.9 / ((1.0 / 3.0) * k as f64).sqrt();
-    let values: Vec<f32> = b.values.iter().map(|v| (v * scale) as f32).collect();
-    let mut r = SplitMix64(seed);
-    let w_in = (0..n).map(|_| (r.uniform() * 2.0 - 1.0) as f32).collect();
-    let bias = (0..n)
-        .map(|_| ((r.uniform() * 2.0 - 1.0) * 0.1) as f32)
-        .collect();
-    FusedReservoir::new_block(n, 1, size, k, &b.indices, &values, w_in, bias, 0.3)
-        .expect("valid block reservoir")
+    fused(n, Topology::Block { size }, 0.1, seed)
 }
 
 fn bench_step(c: &mut Criterion) {

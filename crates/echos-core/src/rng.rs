@@ -14,15 +14,23 @@
 //! - `bernoulli(p)`: `uniform01() < p`;
 //! - `below(n)`: Lemire's multiply-shift with rejection, unbiased.
 
-/// SplitMix64 (Steele, Lea & Flood 2014), used only to expand a seed into xoshiro state.
+/// SplitMix64 (Steele, Lea & Flood 2014): expands a seed into xoshiro state, and is the tiny
+/// generator of the kernel's stress drivers and tests. The workspace's one SplitMix64.
 #[derive(Clone, Debug)]
 pub struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
+    pub const fn new(seed: u64) -> Self {
         Self { state: seed }
+    }
+
+    /// Uniform in `0..n` by Lemire's multiply-shift without rejection (bias below n / 2^64):
+    /// one multiply, for picking operations in stress tests where that bias is irrelevant.
+    /// `n > 0`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     pub fn next_u64(&mut self) -> u64 {

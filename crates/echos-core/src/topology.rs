@@ -333,22 +333,16 @@ impl<T: Scalar> BlockSparse<T> {
 
     /// The same matrix in CSR (rows keep their ascending columns).
     pub fn to_csr(&self) -> Csr<T> {
-        let (n, size, k) = (self.units, self.size, self.per_group);
-        let mut indptr = Vec::with_capacity(n + 1);
-        let mut indices = Vec::with_capacity(n * k);
-        let mut values = Vec::with_capacity(n * k);
-        indptr.push(0u32);
-        for i in 0..n {
-            let (g, r) = (i / size, i % size);
-            for c in 0..k {
-                indices.push(self.indices[g * k + c]);
-                values.push(self.values[(g * k + c) * size + r]);
-            }
-            indptr.push(indices.len() as u32);
-        }
+        let (indptr, indices, values) = crate::kernels::block::block_to_csr(
+            self.units,
+            self.size,
+            self.per_group,
+            &self.indices,
+            &self.values,
+        );
         Csr {
-            rows: n,
-            cols: n,
+            rows: self.units,
+            cols: self.units,
             indptr,
             indices,
             values,
@@ -599,31 +593,12 @@ impl<T: Scalar> ReservoirMatrix<T> {
         }
     }
 
-    /// W in CSR: dense entries that are not zero, CSR as is, block rows with their columns in
-    /// ascending order (`BlockSparse::to_csr`), structured rows one entry per edge.
-    pub fn to_csr(&self) -> Csr<T> {
-        match self {
-            Self::Dense(d) => {
-                let mut indptr = Vec::with_capacity(d.rows + 1);
-                let (mut indices, mut values) = (Vec::new(), Vec::new());
-                indptr.push(0u32);
-                for r in 0..d.rows {
-                    for (c, &v) in d.row(r).iter().enumerate() {
-                        if v != T::zero() {
-                            indices.push(c as u32);
-                            values.push(v);
-                        }
-                    }
-                    indptr.push(indices.len() as u32);
-                }
-                Csr {
-                    rows: d.rows,
-                    cols: d.cols,
-                    indptr,
-                    indices,
-                    values,
-                }
-            }
+    /// W in CSR: dense entries that are not zero (`Csr::from_dense`), CSR as is, block rows
+    /// as `BlockSparse::to_csr` lists them, structured rows one entry per edge. Fails only for
+    /// a dense matrix too large for u32 indices.
+    pub fn to_csr(&self) -> Result<Csr<T>, MatrixError> {
+        Ok(match self {
+            Self::Dense(d) => Csr::from_dense(d)?,
             Self::Csr(c) => c.clone(),
             Self::Block(b) => b.to_csr(),
             _ => {
@@ -647,7 +622,7 @@ impl<T: Scalar> ReservoirMatrix<T> {
                     values,
                 }
             }
-        }
+        })
     }
 
     /// The same matrix in another scalar type (each weight rounded once through f64).
@@ -1140,48 +1115,6 @@ mod tests {
         let mut b = good.clone();
         b.values[(2 * 3) * 4 + 3] = 1.0;
         assert_eq!(b.validate(), Err(BlockError::NonZeroPadding { row: 11 }));
-    }
-
-    #[test]
-    fn esn_block_topology_scales_and_rejects_bad_sizes() {
-        use crate::esn::{ConfigError, Esn, EsnConfig};
-        let config = EsnConfig {
-            units: 100,
-            topology: Topology::Block { size: 16 },
-            ..EsnConfig::default()
-        };
-        let esn = Esn::<f64>::new(&config).unwrap();
-        assert_eq!(esn.w().kind(), "block");
-        assert_eq!(esn.w().nnz(), 100 * 10);
-        let radius = crate::spectral::reservoir_spectral_radius(esn.w()).radius;
-        assert!((radius - 0.9).abs() < 1e-6, "radius {radius}");
-        for size in [0, 101] {
-            let bad = EsnConfig {
-                topology: Topology::Block { size },
-                ..config.clone()
-            };
-            assert_eq!(
-                Esn::<f32>::new(&bad).unwrap_err(),
-                ConfigError::BadBlockSize { size, units: 100 }
-            );
-        }
-        // A saved block W that breaks its invariants is refused by from_parts.
-        let mut w = esn.w().clone();
-        if let ReservoirMatrix::Block(b) = &mut w {
-            b.values[0] = f64::INFINITY;
-        }
-        let err = Esn::<f64>::from_parts(
-            config.clone(),
-            w,
-            esn.w_in().clone(),
-            None,
-            esn.bias().to_vec(),
-        )
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::BlockMatrix(BlockError::NonFinite { .. })
-        ));
     }
 
     /// Why small block reservoirs can remember less (docs/performance.md): W's nonzero columns

@@ -1,10 +1,16 @@
-//! Benchmark support for the reservoir kernels: random reservoirs of a given size and
-//! connectivity, the read bandwidth of a working set, and the physical time limit of a step
-//! (bytes read per step ÷ bandwidth for that working-set size).
+//! `echos esn bench`'s measurement: the reservoir a user builds (`Esn::new` with the fused
+//! kernel of the variant under test, [`reservoir`]), its step timed alone, in a batch, in an
+//! ensemble or split over two threads, and that rate set against this CPU's ceilings (the read
+//! bandwidth of the working set, gathers or lane mul-adds) as a [`Ceilings`] measures them. The
+//! micro-kernels behind the measured ceilings are research code, outside the libraries
+//! (`echos-eval`'s `limits`).
 
 use cpu_time::ProcessTime;
-use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
-use echos_core::kernels::{block_bf16, limits, Kernel, KernelError, Variant};
+use echos_core::esn::{ConfigError, Esn, EsnConfig, StepKernel};
+use echos_core::kernels::reservoir::FusedReservoir;
+use echos_core::kernels::{Kernel, KernelError, Variant};
+use echos_core::rng::Rng;
+use echos_core::topology::{MatrixFormat, Topology, WeightDistribution};
 use std::hint::black_box;
 use std::time::Instant;
 use thiserror::Error;
@@ -19,45 +25,44 @@ pub enum BenchError {
         value: String,
         why: &'static str,
     },
+    /// The engine refused the reservoir's configuration.
+    #[error("the engine refused the reservoir: {0}")]
+    Config(ConfigError),
     /// The kernels refused the reservoir (shape, variant, …).
     #[error(transparent)]
     Kernel(#[from] KernelError),
 }
 
-/// SplitMix64: the benchmark's own deterministic generator (speed does not depend on weights).
-#[derive(Clone, Debug)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 bits.
-    pub fn uniform01(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// The hardware ceilings a step is set against, each measured on this CPU with the kernel
+/// variant under test on one thread. `echos esn bench` passes `echos_eval::limits::Measured`;
+/// tests pass fixed rates, so the arithmetic of the limits can be checked exactly.
+pub trait Ceilings {
+    /// Read bandwidth (bytes/s) of a working set of `bytes`, streamed with `kernel`'s loads.
+    fn read_bandwidth(&self, kernel: Kernel, bytes: usize) -> f64;
+    /// Elements per second `kernel` gathers from an `x_len`-long vector at `indices`.
+    fn gather_rate(&self, kernel: Kernel, x_len: usize, indices: &[u32]) -> f64;
+    /// Lane multiply-adds (separate multiply and add, as the batched kernels do) per second.
+    fn muladd_rate(&self, kernel: Kernel) -> f64;
+    /// Lane products per second of `vdpbf16ps`, or `None` where the CPU lacks AVX-512 BF16.
+    fn dpbf16_rate(&self) -> Option<f64>;
 }
 
-/// Parameters of a benchmark reservoir.
+/// Parameters of a benchmark reservoir: the shape ReservoirPy is compared on (uniform weights,
+/// leak rate 0.3, spectral radius 0.9).
 #[derive(Clone, Copy, Debug)]
 pub struct ReservoirSpec {
     /// Reservoir units N.
     pub units: usize,
     /// Inputs.
     pub inputs: usize,
-    /// Fraction of non-zero recurrent weights; 1.0 builds a dense matrix.
+    /// Fraction of non-zero recurrent weights per row; 1.0 builds a dense matrix.
     pub connectivity: f64,
-    /// Target spectral radius (circular-law estimate, see [`random_reservoir`]).
+    /// Spectral radius W is scaled to (by the engine).
     pub spectral_radius: f64,
     /// Leak rate a.
-    pub leak_rate: f32,
+    pub leak_rate: f64,
     /// Input weights are uniform in [−input_scaling, input_scaling].
-    pub input_scaling: f32,
+    pub input_scaling: f64,
     /// Seed.
     pub seed: u64,
 }
@@ -72,6 +77,34 @@ impl Default for ReservoirSpec {
             leak_rate: 0.3,
             input_scaling: 1.0,
             seed: 42,
+        }
+    }
+}
+
+impl ReservoirSpec {
+    /// The configuration a user would write for this reservoir with `topology`, stepped by
+    /// the fused kernel `variant`: weights uniform in [−1, 1] before scaling, dense inputs,
+    /// bias uniform in [−0.1, 0.1]; a random W is stored sparse (CSR, SELL-16 for the step)
+    /// below connectivity 1 and dense at 1, whatever its size.
+    pub fn config(&self, topology: Topology, variant: Variant) -> EsnConfig {
+        EsnConfig {
+            units: self.units,
+            inputs: self.inputs,
+            spectral_radius: self.spectral_radius,
+            leak_rate: self.leak_rate,
+            input_scaling: self.input_scaling,
+            bias_scaling: 0.1,
+            connectivity: self.connectivity,
+            distribution: WeightDistribution::Uniform,
+            topology,
+            format: if self.connectivity >= 1.0 {
+                MatrixFormat::Dense
+            } else {
+                MatrixFormat::Csr
+            },
+            seed: self.seed,
+            kernel: StepKernel::Fused(variant),
+            ..EsnConfig::default()
         }
     }
 }
@@ -95,126 +128,41 @@ fn check_spec(spec: &ReservoirSpec) -> Result<(), BenchError> {
             why: "must be in (0, 1]",
         });
     }
-    if spec.inputs > 4096 {
+    if spec.inputs == 0 || spec.inputs > 4096 {
         return Err(BenchError::Parameter {
             what: "inputs",
             value: spec.inputs.to_string(),
-            why: "must be at most 4096",
-        });
-    }
-    if !(spec.input_scaling.is_finite() && spec.input_scaling >= 0.0) {
-        return Err(BenchError::Parameter {
-            what: "input_scaling",
-            value: spec.input_scaling.to_string(),
-            why: "must be finite and non-negative",
-        });
-    }
-    if !(spec.spectral_radius.is_finite() && spec.spectral_radius >= 0.0) {
-        return Err(BenchError::Parameter {
-            what: "spectral_radius",
-            value: spec.spectral_radius.to_string(),
-            why: "must be finite and non-negative",
+            why: "must be in 1..=4096",
         });
     }
     Ok(())
 }
 
-/// A block-sparse reservoir (`Topology::Block { size }`, the engine's own draw with
-/// k = round(connectivity·N) columns per group, uniform weights in [−1, 1]) scaled by the
-/// circular-law estimate σ·√k as [`random_reservoir`] does (speed does not depend on it);
-/// input weights and bias as there.
-pub fn block_reservoir(spec: &ReservoirSpec, size: usize) -> Result<FusedReservoir, BenchError> {
+/// The fused reservoir `Esn::new` builds for `spec` — random, or block-sparse with groups of
+/// `block_size` units (`Topology::Block`) — for the kernel `variant`: the one `Esn::step`
+/// runs, so the benchmark times what a user gets.
+pub fn reservoir(
+    spec: &ReservoirSpec,
+    block_size: Option<usize>,
+    variant: Variant,
+) -> Result<FusedReservoir, BenchError> {
     check_spec(spec)?;
-    let n = spec.units;
-    if size == 0 || size > n {
-        return Err(BenchError::Parameter {
-            what: "block size",
-            value: size.to_string(),
-            why: "must be in 1..=units",
-        });
-    }
-    let k = echos_core::topology::nonzeros_per_row(n, spec.connectivity);
-    let mut engine_rng = echos_core::rng::Rng::new(spec.seed);
-    let b = echos_core::topology::random_block(
-        n,
-        size,
-        k,
-        echos_core::topology::WeightDistribution::Uniform,
-        &mut engine_rng,
-    );
-    let scale = spec.spectral_radius / ((1.0 / 3.0) * k as f64).sqrt();
-    let values: Vec<f32> = b.values.iter().map(|v| (v * scale) as f32).collect();
-    let mut rng = SplitMix64(spec.seed);
-    let w_in = (0..n * spec.inputs)
-        .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
-        .collect();
-    let bias = (0..n)
-        .map(|_| ((rng.uniform01() * 2.0 - 1.0) * 0.1) as f32)
-        .collect();
-    Ok(FusedReservoir::new_block(
-        n,
-        spec.inputs,
-        size,
-        k,
-        &b.indices,
-        &values,
-        w_in,
-        bias,
-        spec.leak_rate,
-    )?)
-}
-
-/// A random reservoir: each weight present with probability `connectivity`, uniform in
-/// [−1, 1], scaled by the circular law (radius ≈ σ·√(N·p), σ² = 1/3) to the target spectral
-/// radius — an estimate that is close for these sizes; the tasks scale exactly with the engine's
-/// spectral module. Input weights uniform in [−1, 1], bias uniform in [−0.1, 0.1].
-pub fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchError> {
-    let n = spec.units;
-    check_spec(spec)?;
-    let mut rng = SplitMix64(spec.seed);
-    let density = spec.connectivity;
-    let scale = spec.spectral_radius / ((1.0 / 3.0) * n as f64 * density).sqrt();
-    let weights = if density >= 1.0 {
-        OwnedWeights::Dense(
-            (0..n * n)
-                .map(|_| ((rng.uniform01() * 2.0 - 1.0) * scale) as f32)
-                .collect(),
-        )
-    } else {
-        let mut indptr = Vec::with_capacity(n + 1);
-        indptr.push(0u32);
-        let expected = (n as f64 * n as f64 * density * 1.1) as usize + 16;
-        let (mut indices, mut values) =
-            (Vec::with_capacity(expected), Vec::with_capacity(expected));
-        for _ in 0..n {
-            for c in 0..n {
-                if rng.uniform01() < density {
-                    indices.push(c as u32);
-                    values.push(((rng.uniform01() * 2.0 - 1.0) * scale) as f32);
-                }
-            }
-            indptr.push(indices.len() as u32);
+    let topology = match block_size {
+        None => Topology::Random,
+        Some(size) if size == 0 || size > spec.units => {
+            return Err(BenchError::Parameter {
+                what: "block size",
+                value: size.to_string(),
+                why: "must be in 1..=units",
+            })
         }
-        OwnedWeights::Csr {
-            indptr,
-            indices,
-            values,
-        }
+        Some(size) => Topology::Block { size },
     };
-    let w_in = (0..n * spec.inputs)
-        .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
-        .collect();
-    let bias = (0..n)
-        .map(|_| ((rng.uniform01() * 2.0 - 1.0) * 0.1) as f32)
-        .collect();
-    Ok(FusedReservoir::new(
-        n,
-        spec.inputs,
-        weights,
-        w_in,
-        bias,
-        spec.leak_rate,
-    )?)
+    let esn = Esn::<f32>::new(&spec.config(topology, variant)).map_err(BenchError::Config)?;
+    Ok(esn
+        .fused_reservoir()
+        .expect("the configuration names a fused kernel")
+        .clone())
 }
 
 /// Median of the samples (sorted copy); NaN for none.
@@ -229,337 +177,6 @@ pub fn median(samples: &[f64]) -> f64 {
         s[m]
     } else {
         0.5 * (s[m - 1] + s[m])
-    }
-}
-
-/// Read bandwidth (bytes/s) for a working set of `bytes`, streamed repeatedly by `kernel`:
-/// the median over `repeats` timings of ≥ 2 ms each. This is the ceiling for a kernel that
-/// reads that many bytes per step from the same cache level.
-pub fn read_bandwidth(kernel: Kernel, bytes: usize, repeats: usize) -> f64 {
-    let n = (bytes / 4).max(16);
-    let data: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
-    black_box(kernel.read_sum(&data)); // warm the caches
-    let mut passes = 1usize;
-    loop {
-        let t = cpu_time::ThreadTime::now();
-        for _ in 0..passes {
-            black_box(kernel.read_sum(black_box(&data)));
-        }
-        if t.elapsed().as_secs_f64() > 2e-3 {
-            break;
-        }
-        passes *= 2;
-    }
-    let samples: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let t = cpu_time::ThreadTime::now();
-            for _ in 0..passes {
-                black_box(kernel.read_sum(black_box(&data)));
-            }
-            (n * 4 * passes) as f64 / t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&samples)
-}
-
-/// Times `f` (which does `work` units per call) until ≥ 2 ms per sample; median units per
-/// CPU-second of this thread, so other processes on the cores do not lower the limit.
-fn rate(repeats: usize, work: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut calls = 1usize;
-    loop {
-        let t = cpu_time::ThreadTime::now();
-        for _ in 0..calls {
-            f();
-        }
-        if t.elapsed().as_secs_f64() > 2e-3 {
-            break;
-        }
-        calls *= 2;
-    }
-    let samples: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let t = cpu_time::ThreadTime::now();
-            for _ in 0..calls {
-                f();
-            }
-            work * calls as f64 / t.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(&samples)
-}
-
-/// Gathered elements per second for gathers of `x` at `indices` (the sparse step's pattern).
-pub fn gather_rate(kernel: Kernel, x_len: usize, indices: &[u32]) -> f64 {
-    let x: Vec<f32> = (0..x_len.max(1)).map(|i| (i % 5) as f32).collect();
-    rate(5, indices.len() as f64, || {
-        black_box(limits::gather_sum(
-            kernel,
-            black_box(&x),
-            black_box(indices),
-        ));
-    })
-}
-
-/// Lane products per second of `vdpbf16ps` (the bf16 batch format's arithmetic), or `None`
-/// where the CPU lacks AVX-512 BF16.
-pub fn dpbf16_rate() -> Option<f64> {
-    let (_, products) = block_bf16::dpbf16_spin(1, 0.5)?;
-    Some(rate(5, (10_000 * products) as f64, || {
-        black_box(block_bf16::dpbf16_spin(10_000, black_box(0.5)));
-    }))
-}
-
-/// Lane multiply-adds (separate mul and add, as the batched kernel does) per second.
-pub fn muladd_rate(kernel: Kernel) -> f64 {
-    let lanes = limits::muladd_spin(kernel, 1, 0.0).1;
-    rate(5, (10_000 * lanes) as f64, || {
-        black_box(limits::muladd_spin(kernel, 10_000, black_box(1e-9)));
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_reservoir_has_the_requested_shape_and_density() {
-        let r = random_reservoir(&ReservoirSpec {
-            units: 300,
-            connectivity: 0.1,
-            ..Default::default()
-        })
-        .unwrap();
-        let c = r.csr_ref().unwrap();
-        assert_eq!(c.rows(), 300);
-        let density = c.nnz() as f64 / 90_000.0;
-        assert!((density - 0.1).abs() < 0.01, "density {density}");
-        let d = random_reservoir(&ReservoirSpec {
-            units: 20,
-            connectivity: 1.0,
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(d.csr_ref().is_none());
-    }
-
-    #[test]
-    fn bad_specs_are_errors() {
-        for spec in [
-            ReservoirSpec {
-                units: 0,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                units: MAX_UNITS + 1,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                connectivity: 0.0,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                connectivity: f64::NAN,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                connectivity: 1.5,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                spectral_radius: f64::INFINITY,
-                ..Default::default()
-            },
-            ReservoirSpec {
-                leak_rate: 0.0,
-                ..Default::default()
-            },
-        ] {
-            assert!(random_reservoir(&spec).is_err(), "{spec:?}");
-        }
-    }
-
-    #[test]
-    fn bad_bench_parameters_are_errors_before_any_work() {
-        let ok = StepBench {
-            spec: ReservoirSpec::default(),
-            steps: 10,
-            batch: 1,
-            ensemble: 1,
-            repeats: 1,
-            threads: 1,
-            split_rows: false,
-            split_step: false,
-            block_size: None,
-            bf16: false,
-        };
-        assert!(ok.run(Kernel::scalar()).is_ok());
-        let split = StepBench {
-            split_step: true,
-            threads: 2,
-            ..ok.clone()
-        };
-        assert_eq!(
-            split.run(Kernel::best()).unwrap().step_kernel,
-            if Kernel::best().variant() == echos_core::kernels::Variant::Avx512 {
-                "avx512-sell16-split2"
-            } else {
-                "portable-sell16-split2"
-            }
-        );
-        for bad in [
-            StepBench {
-                steps: 0,
-                ..ok.clone()
-            },
-            StepBench {
-                split_step: true,
-                batch: 4,
-                ..ok.clone()
-            },
-            StepBench {
-                batch: 0,
-                ..ok.clone()
-            },
-            StepBench {
-                ensemble: 0,
-                ..ok.clone()
-            },
-            StepBench {
-                batch: 4,
-                ensemble: 4,
-                ..ok.clone()
-            },
-            StepBench {
-                repeats: 0,
-                ..ok.clone()
-            },
-            StepBench {
-                threads: 0,
-                ..ok.clone()
-            },
-            StepBench {
-                steps: 100_000_000,
-                batch: 4096,
-                ..ok.clone()
-            },
-            StepBench {
-                spec: ReservoirSpec {
-                    units: 0,
-                    ..ReservoirSpec::default()
-                },
-                ..ok.clone()
-            },
-        ] {
-            assert!(bad.run(Kernel::scalar()).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn bench_report_names_the_kernel_and_a_binding_limit() {
-        let b = StepBench {
-            spec: ReservoirSpec {
-                units: 64,
-                ..ReservoirSpec::default()
-            },
-            steps: 50,
-            batch: 5,
-            ensemble: 1,
-            repeats: 1,
-            threads: 2,
-            split_rows: false,
-            split_step: false,
-            block_size: None,
-            bf16: false,
-        };
-        let r = b.run(Kernel::best()).unwrap();
-        assert_eq!(r.kernel, Kernel::best().variant().name());
-        assert!(r.steps_per_s > 0.0 && r.total_steps_per_s > r.steps_per_s);
-        assert!(["bandwidth", "compute"].contains(&r.binding_limit));
-        assert!(r.fraction_of_limit > 0.0);
-    }
-
-    #[test]
-    fn block_bench_runs_the_block_kernel_and_refuses_bad_sizes() {
-        let b = StepBench {
-            spec: ReservoirSpec {
-                units: 100,
-                ..ReservoirSpec::default()
-            },
-            steps: 20,
-            batch: 1,
-            ensemble: 1,
-            repeats: 1,
-            threads: 1,
-            split_rows: false,
-            split_step: false,
-            block_size: Some(16),
-            bf16: false,
-        };
-        for k in Kernel::available() {
-            let r = b.run(k).unwrap();
-            assert_eq!(r.step_kernel, format!("{}-block", k.variant().name()));
-            assert_eq!((r.topology, r.block_size, r.nnz), ("block", 16, 1000));
-            assert_eq!(r.compute_limit_kind, "mul-adds");
-        }
-        for size in [0, 101] {
-            let bad = StepBench {
-                block_size: Some(size),
-                ..b.clone()
-            };
-            assert!(matches!(
-                bad.run(Kernel::scalar()),
-                Err(BenchError::Parameter {
-                    what: "block size",
-                    ..
-                })
-            ));
-        }
-        let split = StepBench {
-            split_step: true,
-            threads: 2,
-            ..b.clone()
-        };
-        assert!(split.run(Kernel::scalar()).is_err());
-        // Batches of block reservoirs run the batched block kernel; ensembles the block step.
-        for k in Kernel::available() {
-            let r = StepBench {
-                batch: 4,
-                threads: 2,
-                ..b.clone()
-            }
-            .run(k)
-            .unwrap();
-            let want = if k.variant() == echos_core::kernels::Variant::Avx512 {
-                "avx512-block-batch"
-            } else {
-                "portable-block-batch"
-            };
-            assert_eq!((r.step_kernel, r.compute_limit_kind), (want, "mul-adds"));
-            assert!(r.steps_per_s > 0.0);
-        }
-        let r = StepBench {
-            ensemble: 3,
-            threads: 2,
-            ..b.clone()
-        }
-        .run(Kernel::best())
-        .unwrap();
-        assert!(r.steps_per_s > 0.0);
-        assert!(StepBench {
-            batch: 4,
-            split_rows: true,
-            ..b.clone()
-        }
-        .run(Kernel::scalar())
-        .is_err());
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
     }
 }
 
@@ -584,7 +201,8 @@ pub struct StepBench {
     /// One sequence: share each step between two threads ([`crate::ensemble::SplitStep`],
     /// sparse only).
     pub split_step: bool,
-    /// `Some(size)`: a block-sparse reservoir ([`block_reservoir`]) instead of the random one.
+    /// `Some(size)`: a block-sparse reservoir (`Topology::Block`, see [`reservoir`]) instead
+    /// of the random one.
     pub block_size: Option<usize>,
     /// Batches of a block reservoir in the opt-in bf16-products format
     /// ([`echos_core::kernels::block_bf16::BlockBf16`]) instead of f32.
@@ -702,9 +320,8 @@ impl StepBench {
         if self.threads == 0 || self.threads > 1024 {
             return bad("threads", self.threads, "must be in 1..=1024");
         }
-        let floats = self.steps as u128
-            * self.batch.max(self.ensemble) as u128
-            * self.spec.inputs.max(1) as u128;
+        let floats =
+            self.steps as u128 * self.batch.max(self.ensemble) as u128 * self.spec.inputs as u128;
         if floats > 1 << 28 {
             return bad(
                 "steps × batch × inputs",
@@ -715,21 +332,37 @@ impl StepBench {
         Ok(())
     }
 
-    /// Builds the reservoir(s), runs the timed steps with `kernel` and measures the bandwidth
-    /// limit for the same working set.
-    pub fn run(&self, kernel: Kernel) -> Result<StepBenchReport, BenchError> {
+    /// Builds the reservoir(s) for `kernel`'s variant, runs the timed steps with `kernel` and
+    /// sets the rate against the bandwidth and compute limits `ceilings` measures for the same
+    /// working set.
+    pub fn run(
+        &self,
+        kernel: Kernel,
+        ceilings: &dyn Ceilings,
+    ) -> Result<StepBenchReport, BenchError> {
         use crate::ensemble::{BatchRunner, Ensemble, SplitStep};
         self.check()?;
-        let make = |spec: &ReservoirSpec| match self.block_size {
-            Some(size) => block_reservoir(spec, size),
-            None => random_reservoir(spec),
+        let variant = kernel.variant();
+        let reservoir = reservoir(&self.spec, self.block_size, variant)?;
+        // Members are built once; each run steps fresh copies (states at zero).
+        let members = if self.ensemble > 1 {
+            (0..self.ensemble)
+                .map(|m| {
+                    let spec = ReservoirSpec {
+                        seed: self.spec.seed.wrapping_add(m as u64),
+                        ..self.spec
+                    };
+                    self::reservoir(&spec, self.block_size, variant)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
         };
-        let reservoir = make(&self.spec)?;
         let n = self.spec.units;
         let lanes = self.batch.max(self.ensemble);
-        let mut rng = SplitMix64(self.spec.seed ^ 0xB1A5);
+        let mut rng = Rng::new(self.spec.seed ^ 0xB1A5);
         let inputs: Vec<f32> = (0..self.steps * lanes * self.spec.inputs)
-            .map(|_| (rng.uniform01() * 2.0 - 1.0) as f32)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
             .collect();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads)
@@ -775,15 +408,7 @@ impl StepBench {
                     c.elapsed().as_secs_f64() / workers as f64,
                 )
             } else if self.ensemble > 1 {
-                let members = (0..self.ensemble)
-                    .map(|m| {
-                        make(&ReservoirSpec {
-                            seed: self.spec.seed.wrapping_add(m as u64),
-                            ..self.spec
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut e = Ensemble::new(members, kernel).map_err(map_err)?;
+                let mut e = Ensemble::new(members.clone(), kernel).map_err(map_err)?;
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| e.run(self.steps, &inputs))
                     .map_err(map_err)?;
@@ -796,11 +421,7 @@ impl StepBench {
                 let mut r = SplitStep::new(&reservoir, kernel).map_err(map_err)?;
                 let (t, c) = (Instant::now(), ProcessTime::now());
                 pool.install(|| -> Result<(), BenchError> {
-                    for u in inputs
-                        .chunks_exact(self.spec.inputs.max(1))
-                        .take(self.steps)
-                    {
-                        let u = if self.spec.inputs == 0 { &[][..] } else { u };
+                    for u in inputs.chunks_exact(self.spec.inputs).take(self.steps) {
                         black_box(r.step(black_box(u)).map_err(map_err)?);
                     }
                     Ok(())
@@ -811,11 +432,7 @@ impl StepBench {
             } else {
                 let mut r = reservoir.clone();
                 let (t, c) = (Instant::now(), ProcessTime::now());
-                for u in inputs
-                    .chunks_exact(self.spec.inputs.max(1))
-                    .take(self.steps)
-                {
-                    let u = if self.spec.inputs == 0 { &[][..] } else { u };
+                for u in inputs.chunks_exact(self.spec.inputs).take(self.steps) {
                     black_box(r.step(kernel, black_box(u))?);
                 }
                 (t.elapsed().as_secs_f64(), c.elapsed().as_secs_f64())
@@ -844,7 +461,7 @@ impl StepBench {
                 weight_bytes + per_thread_lanes * state_bytes,
             )
         };
-        let bandwidth = read_bandwidth(kernel, working_set, 5);
+        let bandwidth = ceilings.read_bandwidth(kernel, working_set);
         // Steps of one sequence per second at the limit: a thread advances per_thread_lanes
         // sequences per group step (batch) or one reservoir per step (ensemble).
         let limit = if self.ensemble > 1 {
@@ -858,7 +475,7 @@ impl StepBench {
             (Some(b), _) if self.batch == 1 => {
                 // The block step does one lane multiply-add per stored weight (padding lanes
                 // included) and gathers nothing.
-                let m = muladd_rate(kernel);
+                let m = ceilings.muladd_rate(kernel);
                 let padded = b.padded_nnz();
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
                 ("mul-adds", m / padded as f64 / per_member)
@@ -868,21 +485,21 @@ impl StepBench {
                 // included) per sequence of the thread's group.
                 let per_step = b.padded_nnz() as f64 * width.max(1.0);
                 let native = self.bf16 && kernel.variant() == Variant::Avx512;
-                match if native { dpbf16_rate() } else { None } {
+                match if native { ceilings.dpbf16_rate() } else { None } {
                     // The bf16 instruction's own ceiling (products per second).
                     Some(rate) => ("bf16 dot-products", rate / per_step),
                     // bf16 on the portable path is judged against the f32 arithmetic limit.
-                    None if self.bf16 => ("f32 mul-adds", muladd_rate(kernel) / per_step),
-                    None => ("mul-adds", muladd_rate(kernel) / per_step),
+                    None if self.bf16 => ("f32 mul-adds", ceilings.muladd_rate(kernel) / per_step),
+                    None => ("mul-adds", ceilings.muladd_rate(kernel) / per_step),
                 }
             }
             (_, Some(c)) if self.batch == 1 => {
-                let g = gather_rate(kernel, n, c.indices());
+                let g = ceilings.gather_rate(kernel, n, c.indices());
                 let per_member = if self.ensemble > 1 { width } else { 1.0 };
                 ("gathers", g / nnz as f64 / per_member)
             }
             _ => {
-                let m = muladd_rate(kernel);
+                let m = ceilings.muladd_rate(kernel);
                 let per_step = if self.ensemble > 1 {
                     nnz as f64 * width
                 } else {
@@ -938,5 +555,393 @@ impl StepBench {
             fraction_of_bandwidth_limit: median(&cpu_runs) / limit,
             reservoir_bytes: reservoir.bytes(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use echos_core::esn::Esn;
+
+    /// Round rates, so every limit in a report is a known quotient.
+    struct Fixed;
+
+    impl Ceilings for Fixed {
+        fn read_bandwidth(&self, _: Kernel, _: usize) -> f64 {
+            1e11
+        }
+        fn gather_rate(&self, _: Kernel, _: usize, _: &[u32]) -> f64 {
+            1e9
+        }
+        fn muladd_rate(&self, _: Kernel) -> f64 {
+            1e10
+        }
+        fn dpbf16_rate(&self) -> Option<f64> {
+            None
+        }
+    }
+
+    #[test]
+    fn reservoir_has_the_requested_shape_and_density() {
+        let r = reservoir(
+            &ReservoirSpec {
+                units: 300,
+                connectivity: 0.1,
+                ..Default::default()
+            },
+            None,
+            Variant::Scalar,
+        )
+        .unwrap();
+        let c = r.csr_ref().unwrap();
+        assert_eq!((c.rows(), c.nnz()), (300, 300 * 30));
+        assert!(r.sell().is_some(), "sparse reservoirs step in SELL-16");
+        let d = reservoir(
+            &ReservoirSpec {
+                units: 20,
+                connectivity: 1.0,
+                ..Default::default()
+            },
+            None,
+            Variant::Scalar,
+        )
+        .unwrap();
+        assert!(d.csr_ref().is_none());
+    }
+
+    /// The benchmark builds no reservoir of its own: it steps exactly the one a user gets
+    /// from `Esn::new` with the configuration written out here.
+    #[test]
+    fn the_bench_steps_the_reservoir_a_user_configures() {
+        for (topology, block_size) in [
+            (Topology::Random, None),
+            (Topology::Block { size: 8 }, Some(8)),
+        ] {
+            let user = EsnConfig {
+                units: 120,
+                inputs: 2,
+                spectral_radius: 0.9,
+                leak_rate: 0.3,
+                input_scaling: 1.0,
+                bias_scaling: 0.1,
+                connectivity: 0.1,
+                distribution: WeightDistribution::Uniform,
+                topology,
+                format: MatrixFormat::Csr,
+                seed: 7,
+                kernel: StepKernel::Fused(Variant::Scalar),
+                ..EsnConfig::default()
+            };
+            let mut esn = Esn::<f32>::new(&user).unwrap();
+            let spec = ReservoirSpec {
+                units: 120,
+                inputs: 2,
+                seed: 7,
+                ..Default::default()
+            };
+            let mut r = reservoir(&spec, block_size, Variant::Scalar).unwrap();
+            assert_eq!(r.block().is_some(), block_size.is_some());
+            for t in 0..20 {
+                let u = [(t as f32 * 0.3).sin(), 0.5];
+                let want = esn.step(&u, None).unwrap().to_vec();
+                let got = r.step(Kernel::scalar(), &u).unwrap();
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{topology:?} step {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        for spec in [
+            ReservoirSpec {
+                units: 0,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                units: MAX_UNITS + 1,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                inputs: 0,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: 0.0,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: f64::NAN,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                connectivity: 1.5,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                spectral_radius: f64::INFINITY,
+                ..Default::default()
+            },
+            ReservoirSpec {
+                leak_rate: 0.0,
+                ..Default::default()
+            },
+        ] {
+            assert!(reservoir(&spec, None, Variant::Scalar).is_err(), "{spec:?}");
+        }
+    }
+
+    /// Each limit is the ceiling divided by the work one step asks of it: gathers per
+    /// non-zero for one sparse sequence (and per member of the thread's share of an ensemble),
+    /// lane mul-adds per non-zero and sequence for a batch, per padded weight for a block step.
+    #[test]
+    fn limits_divide_the_ceilings_by_the_work_of_a_step() {
+        let one = StepBench {
+            spec: ReservoirSpec::default(),
+            steps: 20,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+            split_rows: false,
+            split_step: false,
+            block_size: None,
+            bf16: false,
+        };
+        let k = Kernel::scalar();
+        let r = one.run(k, &Fixed).unwrap();
+        assert_eq!((r.nnz, r.compute_limit_kind), (1000, "gathers"));
+        assert_eq!(r.compute_limit_steps_per_s, 1e9 / 1000.0);
+        assert_eq!(
+            r.bandwidth_limit_steps_per_s,
+            1e11 / r.bytes_per_step as f64
+        );
+        assert_eq!(r.binding_limit, "compute");
+        assert_eq!(r.fraction_of_limit, r.steps_per_cpu_s / 1e6);
+        let batch = StepBench {
+            batch: 4,
+            ..one.clone()
+        }
+        .run(k, &Fixed)
+        .unwrap();
+        assert_eq!(batch.compute_limit_kind, "mul-adds");
+        assert_eq!(batch.compute_limit_steps_per_s, 1e10 / (1000.0 * 4.0));
+        let ensemble = StepBench {
+            ensemble: 3,
+            ..one.clone()
+        }
+        .run(k, &Fixed)
+        .unwrap();
+        assert_eq!(ensemble.compute_limit_kind, "gathers");
+        assert_eq!(ensemble.compute_limit_steps_per_s, 1e9 / 1000.0 / 3.0);
+        let spec = ReservoirSpec {
+            units: 160,
+            ..ReservoirSpec::default()
+        };
+        let padded = reservoir(&spec, Some(16), Variant::Scalar)
+            .unwrap()
+            .block()
+            .unwrap()
+            .padded_nnz();
+        let block = StepBench {
+            spec,
+            block_size: Some(16),
+            ..one.clone()
+        }
+        .run(k, &Fixed)
+        .unwrap();
+        assert_eq!(
+            (block.nnz, block.compute_limit_kind),
+            (160 * 16, "mul-adds")
+        );
+        assert_eq!(block.compute_limit_steps_per_s, 1e10 / padded as f64);
+    }
+
+    #[test]
+    fn bad_bench_parameters_are_errors_before_any_work() {
+        let ok = StepBench {
+            spec: ReservoirSpec::default(),
+            steps: 10,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+            split_rows: false,
+            split_step: false,
+            block_size: None,
+            bf16: false,
+        };
+        assert!(ok.run(Kernel::scalar(), &Fixed).is_ok());
+        let split = StepBench {
+            split_step: true,
+            threads: 2,
+            ..ok.clone()
+        };
+        assert_eq!(
+            split.run(Kernel::best(), &Fixed).unwrap().step_kernel,
+            if Kernel::best().variant() == echos_core::kernels::Variant::Avx512 {
+                "avx512-sell16-split2"
+            } else {
+                "portable-sell16-split2"
+            }
+        );
+        for bad in [
+            StepBench {
+                steps: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                split_step: true,
+                batch: 4,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                ensemble: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                batch: 4,
+                ensemble: 4,
+                ..ok.clone()
+            },
+            StepBench {
+                repeats: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                threads: 0,
+                ..ok.clone()
+            },
+            StepBench {
+                steps: 100_000_000,
+                batch: 4096,
+                ..ok.clone()
+            },
+            StepBench {
+                spec: ReservoirSpec {
+                    units: 0,
+                    ..ReservoirSpec::default()
+                },
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.run(Kernel::scalar(), &Fixed).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bench_report_names_the_kernel_and_a_binding_limit() {
+        let b = StepBench {
+            spec: ReservoirSpec {
+                units: 64,
+                ..ReservoirSpec::default()
+            },
+            steps: 50,
+            batch: 5,
+            ensemble: 1,
+            repeats: 1,
+            threads: 2,
+            split_rows: false,
+            split_step: false,
+            block_size: None,
+            bf16: false,
+        };
+        let r = b.run(Kernel::best(), &Fixed).unwrap();
+        assert_eq!(r.kernel, Kernel::best().variant().name());
+        assert!(r.steps_per_s > 0.0 && r.total_steps_per_s > r.steps_per_s);
+        assert!(["bandwidth", "compute"].contains(&r.binding_limit));
+        assert!(r.fraction_of_limit > 0.0);
+    }
+
+    #[test]
+    fn block_bench_runs_the_block_kernel_and_refuses_bad_sizes() {
+        let b = StepBench {
+            spec: ReservoirSpec {
+                units: 100,
+                ..ReservoirSpec::default()
+            },
+            steps: 20,
+            batch: 1,
+            ensemble: 1,
+            repeats: 1,
+            threads: 1,
+            split_rows: false,
+            split_step: false,
+            block_size: Some(16),
+            bf16: false,
+        };
+        for k in Kernel::available() {
+            let r = b.run(k, &Fixed).unwrap();
+            assert_eq!(r.step_kernel, format!("{}-block", k.variant().name()));
+            assert_eq!((r.topology, r.block_size, r.nnz), ("block", 16, 1000));
+            assert_eq!(r.compute_limit_kind, "mul-adds");
+        }
+        for size in [0, 101] {
+            let bad = StepBench {
+                block_size: Some(size),
+                ..b.clone()
+            };
+            assert!(matches!(
+                bad.run(Kernel::scalar(), &Fixed),
+                Err(BenchError::Parameter {
+                    what: "block size",
+                    ..
+                })
+            ));
+        }
+        let split = StepBench {
+            split_step: true,
+            threads: 2,
+            ..b.clone()
+        };
+        assert!(split.run(Kernel::scalar(), &Fixed).is_err());
+        // Batches of block reservoirs run the batched block kernel; ensembles the block step.
+        for k in Kernel::available() {
+            let r = StepBench {
+                batch: 4,
+                threads: 2,
+                ..b.clone()
+            }
+            .run(k, &Fixed)
+            .unwrap();
+            let want = if k.variant() == echos_core::kernels::Variant::Avx512 {
+                "avx512-block-batch"
+            } else {
+                "portable-block-batch"
+            };
+            assert_eq!((r.step_kernel, r.compute_limit_kind), (want, "mul-adds"));
+            assert!(r.steps_per_s > 0.0);
+        }
+        let r = StepBench {
+            ensemble: 3,
+            threads: 2,
+            ..b.clone()
+        }
+        .run(Kernel::best(), &Fixed)
+        .unwrap();
+        assert!(r.steps_per_s > 0.0);
+        assert!(StepBench {
+            batch: 4,
+            split_rows: true,
+            ..b.clone()
+        }
+        .run(Kernel::scalar(), &Fixed)
+        .is_err());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

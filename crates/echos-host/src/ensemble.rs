@@ -484,7 +484,17 @@ impl<'r> SplitStep<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{block_reservoir, random_reservoir, ReservoirSpec};
+    use crate::bench::{reservoir, BenchError, ReservoirSpec};
+
+    /// The benchmark's reservoirs, as `Esn::new` builds them (the variant does not change the
+    /// weights).
+    fn random_reservoir(spec: &ReservoirSpec) -> Result<FusedReservoir, BenchError> {
+        reservoir(spec, None, Variant::Scalar)
+    }
+
+    fn block_reservoir(spec: &ReservoirSpec, size: usize) -> Result<FusedReservoir, BenchError> {
+        reservoir(spec, Some(size), Variant::Scalar)
+    }
 
     fn input(t: usize, b: usize, j: usize) -> f32 {
         ((t * 13 + b * 5 + j) as f32 * 0.07).sin()

@@ -5,14 +5,12 @@
 pub mod array;
 pub mod atomic;
 pub mod bench;
-pub mod block_eval;
 pub mod csv_table;
 pub mod datasets;
 pub mod ensemble;
 pub mod error;
 pub mod model_file;
 pub mod npy;
-pub mod quant_eval;
 pub mod tasks;
 pub mod training;
 

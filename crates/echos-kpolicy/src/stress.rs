@@ -9,26 +9,8 @@ use crate::pool::{Pool, PoolBlock, PoolError};
 /// Occupancy targets of the three buckets, in percent.
 pub const TARGETS_PERCENT: [usize; 3] = [10, 50, 90];
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny seeded generator, enough to pick operations.
-#[derive(Clone, Copy, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub const fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (Lemire's multiply-shift; the tiny bias is irrelevant here), `n > 0`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-}
+/// The engine's SplitMix64 picks the operations (the workspace has one).
+pub use echos_core::rng::SplitMix64;
 
 /// Cost figures of one kind of operation, in the clock's units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

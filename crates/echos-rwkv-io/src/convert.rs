@@ -148,6 +148,10 @@ pub fn detect_version(map: &BTreeMap<String, RawTensor>, n_embd: usize) -> Versi
 
 pub fn build_model(file: &TensorFile) -> Result<Model, LoadError> {
     let map = &file.tensors;
+    // The readers keep shape and data consistent; a TensorFile built by hand may not.
+    for (k, t) in map {
+        t.check(k)?;
+    }
     let mut keys = Keys {
         map,
         used: BTreeSet::new(),
@@ -187,7 +191,8 @@ pub fn build_model(file: &TensorFile) -> Result<Model, LoadError> {
             let t = keys.get(k)?;
             // Per head: (H,) or (H,1,1); per channel: (H, N) or (H, N, 1).
             let h = if version == Version::V6 || version == Version::V5_2 {
-                t.shape[0]
+                // A scalar has no head dimension: refused below like a zero count.
+                t.shape.first().copied().unwrap_or(0)
             } else {
                 t.numel()
             };
@@ -202,7 +207,7 @@ pub fn build_model(file: &TensorFile) -> Result<Model, LoadError> {
         }
         Version::V7 => {
             let t = keys.get("blocks.0.att.r_k")?;
-            if t.shape.len() != 2 || t.shape[0] * t.shape[1] != c {
+            if t.shape.len() != 2 || t.shape[0].checked_mul(t.shape[1]) != Some(c) {
                 return Err(shape_err(
                     "blocks.0.att.r_k",
                     format!("[n_head, head_size] with product {c}"),

@@ -1,9 +1,19 @@
 //! Host side of RWKV in echo-os: loading BlinkDL `.pth`, safetensors and rwkv.cpp `.bin`
 //! weights into the engine's [`Model`], the world and byte tokenizers, state files, `.npy`
 //! token/logit files and a spinning thread pool for the engine's [`Parallel`] hook.
+//!
+//! Resource rule for every reader here: nothing is allocated from a size a file declares
+//! before that size is checked against the bytes present (or, for `.pth` views and deflated
+//! members, charged to a budget of a small multiple of the file); every size is computed with
+//! checked arithmetic. docs/rwkv.md lists the limits.
+#![deny(unsafe_code)]
 
+pub mod archive;
 pub mod convert;
 pub mod npy;
+pub mod pickle;
+// The pool hands the engine's closures to spinning threads through raw pointers.
+#[allow(unsafe_code)]
 pub mod pool;
 pub mod state_io;
 pub mod synthetic;
@@ -51,6 +61,17 @@ pub enum LoadError {
     },
     #[error("the weights do not form a valid model: {0}")]
     Model(RwkvError),
+    #[error("{what} would need {bytes} bytes, beyond the {limit} bytes a {file_len}-byte checkpoint may expand to ({expansion}x its size plus 1 MiB): the file is crafted or corrupt", expansion = tensors::PTH_EXPANSION)]
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+        file_len: u64,
+    },
+    #[error("this is an echos ESN model, not RWKV weights: use `echos esn ...` with it")]
+    EsnModel,
+    #[error("this is an RWKV state file, not a model: give it with --state-in")]
+    StateFile,
 }
 
 /// What was loaded, for reports.

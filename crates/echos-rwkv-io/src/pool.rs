@@ -27,6 +27,8 @@ struct Shared {
 // `active` to drop to zero before returning or writing the next job (all SeqCst), so every read
 // of a job happens while its closure is alive and before the next write.
 unsafe impl Sync for Shared {}
+// SAFETY: every field is an atomic except `job`, whose pointer is only dereferenced under the
+// protocol above, whichever thread owns the `Arc`.
 unsafe impl Send for Shared {}
 
 /// `threads` threads in all: the caller of `run` is thread 0, the pool owns the others.

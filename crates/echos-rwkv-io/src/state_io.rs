@@ -74,7 +74,7 @@ pub fn save_state(path: &Path, model: &Model, state: &State) -> Result<(), State
         ("model".to_string(), shape_tag(model)),
     ]
     .into();
-    let bytes = safetensors::serialize(views, &Some(meta)).map_err(fmt)?;
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(fmt)?;
     write_atomic(path, &bytes).map_err(|e| StateFileError::Io(p, e))
 }
 

@@ -7,7 +7,9 @@ use crate::tensors::{FileType, Layout, RawTensor, TensorFile};
 use crate::LoadError;
 use echos_core::rwkv::Model;
 
-/// xorshift64*: a documented, seedable generator (the values only need to be plausible).
+/// xorshift64*: a documented, seedable generator (the values only need to be plausible). The
+/// workspace's one xorshift: it fixes the synthetic weights that benchmarks and tests are
+/// pinned to, so it stays rather than moving onto `echos_core::rng`.
 struct Rng(u64);
 
 impl Rng {

@@ -5,14 +5,12 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use half::{bf16, f16};
-use repugnant_pickle::ops::PickleOp;
-use repugnant_pickle::{evaluate, parse_ops, SequenceType, Value};
 
-use crate::LoadError;
+use crate::pickle::{StorageRef, TensorRef};
+use crate::{archive, pickle, LoadError};
 
 /// One tensor in PyTorch dimension order, as f32.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,8 +20,31 @@ pub struct RawTensor {
 }
 
 impl RawTensor {
+    /// A tensor whose shape holds exactly `data.len()` values.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<RawTensor, LoadError> {
+        let t = RawTensor { shape, data };
+        t.check("(new tensor)")?;
+        Ok(t)
+    }
+
+    /// Elements the shape names (`usize::MAX` if that overflows).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The shape and the data agree (the fields are public, so the converter checks).
+    pub fn check(&self, key: &str) -> Result<(), LoadError> {
+        if self.numel() != self.data.len() {
+            return Err(LoadError::Corrupt(format!(
+                "tensor `{key}` has shape {:?} but {} values",
+                self.shape,
+                self.data.len()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -75,7 +96,7 @@ pub struct TensorFile {
 pub fn read_tensor_file(path: &Path) -> Result<TensorFile, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
     if bytes.len() >= 4 && &bytes[..4] == b"PK\x03\x04" {
-        read_pth(path, &bytes)
+        read_pth(&bytes)
     } else if bytes.len() >= 4
         && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == GGML_MAGIC
     {
@@ -105,220 +126,244 @@ fn convert(bytes: &[u8], ty: FileType, key: &str) -> Result<Vec<f32>, LoadError>
 
 // ---------------------------------------------------------------- .pth
 
-/// One tensor entry of a checkpoint's pickle.
-struct PthEntry {
+/// How many bytes a `.pth` may make us hold for its tensors, as a multiple of the file's own
+/// size (plus [`PTH_FLOOR`]). `torch.save` stores tensors uncompressed, so a real checkpoint
+/// needs about 2x (f32 storage read, then decoded) to 3x (16-bit storage decoded to f32);
+/// beyond this is a crafted file (views that repeat elements, deflate bombs).
+pub const PTH_EXPANSION: u64 = 8;
+/// Allowance for tiny files, whose pickle and bookkeeping dominate.
+pub const PTH_FLOOR: u64 = 1 << 20;
+/// Largest `data.pkl` read: a real checkpoint's is a few hundred bytes per tensor.
+pub const PTH_PICKLE_LIMIT: u64 = 64 << 20;
+
+/// What a `.pth` file may still make us allocate; charged before each allocation.
+struct Budget {
+    left: u64,
+    limit: u64,
+    file_len: u64,
+}
+
+impl Budget {
+    fn for_file(file_len: usize) -> Budget {
+        let file_len = file_len as u64;
+        let limit = file_len
+            .saturating_mul(PTH_EXPANSION)
+            .saturating_add(PTH_FLOOR);
+        Budget {
+            left: limit,
+            limit,
+            file_len,
+        }
+    }
+
+    fn charge(&mut self, bytes: u64, what: impl FnOnce() -> String) -> Result<(), LoadError> {
+        if bytes > self.left {
+            return Err(LoadError::TooLarge {
+                what: what(),
+                bytes,
+                limit: self.limit,
+                file_len: self.file_len,
+            });
+        }
+        self.left -= bytes;
+        Ok(())
+    }
+}
+
+/// Bytes per element of a torch storage class, and the file type it decodes as.
+fn storage_type(dtype: &str) -> Option<(FileType, u64)> {
+    Some(match dtype {
+        "FloatStorage" => (FileType::F32, 4),
+        "HalfStorage" => (FileType::F16, 2),
+        "BFloat16Storage" => (FileType::BF16, 2),
+        _ => return None,
+    })
+}
+
+/// A tensor view checked against its storage: every index it reaches lies inside, and it has
+/// no more elements than the storage (a view may not repeat elements into a larger tensor).
+struct View {
     name: String,
-    dtype: String,
-    storage: String,
-    offset: usize,
     shape: Vec<usize>,
     stride: Vec<usize>,
+    offset: usize,
+    numel: usize,
 }
 
-fn pickle_err(why: impl Into<String>) -> LoadError {
-    LoadError::Pickle(why.into())
-}
-
-fn is_rebuild(v: &Value<'_>) -> bool {
-    match v {
-        Value::Global(g, _) | Value::App(g, _) => {
-            matches!(g.as_ref(), Value::Raw(op) if matches!(op.as_ref(), PickleOp::GLOBAL(_, "_rebuild_tensor_v2")))
-        }
-        _ => false,
+fn check_view(name: &str, t: &TensorRef) -> Result<View, LoadError> {
+    let bad = |why: String| LoadError::Corrupt(format!("tensor `{name}`: {why}"));
+    if t.shape.len() != t.stride.len() {
+        return Err(bad(format!(
+            "size {:?} and stride {:?} differ in length",
+            t.shape, t.stride
+        )));
     }
-}
-
-/// Collects every `(name, tensor)` pair in the pickled structure, whether it was saved as a
-/// dict or an OrderedDict (whose items the evaluator leaves nested in tuples).
-fn collect_pairs<'v, 'a>(v: &'v Value<'a>, out: &mut Vec<(&'a str, &'v Value<'a>)>, depth: usize) {
-    if depth > 64 {
-        return;
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("size {:?} overflows", t.shape)))?;
+    if numel > t.storage.numel {
+        return Err(bad(format!(
+            "size {:?} has {numel} elements, more than its storage `{}` holds ({})",
+            t.shape, t.storage.key, t.storage.numel
+        )));
     }
-    match v {
-        Value::Seq(SequenceType::Tuple, kv) if kv.len() == 2 && is_rebuild(&kv[1]) => {
-            if let Value::String(name) = &kv[0] {
-                out.push((name, &kv[1]));
-            }
-        }
-        Value::Seq(_, items) => items.iter().for_each(|i| collect_pairs(i, out, depth + 1)),
-        Value::Build(a, b) => {
-            collect_pairs(a, out, depth + 1);
-            collect_pairs(b, out, depth + 1);
-        }
-        Value::Global(_, args) | Value::App(_, args) | Value::Object(_, args) => {
-            args.iter().for_each(|i| collect_pairs(i, out, depth + 1))
-        }
-        _ => {}
-    }
-}
-
-fn int_list(v: &Value<'_>, what: &str, key: &str) -> Result<Vec<usize>, LoadError> {
-    match v {
-        Value::Seq(_, items) => items
+    if numel > 0 {
+        // The last element reached: offset + sum((n - 1) * stride), all checked.
+        let last = t
+            .shape
             .iter()
-            .map(|i| match i {
-                Value::Int(n) if *n >= 0 => Ok(*n as usize),
-                _ => Err(pickle_err(format!(
-                    "tensor `{key}`: {what} holds a non-integer"
-                ))),
-            })
-            .collect(),
-        _ => Err(pickle_err(format!("tensor `{key}`: {what} is not a tuple"))),
-    }
-}
-
-/// Reads `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)` entries; the
-/// storage is a persistent id `('storage', torch.XStorage, key, device, numel)`.
-fn pth_entries(pickle: &[u8]) -> Result<Vec<PthEntry>, LoadError> {
-    let (_, ops) = parse_ops::<nom::error::Error<&[u8]>>(pickle)
-        .map_err(|e| pickle_err(format!("cannot parse: {e:?}")))?;
-    let (values, _) =
-        evaluate(&ops, true).map_err(|e| pickle_err(format!("cannot evaluate: {e}")))?;
-    let top = values.last().ok_or_else(|| pickle_err("empty pickle"))?;
-    let mut pairs = Vec::new();
-    collect_pairs(top, &mut pairs, 0);
-    if pairs.is_empty() {
-        return Err(pickle_err("no tensors found in the pickle"));
-    }
-    let mut out = Vec::new();
-    for (name, v) in pairs {
-        let (Value::Global(_, args) | Value::App(_, args)) = v else {
-            continue;
-        };
-        let args = match args.as_slice() {
-            [Value::Seq(SequenceType::Tuple, a)] => a.as_slice(),
-            a => a,
-        };
-        let [Value::PersId(pid), Value::Int(offset), size, stride, ..] = args else {
-            return Err(pickle_err(format!(
-                "tensor `{name}`: unexpected _rebuild_tensor_v2 arguments"
-            )));
-        };
-        let Value::Seq(SequenceType::Tuple, pid) = pid.as_ref() else {
-            return Err(pickle_err(format!(
-                "tensor `{name}`: storage id is not a tuple"
-            )));
-        };
-        let (dtype, storage) = match pid.as_slice() {
-            [Value::String("storage"), Value::Raw(op), Value::String(key), ..] => match op.as_ref()
-            {
-                PickleOp::GLOBAL("torch", ty) => (ty.to_string(), key.to_string()),
-                _ => {
-                    return Err(pickle_err(format!(
-                        "tensor `{name}`: storage type is not a torch global"
-                    )))
-                }
-            },
+            .zip(&t.stride)
+            .try_fold(t.offset, |a, (&n, &s)| {
+                (n - 1).checked_mul(s).and_then(|x| a.checked_add(x))
+            });
+        match last {
+            Some(last) if last < t.storage.numel => {}
             _ => {
-                return Err(pickle_err(format!(
-                    "tensor `{name}`: unexpected storage id"
+                return Err(LoadError::Truncated(format!(
+                    "tensor `{name}` (offset {}, size {:?}, stride {:?}) reaches past the {} elements of storage `{}`",
+                    t.offset, t.shape, t.stride, t.storage.numel, t.storage.key
                 )))
             }
-        };
-        out.push(PthEntry {
-            name: name.to_string(),
-            dtype,
-            storage,
-            offset: usize::try_from(*offset)
-                .map_err(|_| pickle_err(format!("tensor `{name}`: negative offset")))?,
-            shape: int_list(size, "size", name)?,
-            stride: int_list(stride, "stride", name)?,
-        });
+        }
     }
-    Ok(out)
+    // Everything is below the storage's element count, which is below the budget-checked
+    // byte count, so these fit a usize.
+    let to_usize = |v: &[u64]| v.iter().map(|&x| x as usize).collect::<Vec<_>>();
+    Ok(View {
+        name: name.to_string(),
+        shape: to_usize(&t.shape),
+        stride: to_usize(&t.stride),
+        offset: t.offset as usize,
+        numel: numel as usize,
+    })
 }
 
-fn read_pth(_path: &Path, bytes: &[u8]) -> Result<TensorFile, LoadError> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| LoadError::Zip(e.to_string()))?;
+/// The elements of `v` from `storage` (decoded as `ty`), in row-major order.
+fn gather(storage: &[u8], ty: FileType, size: usize, v: &View) -> Result<Vec<f32>, LoadError> {
+    let contiguous = {
+        let mut expect = 1;
+        let mut ok = true;
+        for (&n, &s) in v.shape.iter().zip(&v.stride).rev() {
+            if n > 1 && s != expect {
+                ok = false;
+            }
+            expect *= n;
+        }
+        ok
+    };
+    if contiguous {
+        let start = v.offset * size;
+        return convert(&storage[start..start + v.numel * size], ty, &v.name);
+    }
+    // Tensors saved from a transpose are not contiguous: walk the strides.
+    let mut raw = Vec::with_capacity(v.numel * size);
+    let mut idx = vec![0usize; v.shape.len()];
+    for _ in 0..v.numel {
+        let e = v.offset + idx.iter().zip(&v.stride).map(|(i, s)| i * s).sum::<usize>();
+        raw.extend_from_slice(&storage[e * size..(e + 1) * size]);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < v.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    convert(&raw, ty, &v.name)
+}
+
+fn read_pth(bytes: &[u8]) -> Result<TensorFile, LoadError> {
+    let mut budget = Budget::for_file(bytes.len());
+    let mut zip = archive::open(bytes).map_err(LoadError::Zip)?;
     let pkl_name = zip
         .file_names()
         .find(|n| n.ends_with("data.pkl"))
         .map(str::to_owned)
         .ok_or_else(|| LoadError::Zip("no data.pkl in the archive".into()))?;
     let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
-    let mut pickle = Vec::new();
-    zip.by_name(&pkl_name)
-        .and_then(|mut f| f.read_to_end(&mut pickle).map_err(Into::into))
-        .map_err(|e| LoadError::Zip(format!("{pkl_name}: {e}")))?;
-    let entries = pth_entries(&pickle)?;
-    let mut storages: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut tensors = BTreeMap::new();
+    let limit = PTH_PICKLE_LIMIT.min(budget.left);
+    let pickle = archive::read_member(&mut zip, &pkl_name, limit, &|| {
+        format!("a checkpoint's pickle may hold (at most {PTH_PICKLE_LIMIT}, and within the file's expansion limit)")
+    })
+    .map_err(|e| LoadError::Zip(e.to_string()))?;
+    budget.charge(pickle.len() as u64, || pkl_name.clone())?;
+    let entries = pickle::torch_tensors(&pickle).map_err(|e| LoadError::Pickle(e.to_string()))?;
+    drop(pickle);
+    if entries.is_empty() {
+        return Err(LoadError::Pickle("no tensors found in the pickle".into()));
+    }
+
+    // Check every view against its storage before reading any storage.
+    let mut storages: BTreeMap<String, (StorageRef, Vec<View>)> = BTreeMap::new();
     let mut widest = FileType::F32;
-    for t in entries {
-        let (ty, size) = match t.dtype.as_str() {
-            "FloatStorage" => (FileType::F32, 4),
-            "HalfStorage" => (FileType::F16, 2),
-            "BFloat16Storage" => (FileType::BF16, 2),
-            other => {
-                return Err(LoadError::UnsupportedDtype {
-                    key: t.name.clone(),
-                    dtype: other.to_string(),
-                })
-            }
-        };
+    for (name, t) in &entries {
+        let (ty, _) =
+            storage_type(&t.storage.dtype).ok_or_else(|| LoadError::UnsupportedDtype {
+                key: name.clone(),
+                dtype: t.storage.dtype.clone(),
+            })?;
         if ty != FileType::F32 {
             widest = ty;
         }
-        let member = format!("{prefix}data/{}", t.storage);
-        if !storages.contains_key(&t.storage) {
-            let mut buf = Vec::new();
-            zip.by_name(&member)
-                .and_then(|mut f| f.read_to_end(&mut buf).map_err(Into::into))
-                .map_err(|e| {
-                    LoadError::Zip(format!("storage `{member}` of tensor `{}`: {e}", t.name))
-                })?;
-            storages.insert(t.storage.clone(), buf);
-        }
-        let storage = &storages[&t.storage];
-        if t.shape.len() != t.stride.len() {
+        let view = check_view(name, t)?;
+        let (s, views) = storages
+            .entry(t.storage.key.clone())
+            .or_insert_with(|| (t.storage.clone(), Vec::new()));
+        if *s != t.storage {
             return Err(LoadError::Corrupt(format!(
-                "tensor `{}`: shape and stride lengths differ",
-                t.name
+                "tensor `{name}` names storage `{}` as {} of {} elements, an earlier tensor as {} of {}",
+                s.key, t.storage.dtype, t.storage.numel, s.dtype, s.numel
             )));
         }
-        // Gather through the strides (tensors saved from a transpose are not contiguous).
-        let numel: usize = t.shape.iter().product();
-        let max_index = t
-            .shape
-            .iter()
-            .zip(&t.stride)
-            .map(|(&n, &s)| n.saturating_sub(1) * s)
-            .sum::<usize>();
-        let offset = t.offset;
-        if numel > 0 && (offset + max_index + 1) * size > storage.len() {
-            return Err(LoadError::Truncated(format!(
-                "tensor `{}` needs {} bytes of storage `{}`, which has {}",
-                t.name,
-                (offset + max_index + 1) * size,
-                t.storage,
-                storage.len()
-            )));
-        }
-        let mut raw = Vec::with_capacity(numel * size);
-        let mut idx = vec![0usize; t.shape.len()];
-        for _ in 0..numel {
-            let e = offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
-            raw.extend_from_slice(&storage[e * size..(e + 1) * size]);
-            for d in (0..idx.len()).rev() {
-                idx[d] += 1;
-                if idx[d] < t.shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        let data = convert(&raw, ty, &t.name)?;
-        tensors.insert(
-            t.name.clone(),
-            RawTensor {
-                shape: t.shape.clone(),
-                data,
-            },
-        );
+        views.push(view);
     }
-    if tensors.is_empty() {
-        return Err(LoadError::Corrupt("the checkpoint holds no tensors".into()));
+    drop(entries);
+
+    let mut tensors = BTreeMap::new();
+    for (key, (s, views)) in storages {
+        let (ty, size) = storage_type(&s.dtype).expect("checked above");
+        let member = format!("{prefix}data/{key}");
+        let bytes_needed = s.numel.saturating_mul(size);
+        budget.charge(bytes_needed, || {
+            format!("storage `{member}` ({} elements)", s.numel)
+        })?;
+        let storage =
+            archive::read_member(&mut zip, &member, bytes_needed, &|| {
+                format!(
+                    "the pickle gives storage `{key}` ({} elements of {size})",
+                    s.numel
+                )
+            })
+            .map_err(|e| {
+                let what = format!("storage of tensor `{}`: {e}", views[0].name);
+                match e {
+                    archive::MemberError::SizeMismatch { .. }
+                    | archive::MemberError::Missing(_) => LoadError::Truncated(what),
+                    archive::MemberError::TooLarge { .. }
+                    | archive::MemberError::Inflates { .. } => LoadError::Corrupt(what),
+                    archive::MemberError::Zip(..) => LoadError::Zip(what),
+                }
+            })?;
+        if storage.len() as u64 != bytes_needed {
+            return Err(LoadError::Truncated(format!(
+                "storage `{member}` has {} bytes, the pickle says {} elements of {size} bytes",
+                storage.len(),
+                s.numel
+            )));
+        }
+        for v in views {
+            budget.charge(v.numel as u64 * 4, || format!("tensor `{}`", v.name))?;
+            let data = gather(&storage, ty, size as usize, &v)?;
+            tensors.insert(
+                v.name,
+                RawTensor {
+                    shape: v.shape,
+                    data,
+                },
+            );
+        }
     }
     Ok(TensorFile {
         tensors,
@@ -329,9 +374,23 @@ fn read_pth(_path: &Path, bytes: &[u8]) -> Result<TensorFile, LoadError> {
 
 // ---------------------------------------------------------------- safetensors
 
+/// The `format` metadata of the ESN model files echos-host writes (`model_file::FORMAT_NAME`).
+const ESN_FORMAT: &str = "echos-esn";
+
 fn read_safetensors(bytes: &[u8]) -> Result<TensorFile, LoadError> {
     use safetensors::{Dtype, SafeTensors};
-    let st = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Safetensors(e.to_string()))?;
+    let st_err = |e: safetensors::SafeTensorError| LoadError::Safetensors(e.to_string());
+    // Our own other safetensors files are named, not reported as odd dtypes or keys.
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+    if let Some(format) = meta.metadata().as_ref().and_then(|m| m.get("format")) {
+        if format == ESN_FORMAT {
+            return Err(LoadError::EsnModel);
+        }
+        if format == crate::state_io::STATE_FORMAT {
+            return Err(LoadError::StateFile);
+        }
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let mut tensors = BTreeMap::new();
     let mut widest = FileType::F32;
     for (name, view) in st.tensors() {
@@ -486,7 +545,10 @@ fn read_ggml(bytes: &[u8]) -> Result<TensorFile, LoadError> {
                 ty.name()
             )));
         }
-        let data = c.take(numel / per * bsize, &format!("data of tensor `{key}`"))?;
+        let data_len = (numel / per).checked_mul(bsize).ok_or_else(|| {
+            LoadError::Corrupt(format!("tensor `{key}` has an impossible size {shape:?}"))
+        })?;
+        let data = c.take(data_len, &format!("data of tensor `{key}`"))?;
         let data = convert(data, ty, &key)?;
         if tensors
             .insert(key.clone(), RawTensor { shape, data })
@@ -624,7 +686,7 @@ pub fn write_safetensors_as(
         views.push((k.clone(), v));
     }
     let out =
-        safetensors::serialize(views, &None).map_err(|e| LoadError::Safetensors(e.to_string()))?;
+        safetensors::serialize(views, None).map_err(|e| LoadError::Safetensors(e.to_string()))?;
     crate::state_io::write_atomic(path, &out)
         .map_err(|e| LoadError::Io(path.display().to_string(), e))
 }

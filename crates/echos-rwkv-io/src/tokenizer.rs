@@ -16,6 +16,8 @@ pub enum TokenizerError {
     BadVocab { line: usize, why: String },
     #[error("no tokenizer for a vocabulary of {0} tokens (byte-level needs 256, world 65536)")]
     NoTokenizer(usize),
+    #[error("the vocabulary has no token for byte 0x{0:02x}: every byte needs one, or some text could not be encoded")]
+    MissingByte(u8),
 }
 
 pub enum Tokenizer {
@@ -67,6 +69,9 @@ impl Tokenizer {
     }
 }
 
+/// Ids are below this (the world vocabulary's are below 65536).
+pub const MAX_ID: usize = 1 << 20;
+
 pub struct WorldTokenizer {
     /// Indexed by id; id 0 (end of text) has no bytes.
     tokens: Vec<Vec<u8>>,
@@ -110,15 +115,26 @@ impl WorldTokenizer {
                     bytes.len()
                 )));
             }
-            if id >= 1 << 20 {
-                return Err(bad("id too large"));
+            // Ids index a table: this bound caps what one line can make us allocate.
+            if id >= MAX_ID {
+                return Err(bad(&format!("id {id} is not below {MAX_ID}")));
+            }
+            if id == 0 {
+                return Err(bad("id 0 is the end of text and has no bytes"));
             }
             if tokens.len() <= id {
                 tokens.resize(id + 1, Vec::new());
             }
+            if !tokens[id].is_empty() {
+                return Err(bad(&format!("id {id} appears twice")));
+            }
             max_len = max_len.max(bytes.len());
             ids.insert(bytes.clone(), id as u32);
             tokens[id] = bytes;
+        }
+        // Greedy matching falls back to single bytes, so each must be a token.
+        if let Some(b) = (0..=255u8).find(|&b| !ids.contains_key(&[b][..])) {
+            return Err(TokenizerError::MissingByte(b));
         }
         Ok(WorldTokenizer {
             tokens,
@@ -131,7 +147,8 @@ impl WorldTokenizer {
         self.tokens.len()
     }
 
-    /// Greedy longest match from the left, as the reference's trie tokenizer does.
+    /// Greedy longest match from the left, as the reference's trie tokenizer does. Every byte
+    /// is a token (`parse` refuses a vocabulary without one), so a match always exists.
     pub fn encode(&self, text: &[u8]) -> Vec<u32> {
         let mut out = Vec::new();
         let mut i = 0;
@@ -144,8 +161,7 @@ impl WorldTokenizer {
                     break;
                 }
             }
-            // Every single byte is in the vocabulary, so a match always exists.
-            let (id, len) = found.expect("all 256 bytes are tokens");
+            let (id, len) = found.expect("parse checked that all 256 bytes are tokens");
             out.push(id);
             i += len;
         }
@@ -353,6 +369,32 @@ mod tests {
             Tokenizer::for_vocab(300).err(),
             Some(TokenizerError::NoTokenizer(300))
         );
+    }
+
+    fn byte_vocab(skip: Option<u8>) -> String {
+        (0..=255u8)
+            .filter(|&b| Some(b) != skip)
+            .map(|b| format!("{} b'\\x{b:02x}' 1\n", u32::from(b) + 1))
+            .collect()
+    }
+
+    #[test]
+    fn a_vocabulary_missing_a_byte_is_refused() {
+        let w = WorldTokenizer::parse(&byte_vocab(None)).unwrap();
+        assert_eq!(w.encode(b"AB\xff"), vec![0x42, 0x43, 0x100]);
+        assert_eq!(
+            WorldTokenizer::parse(&byte_vocab(Some(0x41))).err(),
+            Some(TokenizerError::MissingByte(0x41))
+        );
+        let twice = byte_vocab(None) + "7 'ab' 2\n";
+        assert!(
+            matches!(WorldTokenizer::parse(&twice), Err(TokenizerError::BadVocab { line: 257, ref why }) if why.contains("twice"))
+        );
+        let big = byte_vocab(None) + "2000000 'ab' 2\n";
+        assert!(matches!(
+            WorldTokenizer::parse(&big),
+            Err(TokenizerError::BadVocab { line: 257, .. })
+        ));
     }
 
     #[test]

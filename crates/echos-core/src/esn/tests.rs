@@ -6,7 +6,7 @@ use crate::kernels::{Kernel, Variant};
 use crate::matrix::{Csr, MatrixError};
 use crate::rng::Rng;
 use crate::spectral;
-use crate::topology::{MatrixFormat, Topology};
+use crate::topology::{BlockError, MatrixFormat, Topology};
 use alloc::vec::Vec;
 
 fn small_config(activation: Activation, leak_rate: f64, outputs: usize) -> EsnConfig {
@@ -857,4 +857,45 @@ fn step_kernel_names_and_errors_are_typed() {
         })
         .is_ok());
     }
+}
+
+#[test]
+fn esn_block_topology_scales_and_rejects_bad_sizes() {
+    let config = EsnConfig {
+        units: 100,
+        topology: Topology::Block { size: 16 },
+        ..EsnConfig::default()
+    };
+    let esn = Esn::<f64>::new(&config).unwrap();
+    assert_eq!(esn.w().kind(), "block");
+    assert_eq!(esn.w().nnz(), 100 * 10);
+    let radius = spectral::reservoir_spectral_radius(esn.w()).radius;
+    assert!((radius - 0.9).abs() < 1e-6, "radius {radius}");
+    for size in [0, 101] {
+        let bad = EsnConfig {
+            topology: Topology::Block { size },
+            ..config.clone()
+        };
+        assert_eq!(
+            Esn::<f32>::new(&bad).unwrap_err(),
+            ConfigError::BadBlockSize { size, units: 100 }
+        );
+    }
+    // A saved block W that breaks its invariants is refused by from_parts.
+    let mut w = esn.w().clone();
+    if let ReservoirMatrix::Block(b) = &mut w {
+        b.values[0] = f64::INFINITY;
+    }
+    let err = Esn::<f64>::from_parts(
+        config.clone(),
+        w,
+        esn.w_in().clone(),
+        None,
+        esn.bias().to_vec(),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        ConfigError::BlockMatrix(BlockError::NonFinite { .. })
+    ));
 }

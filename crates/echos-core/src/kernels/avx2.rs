@@ -220,19 +220,3 @@ pub(crate) fn leaky_step_batch_rows(
         }
     }
 }
-
-/// Sum of `data` with four 8-lane accumulators: streams memory at the load-port rate.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn read_sum(data: &[f32]) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let blocks = data.chunks_exact(4 * LANES);
-    let rest = blocks.remainder();
-    for b in blocks {
-        for (v, a) in acc.iter_mut().enumerate() {
-            // SAFETY: each block holds 4·8 values.
-            *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(b.as_ptr().add(v * LANES)) });
-        }
-    }
-    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    hsum(s) + rest.iter().sum::<f32>()
-}

@@ -361,19 +361,3 @@ pub(crate) fn leaky_step_batch_rows(
         batch_rows::<1>(w, &p, batch, start + done + r, u, x, out);
     }
 }
-
-/// Sum of `data` with four 16-lane accumulators: streams memory at the load-port rate.
-#[target_feature(enable = "avx512f")]
-pub(crate) fn read_sum(data: &[f32]) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let blocks = data.chunks_exact(4 * LANES);
-    let rest = blocks.remainder();
-    for b in blocks {
-        for (v, a) in acc.iter_mut().enumerate() {
-            // SAFETY: each block holds 4·16 values.
-            *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(b.as_ptr().add(v * LANES)) });
-        }
-    }
-    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    hsum(s) + rest.iter().sum::<f32>()
-}

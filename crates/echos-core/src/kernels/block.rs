@@ -46,6 +46,34 @@ pub struct BlockLeaky {
     pub(crate) bias_t: Vec<f32>,
 }
 
+/// The CSR form of block-sparse weights laid out as `topology::BlockSparse` (`indices[g·k + c]`,
+/// `values[(g·k + c)·size + r]`): row i = (group g, row r) lists its group's k columns in
+/// their stored order. The workspace's one block-to-CSR conversion (the model's
+/// `BlockSparse::to_csr` and the fused reservoir's batch form both use it). Inputs must be
+/// consistent (checked by `BlockSparse::validate` or `BlockLeaky::new`).
+pub fn block_to_csr<T: Copy>(
+    units: usize,
+    size: usize,
+    per_group: usize,
+    indices: &[u32],
+    values: &[T],
+) -> (Vec<u32>, Vec<u32>, Vec<T>) {
+    let k = per_group;
+    let mut indptr = Vec::with_capacity(units + 1);
+    let mut cols = Vec::with_capacity(units * k);
+    let mut vals = Vec::with_capacity(units * k);
+    indptr.push(0u32);
+    for i in 0..units {
+        let (g, r) = (i / size, i % size);
+        for c in 0..k {
+            cols.push(indices[g * k + c]);
+            vals.push(values[(g * k + c) * size + r]);
+        }
+        indptr.push(cols.len() as u32);
+    }
+    (indptr, cols, vals)
+}
+
 impl BlockLeaky {
     /// Checks the shape and every column index and rearranges the weights (given as in
     /// `topology::BlockSparse`: `indices[g·k + c]`, `values[(g·k + c)·size + r]`) into tiles.
@@ -537,14 +565,14 @@ mod tests {
             let mut runs = Vec::new();
             for kernel in Kernel::available() {
                 let mut r = base.clone();
-                let mut rng = TestRng(99);
+                let mut rng = TestRng::new(99);
                 for _ in 0..40 {
                     let u: Vec<f32> = (0..inputs).map(|_| rng.uniform()).collect();
                     r.step(kernel, &u).unwrap();
                 }
                 runs.push((kernel, bits(r.state())));
             }
-            let mut rng = TestRng(99);
+            let mut rng = TestRng::new(99);
             for _ in 0..40 {
                 let u: Vec<f32> = (0..inputs).map(|_| rng.uniform()).collect();
                 Kernel::scalar()
@@ -639,7 +667,7 @@ mod tests {
             let base = block_reservoir(n, size, k, inputs, 7);
             let m = base.block().unwrap();
             for batch in [1, 5, 16, 17, 33] {
-                let mut rng = TestRng(3);
+                let mut rng = TestRng::new(3);
                 let us: Vec<Vec<f32>> = (0..10 * batch)
                     .map(|_| (0..inputs).map(|_| rng.uniform()).collect())
                     .collect();

@@ -240,43 +240,11 @@ impl BlockBf16 {
     }
 }
 
-/// The arithmetic ceiling of the bf16 step: `iters` rounds of 16 independent `vdpbf16ps`
-/// (weights broadcast from memory, as in the step). Returns a value to keep and the lane
-/// products performed, or `None` where the CPU lacks AVX-512 BF16.
-pub fn dpbf16_spin(iters: usize, seed: f32) -> Option<(f32, usize)> {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if native_bf16() {
-        let w: [u32; LANES] = core::array::from_fn(|r| {
-            let h = u32::from(bf16_bits(seed * r as f32));
-            (h << 16) | h
-        });
-        // SAFETY: native_bf16 confirmed AVX-512F/BW/VL/BF16 and the OS's ZMM state support.
-        let v = unsafe { simd::dp_spin(iters, &w, seed) };
-        return Some((v, iters * LANES * 2 * LANES));
-    }
-    let _ = (iters, seed);
-    None
-}
-
-/// CPUID.(EAX=7, ECX=1):EAX bit 5 (AVX512_BF16), AVX512BW and VL, and AVX-512F usable (the
-/// Avx512 kernel, which also confirmed the OS saves ZMM and opmask state).
+/// AVX512_BF16 with AVX512BW and VL (the 16-bit shuffles and loads), as `kernels::cpu`
+/// reports them, and the Avx512 kernel usable (AVX-512F with the OS's ZMM and opmask state).
 fn native_bf16() -> bool {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        if Kernel::new(Variant::Avx512).is_err() {
-            return false;
-        }
-        use core::arch::x86_64::__cpuid_count;
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86_64 CPU; leaf 7 exists when AVX-512F was reported,
-        // and its EAX gives the highest sub-leaf.
-        let (leaf0, leaf1) = unsafe { (__cpuid_count(7, 0), __cpuid_count(7, 1)) };
-        // AVX512BW (EBX bit 30) and AVX512VL (bit 31) for the 16-bit shuffles and loads.
-        let bw_vl = leaf0.ebx & (3 << 30) == 3 << 30;
-        bw_vl && leaf0.eax >= 1 && leaf1.eax & (1 << 5) != 0
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    false
+    let f = super::cpu::features();
+    Kernel::new(Variant::Avx512).is_ok() && f.avx512_bf16 && f.avx512bw && f.avx512vl
 }
 
 fn step_batch_portable(
@@ -330,27 +298,6 @@ fn step_batch_portable(
 mod simd {
     use super::{BlockBf16, LANES};
     use core::arch::x86_64::*;
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-    pub(super) fn dp_spin(iters: usize, w: &[u32; LANES], seed: f32) -> f32 {
-        let mut acc = [_mm512_setzero_ps(); LANES];
-        // SAFETY: the casts reinterpret 512-bit vectors; the weight reads stay inside `w`.
-        unsafe {
-            let x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(seed), _mm512_set1_ps(seed));
-            let wp = w.as_ptr() as *const i32;
-            for _ in 0..iters {
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let wv: __m512bh = core::mem::transmute(_mm512_set1_epi32(*wp.add(r)));
-                    *acc_r = _mm512_dpbf16_ps(*acc_r, x, wv);
-                }
-            }
-        }
-        let mut total = _mm512_setzero_ps();
-        for a in acc {
-            total = _mm512_add_ps(total, a);
-        }
-        _mm512_reduce_add_ps(total)
-    }
 
     /// First the rounded deviations of every unit into `scratch` (once per step); then per
     /// 16-row chunk and 16 sequences: 16 accumulators (one per row); per column pair the two
@@ -510,7 +457,7 @@ mod tests {
                 (&zero, 33),
                 (&centred, 33),
             ] {
-                let mut rng = TestRng(5);
+                let mut rng = TestRng::new(5);
                 let steps = 12;
                 let us: Vec<f32> = (0..steps * inputs * batch).map(|_| rng.uniform()).collect();
                 let run = |kernel: Kernel, batch_run: usize, b_only: Option<usize>| {
@@ -531,8 +478,7 @@ mod tests {
                     }
                     x
                 };
-                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-                if std::is_x86_feature_detected!("avx512bf16") {
+                if crate::kernels::cpu::features().avx512_bf16 {
                     // The comparison below must exercise the instruction where it exists.
                     assert_eq!(m.step_kernel_name(Kernel::best()), "avx512bf16-block-batch");
                 }
@@ -605,15 +551,6 @@ mod tests {
             .fold(0.0f32, f32::max);
         assert!(worst < 0.02, "centring moved a state by {worst}");
         assert!(a != b);
-    }
-
-    #[test]
-    fn dp_spin_runs_where_the_instruction_exists_and_counts_its_products() {
-        assert_eq!(dpbf16_spin(1, 0.5).is_some(), native_bf16());
-        if let Some((v, products)) = dpbf16_spin(3, 0.5) {
-            assert_eq!(products, 3 * 16 * 32);
-            assert!(v > 0.0);
-        }
     }
 
     #[test]

@@ -32,8 +32,6 @@ pub mod block_bf16;
 pub mod cpu;
 #[allow(unsafe_code)] // the lanes-of-8 SIMD matvecs
 pub mod engine;
-#[allow(unsafe_code)] // bandwidth and gather probes
-pub mod limits;
 pub mod quant;
 pub mod reservoir;
 pub mod scalar;
@@ -464,21 +462,6 @@ impl Kernel {
             avx512: avx512::csr_matvec(a, x, y),
         );
         Ok(())
-    }
-
-    /// Sum of `data` (fixed order per variant); used to measure read bandwidth of a working set.
-    pub fn read_sum(self, data: &[f32]) -> f32 {
-        match self.variant {
-            Variant::Scalar => scalar::read_sum(data),
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX2 + FMA).
-            Variant::Avx2Fma => unsafe { avx2::read_sum(data) },
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            // SAFETY: `self` exists only for variants `is_supported` confirmed (AVX-512F).
-            Variant::Avx512 => unsafe { avx512::read_sum(data) },
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            _ => scalar::read_sum(data),
-        }
     }
 
     /// y = A·x for a row-major dense matrix.

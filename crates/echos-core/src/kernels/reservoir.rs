@@ -7,7 +7,6 @@ use super::{
     check_dim, check_len, checked_size, CsrRef, DenseRef, Kernel, KernelError, LeakyUpdate,
     Variant, WeightsRef,
 };
-use crate::topology::BlockSparse;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -151,24 +150,18 @@ impl FusedReservoir {
                 value: nnz,
             });
         }
-        // The one block-to-CSR conversion (`BlockSparse::to_csr`).
-        let c = BlockSparse {
-            units,
-            size,
-            per_group,
-            indices: indices.to_vec(),
-            values: values.to_vec(),
-        }
-        .to_csr();
+        // The one block-to-CSR conversion.
+        let (indptr, csr_indices, csr_values) =
+            super::block::block_to_csr(units, size, per_group, indices, values);
         Ok(FusedReservoir {
             units,
             inputs,
             layout: Layout::Block {
                 block,
                 csr: Csr32 {
-                    indptr: c.indptr,
-                    indices: c.indices,
-                    values: c.values,
+                    indptr,
+                    indices: csr_indices,
+                    values: csr_values,
                 },
             },
             w_in,

@@ -106,16 +106,3 @@ pub(crate) fn leaky_step_batch_rows(
         }
     }
 }
-
-/// Sum of `data` with four interleaved accumulators (for bandwidth measurement).
-pub(crate) fn read_sum(data: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 4];
-    let chunks = data.chunks_exact(4);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v;
-        }
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + rest.iter().sum::<f32>()
-}

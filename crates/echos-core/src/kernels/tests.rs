@@ -4,15 +4,15 @@ use super::*;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// SplitMix64: enough randomness for test matrices, independent of the engine's RNG.
-pub(crate) struct TestRng(pub(crate) u64);
+/// Raw SplitMix64 output: enough randomness for test matrices, a stream apart from the
+/// reservoirs' xoshiro draws (so these tests do not move when the engine's draw order does).
+pub(crate) struct TestRng(crate::rng::SplitMix64);
 impl TestRng {
+    pub(crate) fn new(seed: u64) -> Self {
+        TestRng(crate::rng::SplitMix64::new(seed))
+    }
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     pub(crate) fn uniform(&mut self) -> f32 {
         ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
@@ -28,7 +28,7 @@ pub(crate) struct TestCsr {
 
 impl TestCsr {
     pub(crate) fn random(n: usize, p: f64, scale: f32, seed: u64) -> TestCsr {
-        let mut rng = TestRng(seed);
+        let mut rng = TestRng::new(seed);
         let mut indptr = vec![0u32];
         let (mut indices, mut values) = (Vec::new(), Vec::new());
         for _ in 0..n {
@@ -53,7 +53,7 @@ impl TestCsr {
 }
 
 fn vector(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = TestRng(seed);
+    let mut rng = TestRng::new(seed);
     (0..n).map(|_| rng.uniform()).collect()
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn block_reservoir(
     inputs: usize,
     seed: u64,
 ) -> reservoir::FusedReservoir {
-    let mut rng = TestRng(seed);
+    let mut rng = TestRng::new(seed);
     let groups = units.div_ceil(size);
     let mut indices = Vec::new();
     for _ in 0..groups {
@@ -432,19 +432,6 @@ fn report_available_variants_and_tanh_error() {
     }
     std::eprintln!("kernel variants on this CPU: {names:?}; fast_tanh max abs error {worst:e}");
     assert!(worst <= tanh::MAX_ABS_ERROR);
-}
-
-#[test]
-fn read_sum_variants_agree() {
-    let d = vector(1000, 4);
-    let reference: f64 = d.iter().map(|&v| v as f64).sum();
-    for k in Kernel::available() {
-        assert!(
-            (k.read_sum(&d) as f64 - reference).abs() < 1e-3,
-            "{:?}",
-            k.variant()
-        );
-    }
 }
 
 #[test]

@@ -137,21 +137,20 @@ impl Kernel {
         Kernel(KernelKind::Scalar)
     }
 
-    /// The widest kernel this CPU runs: AVX-512F, then AVX2+FMA, else scalar.
-    #[cfg(feature = "std")]
+    /// The widest kernel this CPU runs: AVX-512F with BW and VNNI, then AVX-512F, then
+    /// AVX2+FMA, else scalar. Detection is `kernels::cpu` (CPUID + XGETBV), so it works
+    /// without `std`; soft-float targets always get scalar.
     pub fn detect() -> Kernel {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512vnni")
-            {
+            let f = crate::kernels::cpu::features();
+            if f.avx512f && f.avx512bw && f.avx512vnni {
                 return Kernel(KernelKind::Avx512Vnni);
             }
-            if std::is_x86_feature_detected!("avx512f") {
+            if f.avx512f {
                 return Kernel(KernelKind::Avx512);
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if f.avx2_fma {
                 return Kernel(KernelKind::Avx2);
             }
         }
@@ -186,25 +185,19 @@ impl Kernel {
     }
 
     /// AVX-512F without VNNI if present (to compare kernels), else scalar.
-    #[cfg(feature = "std")]
     pub fn detect_avx512() -> Kernel {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                return Kernel(KernelKind::Avx512);
-            }
+        if crate::kernels::cpu::features().avx512f {
+            return Kernel(KernelKind::Avx512);
         }
         Kernel::scalar()
     }
 
     /// AVX2+FMA if present (to compare kernels), else scalar.
-    #[cfg(feature = "std")]
     pub fn detect_avx2() -> Kernel {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                return Kernel(KernelKind::Avx2);
-            }
+        if crate::kernels::cpu::features().avx2_fma {
+            return Kernel(KernelKind::Avx2);
         }
         Kernel::scalar()
     }
@@ -290,6 +283,8 @@ struct OutPtr(*mut f32);
 // SAFETY: threads write disjoint index sets (their own output rows), and `matmul` returns only
 // after all of them finished, so no data race and no dangling use.
 unsafe impl Sync for OutPtr {}
+// SAFETY: as for Sync: the pointer is only written through for disjoint rows while `matmul`
+// keeps the buffer borrowed.
 unsafe impl Send for OutPtr {}
 
 /// Rows of weights a thread takes per pass (outputs computed together).
@@ -514,6 +509,7 @@ mod x86 {
                     // o..o+nb of w.
                     let xv = unsafe { _mm256_loadu_ps(xr.as_ptr().add(i)) };
                     for (b, a) in acc.iter_mut().enumerate().take(nb) {
+                        // SAFETY: o + b < hi <= n_out and i + 8 <= cols: inside row o + b of w.
                         let wv = unsafe { _mm256_loadu_ps(w.as_ptr().add((o + b) * cols + i)) };
                         *a = _mm256_fmadd_ps(wv, xv, *a);
                     }

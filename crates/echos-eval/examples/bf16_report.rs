@@ -1,5 +1,5 @@
 //! NARMA10 accuracy of the opt-in bf16-products batch format against f32, on the same block
-//! reservoirs: `cargo run --release -p echos-host --example bf16_report [units…]` (default
+//! reservoirs: `cargo run --release -p echos-eval --example bf16_report [units…]` (default
 //! 200 1000). Protocol as the block accuracy figures (`Narma10Setup::for_units`
 //! hyperparameters, block size 16, evaluation seeds 0–2) with the readout of the quantization
 //! figures (ridge in f64 over [1, u(t), x(t)], λ per format chosen on seeds 1000–1002); every
@@ -11,9 +11,9 @@ use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::Kernel;
 use echos_core::metrics;
 use echos_core::topology::{ReservoirMatrix, Topology};
+use echos_eval::quant_eval::{mean_std, ridge_path, EVAL_SEEDS, NARMA_RIDGES, TUNING_SEEDS};
 use echos_host::datasets;
 use echos_host::ensemble::BatchRunner;
-use echos_host::quant_eval::{mean_std, ridge_path, EVAL_SEEDS, NARMA_RIDGES, TUNING_SEEDS};
 use echos_host::tasks::Narma10Setup;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;

@@ -3,7 +3,7 @@
 //! hyperparameters (chosen for random reservoirs on validation seeds, never on these).
 
 use echos_core::topology::Topology;
-use echos_host::block_eval::{mean_over, narma10_nrmse};
+use echos_eval::block_eval::{mean_over, narma10_nrmse};
 
 #[test]
 fn block_narma10_100_units_beats_0_33() {

@@ -1,11 +1,11 @@
 //! Prints the float32 / int16 / int8 comparison (bytes, NARMA10 NRMSE mean ± std over seeds
 //! 0–2, memory capacity) for the given sizes:
-//! `cargo run --release -p echos-host --example quant_report -- 100 200` (add `--no-mc` to skip
+//! `cargo run --release -p echos-eval --example quant_report -- 100 200` (add `--no-mc` to skip
 //! memory capacity). NARMA10 is run twice: every format on float32's tuned hyperparameters,
 //! and every format on its own tuned ones (where `quant_tune` was run at that size); then
 //! int8's error split into readout, state and weight shares.
 
-use echos_host::quant_eval::{memory_capacity_row, narma10_row, Format, NarmaHyper};
+use echos_eval::quant_eval::{memory_capacity_row, narma10_row, Format, NarmaHyper};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

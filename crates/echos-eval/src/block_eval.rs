@@ -1,11 +1,12 @@
 //! Accuracy of the block-sparse topology against the random one on the benchmark tasks, with
-//! every other hyperparameter equal: NARMA10 in the setup of `tasks::Narma10Setup::for_units`
-//! and linear memory capacity in `tasks::MemoryCapacitySetup`'s, only the topology changed.
+//! every other hyperparameter equal: NARMA10 in the setup of
+//! `echos_host::tasks::Narma10Setup::for_units` and linear memory capacity in
+//! `tasks::MemoryCapacitySetup`'s, only the topology changed.
 //! This is what makes `Topology::Block` a legitimate substitute for speed.
 
 use echos_core::topology::Topology;
 
-use crate::tasks::{MemoryCapacitySetup, Narma10Setup, TaskError};
+use echos_host::tasks::{MemoryCapacitySetup, Narma10Setup, TaskError};
 
 /// Test NRMSE of one NARMA10 run with `topology`: the same data, seeds, sizes and
 /// hyperparameters as `Narma10Setup::for_units(units).run(seed)` (which uses `Random`).

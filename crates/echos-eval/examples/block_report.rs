@@ -1,10 +1,10 @@
 //! Block-sparse against random reservoirs on NARMA10 and memory capacity, seeds 0–2, every
 //! other hyperparameter equal:
-//! `cargo run --release -p echos-host --example block_report [sizes…]` (default sizes 16 8);
+//! `cargo run --release -p echos-eval --example block_report [sizes…]` (default sizes 16 8);
 //! `BLOCK_REPORT_UNITS=100,200` (the default) sets the reservoir sizes.
 
 use echos_core::topology::Topology;
-use echos_host::block_eval::{mean_over, memory_capacity, narma10_nrmse};
+use echos_eval::block_eval::{mean_over, memory_capacity, narma10_nrmse};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sizes: Vec<usize> = std::env::args()

@@ -1,11 +1,11 @@
 //! Per-format NARMA10 hyperparameter search for the quantized reservoirs, on the tuning seeds
-//! (1000–1002) only: `cargo run --release -p echos-host --example quant_tune -- 100 200`.
+//! (1000–1002) only: `cargo run --release -p echos-eval --example quant_tune -- 100 200`.
 //! Every format, float32 included, searches the same grid with the same ridge rule; the last
 //! lines print each format's optimum in the form `quant_eval::TUNED` records. `TOPOLOGIES=all`
 //! also searches the structured layouts (none helped int8; see docs/performance.md).
 
 use echos_core::topology::Topology;
-use echos_host::quant_eval::{select_ridge, Format, NarmaHyper, NARMA_RIDGES};
+use echos_eval::quant_eval::{select_ridge, Format, NarmaHyper, NARMA_RIDGES};
 
 const SPECTRAL_RADII: [f64; 6] = [0.9, 0.95, 1.0, 1.1, 1.25, 1.4];
 const INPUT_SCALINGS: [f64; 7] = [0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0];

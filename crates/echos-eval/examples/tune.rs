@@ -1,5 +1,5 @@
 //! Hyperparameter search on validation seeds (1000 and up; the figure tests use seeds 0, 1, 2):
-//! `SEEDS=4 cargo run --release -p echos-host --example tune -- narma10 100` (tasks: narma10,
+//! `SEEDS=4 cargo run --release -p echos-eval --example tune -- narma10 100` (tasks: narma10,
 //! mc, mg). Prints one line per grid point with the mean figure over the validation seeds.
 //! The grids are the last ones searched; earlier coarser grids are listed in docs/cli.md.
 

@@ -3,20 +3,22 @@
 //! fitted in f64 on the (dequantized) states the format produces at deploy time.
 //!
 //! Protocol (docs/performance.md, "Accuracy of reduced precision"): reservoirs and data are
-//! generated as in [`crate::tasks`] (the float32 task figures), figures are the mean ± std over
-//! evaluation seeds 0, 1, 2; anything chosen — the ridge λ of each format, and in the per-format
-//! tuned comparison the reservoir hyperparameters — is chosen on tuning seeds 1000, 1001, 1002
-//! only, by the same rule for every format, float32 included.
+//! generated as in [`echos_host::tasks`] (the float32 task figures), figures are the mean ± std
+//! over evaluation seeds 0, 1, 2; anything chosen — the ridge λ of each format, and in the
+//! per-format tuned comparison the reservoir hyperparameters — is chosen on tuning seeds 1000,
+//! 1001, 1002 only, by the same rule for every format, float32 included.
 
-use crate::datasets;
-use crate::tasks::{MemoryCapacitySetup, Narma10Setup};
 use echos_core::esn::{Esn, EsnConfig, StepKernel};
 use echos_core::kernels::quant::{calibrate_state_ranges, QuantLevel, QuantReservoir};
 use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::{Kernel, KernelError, Variant};
 use echos_core::metrics;
+use echos_core::model::{MemoryCapacity, ModelError};
+use echos_core::readout::{ReadoutError, Ridge};
 use echos_core::rng::Rng;
 use echos_core::topology::Topology;
+use echos_host::datasets;
+use echos_host::tasks::{MemoryCapacitySetup, Narma10Setup};
 
 /// Seeds the figures are reported on.
 pub const EVAL_SEEDS: [u64; 3] = [0, 1, 2];
@@ -38,6 +40,8 @@ pub enum QuantEvalError {
     Singular { format: &'static str, ridge: f64 },
     #[error("metric failed: {0}")]
     Metric(metrics::MetricError),
+    #[error("memory capacity run failed: {0}")]
+    Model(ModelError),
     #[error("{what} = {value} is out of range: {why}")]
     Parameter {
         what: &'static str,
@@ -202,39 +206,28 @@ pub fn fused_from_config(config: &EsnConfig) -> Result<FusedReservoir, QuantEval
         .clone())
 }
 
-/// Ridge regression in f64 over [1, x] for every λ in `lambdas` (the Gram matrix is built
-/// once); the bias column is not regularised. Per λ: weights per output, (1 + features) each,
-/// or None where the system is not positive definite.
+/// Ridge regression in f64 over [1, x] for every λ in `lambdas`, by the engine's one solver
+/// (`Ridge::fit_path`: one accumulation, one Cholesky per λ); the bias column is not
+/// regularised. Per λ: weights per output, (1 + features) each, or None where the system is
+/// not positive definite.
 pub fn ridge_path(x: &[Vec<f64>], y: &[Vec<f64>], lambdas: &[f64]) -> Vec<Option<Vec<Vec<f64>>>> {
     let (Some(x0), Some(y0)) = (x.first(), y.first()) else {
         return vec![None; lambdas.len()];
     };
-    let f = x0.len() + 1;
-    let outs = y0.len();
-    let mut gram = vec![0.0f64; f * f];
-    let mut b = vec![0.0f64; f * outs];
-    let mut row = vec![0.0f64; f];
+    let Ok(mut solver) = Ridge::new(x0.len(), y0.len(), 0.0) else {
+        return vec![None; lambdas.len()];
+    };
     for (xs, ys) in x.iter().zip(y) {
-        row[0] = 1.0;
-        row[1..].copy_from_slice(xs);
-        for i in 0..f {
-            let ri = row[i];
-            for (g, &rj) in gram[i * f..i * f + i + 1].iter_mut().zip(&row) {
-                *g += ri * rj;
-            }
-            for (bo, &yo) in b[i * outs..(i + 1) * outs].iter_mut().zip(ys) {
-                *bo += ri * yo;
-            }
+        if solver.accumulate(xs, ys).is_err() {
+            return vec![None; lambdas.len()];
         }
     }
     lambdas
         .iter()
         .map(|&lambda| {
-            let mut a = gram.clone();
-            for i in 1..f {
-                a[i * f + i] += lambda;
-            }
-            cholesky_solve(&mut a, &b, f, outs)
+            let fit = solver.fit_with(lambda).ok()?;
+            let w = &fit.weights;
+            Some((0..w.rows).map(|o| w.row(o).to_vec()).collect())
         })
         .collect()
 }
@@ -242,47 +235,6 @@ pub fn ridge_path(x: &[Vec<f64>], y: &[Vec<f64>], lambdas: &[f64]) -> Vec<Option
 /// Ridge regression for one λ (see [`ridge_path`]).
 pub fn ridge(x: &[Vec<f64>], y: &[Vec<f64>], lambda: f64) -> Option<Vec<Vec<f64>>> {
     ridge_path(x, y, &[lambda]).pop().flatten()
-}
-
-/// Solves A W = B (A symmetric positive definite, lower triangle filled) in place.
-fn cholesky_solve(a: &mut [f64], b: &[f64], f: usize, outs: usize) -> Option<Vec<Vec<f64>>> {
-    for j in 0..f {
-        let mut d = a[j * f + j];
-        for k in 0..j {
-            d -= a[j * f + k] * a[j * f + k];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * f + j] = d;
-        for i in j + 1..f {
-            let mut s = a[i * f + j];
-            for k in 0..j {
-                s -= a[i * f + k] * a[j * f + k];
-            }
-            a[i * f + j] = s / d;
-        }
-    }
-    let mut w = vec![vec![0.0f64; f]; outs];
-    let mut z = vec![0.0f64; f];
-    for (o, wo) in w.iter_mut().enumerate() {
-        for i in 0..f {
-            let mut s = b[i * outs + o];
-            for k in 0..i {
-                s -= a[i * f + k] * z[k];
-            }
-            z[i] = s / a[i * f + i];
-        }
-        for i in (0..f).rev() {
-            let mut s = z[i];
-            for k in i + 1..f {
-                s -= a[k * f + i] * wo[k];
-            }
-            wo[i] = s / a[i * f + i];
-        }
-    }
-    Some(w)
 }
 
 fn predict(w: &[f64], x: &[f64]) -> f64 {
@@ -340,7 +292,7 @@ impl NarmaHyper {
 }
 
 /// (format, units, spectral radius, input scaling, bias scaling): the per-format grid optimum of
-/// `cargo run --release -p echos-host --example quant_tune -- 100 200` (spectral radius
+/// `cargo run --release -p echos-eval --example quant_tune -- 100 200` (spectral radius
 /// 0.9–1.4, input scaling 0.05–1, bias 0.25–1, λ from [`NARMA_RIDGES`]; mean NRMSE over the
 /// tuning seeds in the comments). Every linear-ish format prefers float32's weakly driven
 /// regime; int8 prefers a strongly driven one, where the nonlinear terms NARMA10 needs are
@@ -528,9 +480,15 @@ pub fn memory_capacity(format: Format, units: usize, seed: u64) -> Result<f64, Q
             why: "must be at least max_delay",
         });
     }
-    let total = s.washout + s.train + s.test;
+    let setup = MemoryCapacity {
+        washout: s.washout,
+        train: s.train,
+        test: s.test,
+        max_delay: d,
+        ridge: s.ridge,
+    };
     let mut rng = Rng::new(seed);
-    let u: Vec<f64> = (0..total)
+    let u: Vec<f64> = (0..setup.steps())
         .map(|_| rng.uniform(-s.input_range, s.input_range))
         .collect();
     let config = EsnConfig {
@@ -550,32 +508,23 @@ pub fn memory_capacity(format: Format, units: usize, seed: u64) -> Result<f64, Q
     let n_fit = s.washout + s.train;
     let calibration: Vec<f32> = u[..n_fit].iter().map(|&v| v as f32).collect();
     let mut stepper = format.stepper(&r, &calibration, s.washout)?;
-    let mut x = vec![0.0f32; units];
-    let states: Vec<Vec<f64>> = u
-        .iter()
-        .map(|&ut| {
-            stepper.step_into(ut as f32, &mut x);
-            x.iter().map(|&v| v as f64).collect()
+    let mut x32 = vec![0.0f32; units];
+    // The one definition of memory capacity; only the states come from this format.
+    setup
+        .measure(&u, units, |ut, x| {
+            stepper.step_into(ut as f32, &mut x32);
+            for (o, &v) in x.iter_mut().zip(&x32) {
+                *o = f64::from(v);
+            }
+            Ok::<(), ModelError>(())
         })
-        .collect();
-    let targets: Vec<Vec<f64>> = (s.washout..n_fit)
-        .map(|t| (1..=d).map(|k| u[t - k]).collect())
-        .collect();
-    let w =
-        ridge(&states[s.washout..n_fit], &targets, s.ridge).ok_or(QuantEvalError::Singular {
-            format: format.name(),
-            ridge: s.ridge,
-        })?;
-    // Test segment plus the d inputs before it, which the first recalls refer to.
-    let test_u = &u[n_fit - d..];
-    let mut recall = vec![0.0; test_u.len() * d];
-    for (i, xs) in states[n_fit..].iter().enumerate() {
-        let row = (i + d) * d;
-        for (k, wk) in w.iter().enumerate() {
-            recall[row + k] = predict(wk, xs);
-        }
-    }
-    metrics::memory_capacity(test_u, &recall, d).map_err(QuantEvalError::Metric)
+        .map_err(|e| match e {
+            ModelError::Readout(ReadoutError::NotPositiveDefinite) => QuantEvalError::Singular {
+                format: format.name(),
+                ridge: s.ridge,
+            },
+            other => QuantEvalError::Model(other),
+        })
 }
 
 /// One format's memory capacity over the evaluation seeds: (per seed, mean, std).
@@ -716,7 +665,7 @@ mod tests {
     /// float32, both on float32's tuned hyperparameters and with each format tuned on its own
     /// (tuning seeds only). Not reached — see docs/performance.md for the measured gap and why
     /// (8-bit state resolution at the readout) — so it does not run by default:
-    /// `cargo test -p echos-host --lib quant_eval -- --ignored --nocapture`.
+    /// `cargo test -p echos-eval --lib quant_eval -- --ignored --nocapture`.
     #[test]
     #[ignore = "figure not reached: int8 states cost +89% NARMA10 NRMSE on float32's tuned setup and +70% with each format tuned, N = 100"]
     fn int8_narma10_within_ten_percent_of_float32() {
