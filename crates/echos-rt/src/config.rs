@@ -290,7 +290,11 @@ pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
-    parse(&text, path)
+    let mut file = parse(&text, path)?;
+    if let Some(dir) = path.parent() {
+        file.resolve_relative_to(dir);
+    }
+    Ok(file)
 }
 
 /// Checks a scheduling section (shared by the config file and `rt bench`).
@@ -356,6 +360,23 @@ pub fn check_sched(s: &SchedSection, timing: &Timing) -> Result<SchedPlan, Confi
 }
 
 impl ConfigFile {
+    /// Makes relative file paths (model, series, output file) relative to `dir`, the config
+    /// file's directory, so a config means the same files from any working directory.
+    pub fn resolve_relative_to(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        fix(&mut self.model.path);
+        if let SourceSection::Series { path, .. } = &mut self.source {
+            fix(path);
+        }
+        if let Some(f) = &mut self.sink.file {
+            fix(f);
+        }
+    }
+
     /// Every check that needs no file contents.
     pub fn check(&self) -> Result<Checked, ConfigError> {
         let l = &self.timing;
@@ -562,6 +583,27 @@ name = "demo"
         }
         let no_shm = GOOD.split("[shm]").next().unwrap().to_string();
         assert_eq!(key_of(check(&no_shm).unwrap_err()), "sink.ring");
+    }
+
+    #[test]
+    fn relative_paths_are_the_config_files_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            GOOD.replace("file = \"y.csv\"", "file = \"/abs/y.csv\""),
+        )
+        .unwrap();
+        let c = read(&cfg).unwrap();
+        assert_eq!(c.model.path, dir.path().join("m.safetensors"));
+        assert_eq!(
+            c.source,
+            SourceSection::Series {
+                path: dir.path().join("x.npy"),
+                repeat: false
+            }
+        );
+        assert_eq!(c.sink.file, Some(PathBuf::from("/abs/y.csv")));
     }
 
     #[test]
