@@ -8,6 +8,7 @@ mod esn;
 mod esn_bench;
 mod output;
 mod progress;
+mod rt;
 mod rwkv;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
     /// RWKV language models: generate text, logits for token files, benchmarks.
     #[command(subcommand)]
     Rwkv(rwkv::RwkvCommand),
+    /// The hosted real-time runtime: periodic pipelines, shared state, timing (docs/rt.md).
+    #[command(subcommand)]
+    Rt(rt::RtCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Esn(cmd) => esn::run(cmd),
         Command::Rwkv(cmd) => rwkv::run(cmd),
+        Command::Rt(cmd) => rt::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
