@@ -30,6 +30,7 @@ pub mod programs {
     pub static WEIGHTS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/weights"));
     pub static STAGE0: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage0"));
     pub static STAGE1: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage1"));
+    pub static HOSTILE: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/hostile"));
 }
 
 const PAGE: u64 = 4096;
