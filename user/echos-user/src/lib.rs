@@ -344,10 +344,15 @@ pub mod reservoir {
 
     /// The state in Q16.16, one entry per unit.
     pub fn read_state(h: CapHandle, out: &mut [i32]) -> Result<u64, Errno> {
+        read_state_raw(h, out.as_mut_ptr() as u64, out.len() as u32)
+    }
+
+    /// `read_state` into any address: how the tests hand the kernel bad buffers.
+    pub fn read_state_raw(h: CapHandle, buf_ptr: u64, buf_len: u32) -> Result<u64, Errno> {
         let bytes = ReservoirReadStateArgs {
             handle: h,
-            buf_ptr: out.as_mut_ptr() as u64,
-            buf_len: out.len() as u32,
+            buf_ptr,
+            buf_len,
             _pad: 0,
         }
         .to_bytes();
@@ -363,12 +368,24 @@ pub mod reservoir {
         offset: u32,
         values: &[i32],
     ) -> Result<u64, Errno> {
+        let ptr = values.as_ptr() as u64;
+        modify_weights_raw(h, matrix, offset, ptr, values.len() as u32)
+    }
+
+    /// `modify_weights` with the values at any address: how the tests hand the kernel bad ones.
+    pub fn modify_weights_raw(
+        h: CapHandle,
+        matrix: WeightMatrix,
+        offset: u32,
+        data_ptr: u64,
+        count: u32,
+    ) -> Result<u64, Errno> {
         let bytes = ReservoirModifyWeightsArgs {
             handle: h,
-            data_ptr: values.as_ptr() as u64,
+            data_ptr,
             matrix,
             offset,
-            count: values.len() as u32,
+            count,
             _pad: 0,
         }
         .to_bytes();
