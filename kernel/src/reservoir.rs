@@ -435,15 +435,17 @@ pub fn read_state(slot: usize, args: u64) -> Result<u64, Errno> {
         }
         // The whole buffer first: a refused call writes nothing.
         check_writable(slot, a.buf_ptr, 4 * r.cfg.units as u64)?;
-        // Through a bounded chunk: no allocation in the call.
-        let mut chunk = [0u8; 256];
-        for (i, part) in state_of(r).chunks(64).enumerate() {
-            for (j, &x) in part.iter().enumerate() {
-                chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
+        // Through a bounded chunk: no allocation in the call; up to 4 KiB, so preemptible.
+        preemptible(|| {
+            let mut chunk = [0u8; 256];
+            for (i, part) in state_of(r).chunks(64).enumerate() {
+                for (j, &x) in part.iter().enumerate() {
+                    chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
+                }
+                copy_out(slot, a.buf_ptr + (i * 256) as u64, &chunk[..part.len() * 4])?;
             }
-            copy_out(slot, a.buf_ptr + (i * 256) as u64, &chunk[..part.len() * 4])?;
-        }
-        Ok(r.cfg.units as u64)
+            Ok(r.cfg.units as u64)
+        })
     })
 }
 

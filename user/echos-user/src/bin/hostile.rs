@@ -789,7 +789,9 @@ impl Model {
     }
 
     fn create(&mut self, a: &mut [u64; 6]) -> (Expect, Effect) {
-        let large = self.rng.chance(1, 8);
+        // Large ones (up to the kernel's limit: milliseconds a call) stress the other partition:
+        // the second and sixth objects, and now and then an attempt when the table is full.
+        let large = self.created % 4 == 1 || self.rng.chance(1, 8);
         let units = if large {
             self.rng.between(65, u64::from(MAX_RESERVOIR_UNITS)) as u32
         } else {
@@ -800,7 +802,12 @@ impl Model {
         let radius = self.rng.between(one / 2, one * 5 / 4) as u32;
         let leak = self.rng.between(1, one) as u32;
         let scaling = self.rng.between(1, one) as u32;
-        let density = self.rng.between(one / 20, one / 4) as u32;
+        let density = if large {
+            // Sparse enough that most fit the kernel's 256 KiB of weights.
+            self.rng.between(one / 100, one / 20) as u32
+        } else {
+            self.rng.between(one / 20, one / 4) as u32
+        };
         let topology = if !(self.hostile_here() && self.rng.chance(1, 2)) {
             Topology::SparseRandom
         } else {
