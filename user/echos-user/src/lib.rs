@@ -422,44 +422,7 @@ pub mod reservoir {
     }
 }
 
-/// Seeded pseudo-random numbers for user programs: SplitMix64 (Steele, Lea and Flood, 2014), the
-/// same algorithm and constants as `echos_core::rng::SplitMix64`, which user programs cannot
-/// link (echos-core needs a heap allocator; user programs have none). Same seed, same stream.
+/// Seeded pseudo-random numbers for user programs: the workspace's one SplitMix64.
 pub mod rng {
-    pub struct SplitMix64 {
-        state: u64,
-    }
-
-    impl SplitMix64 {
-        pub const fn new(seed: u64) -> Self {
-            Self { state: seed }
-        }
-
-        pub fn next_u64(&mut self) -> u64 {
-            self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in `0..n` by Lemire's multiply-shift without rejection (bias below n / 2^64,
-        /// irrelevant for picking cases). `n > 0`.
-        pub fn below(&mut self, n: u64) -> u64 {
-            ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-        }
-
-        /// Uniform in `lo..=hi` (`lo <= hi`).
-        pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
-            match (hi - lo).checked_add(1) {
-                Some(n) => lo + self.below(n),
-                None => self.next_u64(),
-            }
-        }
-
-        /// True with probability `num / den`.
-        pub fn chance(&mut self, num: u64, den: u64) -> bool {
-            self.below(den) < num
-        }
-    }
+    pub use echos_rng::SplitMix64;
 }
