@@ -11,8 +11,11 @@ use crate::arch::stacks::THREAD_STACK_COUNT;
 pub const MAX_THREADS: usize = THREAD_STACK_COUNT;
 /// Partition windows per major frame.
 pub const MAX_WINDOWS: usize = 4;
-/// Priority-inheritance mutexes per run.
-pub const MAX_MUTEXES: usize = 4;
+/// Priority-inheritance mutexes ring 3 may name (`mutex_lock`, `mutex_unlock`).
+pub const USER_MUTEXES: usize = 4;
+/// Priority-inheritance mutexes per run: the user ones, then one per reservoir object (held by
+/// a call working on that object, so the call can be preempted without another reaching it).
+pub const MAX_MUTEXES: usize = USER_MUTEXES + MAX_OBJECTS;
 
 /// Reservoir objects alive at once.
 pub const MAX_OBJECTS: usize = 8;

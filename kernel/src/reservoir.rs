@@ -6,8 +6,15 @@
 //! A step rebuilds the `FixedEsn` view over the object's arrays (validation O(nnz)) and restores
 //! the state the view's constructor clears (O(N)): the same order of work as the step itself,
 //! allocation-free and deterministic; creation allocates the arrays once.
+//!
+//! Temporal isolation: the work that grows with a reservoir's size (generating it, stepping it,
+//! rewriting its weights: milliseconds for the largest) runs with interrupts on, so the
+//! scheduler can preempt the calling task there like in ring 3 — at the end of its partition's
+//! window, or for a more urgent release. The call then holds the object's kernel mutex (priority
+//! inheritance; a second call on the same object waits for it) and has the object out of the
+//! table; everything else (decoding, capability checks, the allocation, the table) stays short
+//! and runs with interrupts off, as the rest of the syscall path.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use spin::Mutex;
 
@@ -23,8 +30,11 @@ use echos_core::integer::{FixedEsn, FixedEsnBuffers, FixedEsnConfig, FixedEsnLay
 use echos_kpolicy::caps::{CapSpace, ObjectId};
 
 use crate::arch::uspace::Page;
-use crate::config::{CAPS_PER_TASK, MAX_OBJECTS, MAX_THREADS, WEIGHTS_BASE, WEIGHTS_PER_OBJECT};
-use crate::umem::{self, check_writable, copy_in, copy_out};
+use crate::config::{
+    CAPS_PER_TASK, MAX_OBJECTS, MAX_THREADS, USER_MUTEXES, WEIGHTS_BASE, WEIGHTS_PER_OBJECT,
+};
+use crate::sched;
+use crate::umem::{self, check_readable, check_writable, copy_in, copy_out};
 
 /// Bias scale of kernel reservoirs (0.1, as the canonical fixed ESN).
 const BIAS_SCALING_Q16: i32 = 6554;
@@ -51,13 +61,27 @@ struct Reservoir {
     memory_capacity_q16: u32,
 }
 
+/// An object table entry.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a fixed static table of MAX_OBJECTS entries; boxing would add a fallible allocation"
+)]
+enum Slot {
+    Free,
+    /// Being created: the call allocates and generates it with the slot held for it.
+    Reserved,
+    Ready(Reservoir),
+    /// A call has it out of the table (it holds the object's mutex) while it works on it.
+    InUse,
+}
+
 struct Objects {
-    slots: [Option<Reservoir>; MAX_OBJECTS],
+    slots: [Slot; MAX_OBJECTS],
     caps: CapSpace<MAX_THREADS, CAPS_PER_TASK>,
 }
 
 static OBJECTS: Mutex<Objects> = Mutex::new(Objects {
-    slots: [const { None }; MAX_OBJECTS],
+    slots: [const { Slot::Free }; MAX_OBJECTS],
     caps: CapSpace::new(),
 });
 
@@ -76,7 +100,7 @@ pub fn task_stopped(slot: usize) {
 pub fn reset() {
     with(|o| {
         for s in o.slots.iter_mut() {
-            *s = None;
+            *s = Slot::Free;
         }
         o.caps = CapSpace::new();
     })
@@ -94,6 +118,57 @@ fn read_args<const N: usize>(slot: usize, ptr: u64) -> Result<[u8; N], Errno> {
     let mut b = [0u8; N];
     copy_in(slot, ptr, &mut b)?;
     Ok(b)
+}
+
+/// Runs `f` with interrupts on, then restores the caller's state: the long part of a call, which
+/// the scheduler may preempt. `f` must take no spin lock without turning interrupts off (a
+/// preempted holder would stall the next taker), nor allocate or free.
+fn preemptible<R>(f: impl FnOnce() -> R) -> R {
+    let was_on = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::enable();
+    let r = f();
+    if !was_on {
+        x86_64::instructions::interrupts::disable();
+    }
+    r
+}
+
+/// The kernel mutex of object `id` (above the user ones).
+fn object_mutex(id: ObjectId) -> u16 {
+    (USER_MUTEXES + id.0 as usize) as u16
+}
+
+/// Runs `f` on the object `h` names in `slot`'s table (with `needed` rights), holding the
+/// object's mutex and with the object out of the table, so `f` may work on it preemptibly.
+/// Outside a scheduler run (the kernel's own calls) the mutex is a no-op.
+fn with_object<R>(
+    slot: usize,
+    h: CapHandle,
+    needed: Rights,
+    f: impl FnOnce(ObjectId, &mut Reservoir) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    let id = with(|o| o.caps.lookup(task(slot), h, needed))?;
+    let mutex = object_mutex(id);
+    sched::lock(mutex)?;
+    // While this call waited, the capability may have been revoked.
+    let taken = with(|o| {
+        o.caps.lookup(task(slot), h, needed)?;
+        let s = o.slots.get_mut(id.0 as usize).ok_or(Errno::BadHandle)?;
+        match core::mem::replace(s, Slot::InUse) {
+            Slot::Ready(r) => Ok(r),
+            other => {
+                *s = other;
+                Err(Errno::BadHandle)
+            }
+        }
+    });
+    let result = taken.and_then(|mut r| {
+        let result = f(id, &mut r);
+        with(|o| o.slots[id.0 as usize] = Slot::Ready(r));
+        result
+    });
+    let _ = sched::unlock(mutex);
+    result
 }
 
 /// The engine configuration a create call asks for.
@@ -128,32 +203,88 @@ fn create_from(slot: usize, a: &ReservoirCreateArgs) -> Result<u64, Errno> {
     if bytes as u64 + 4096 > WEIGHTS_PER_OBJECT || 2 * l.units > 4096 {
         return Err(Errno::NoMemory);
     }
-    let mut r = Reservoir {
-        cfg,
-        topology: a.topology,
-        outputs: a.outputs as usize,
-        nnz: l.nnz,
-        weights: vec![Page([0; 4096]); bytes.div_ceil(4096)],
-        state: vec![Page([0; 4096])],
-        scratch: vec![0; l.units],
-        saved: vec![0; l.units],
-        readout: vec![0; a.outputs as usize * l.units],
-        steps: 0,
-        trajectory: [[0; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
-        memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
-    };
-    FixedEsn::new(cfg, buffers(&mut r)).map_err(|_| Errno::InvalidArgument)?;
-    with(|o| {
+    // Room in both tables before anything is allocated or generated: a full table refuses at
+    // once, however often it is asked.
+    let free = with(|o| {
+        if o.caps.live(task(slot)) >= CAPS_PER_TASK {
+            return Err(Errno::NoMemory);
+        }
         let free = o
             .slots
             .iter()
-            .position(|s| s.is_none())
+            .position(|s| matches!(s, Slot::Free))
             .ok_or(Errno::NoMemory)?;
-        let handle = o
+        o.slots[free] = Slot::Reserved;
+        Ok(free)
+    })?;
+    let release = |r: Option<Reservoir>| {
+        with(|o| {
+            o.slots[free] = Slot::Free;
+            drop(r);
+        })
+    };
+    // The allocation itself cannot fail the kernel: a full heap is refused, not a panic.
+    let Some(mut r) = with(|_| allocate(cfg, a, l.nnz, bytes)) else {
+        release(None);
+        return Err(Errno::NoMemory);
+    };
+    let generated = preemptible(|| {
+        r.weights.resize(bytes.div_ceil(4096), Page([0; 4096]));
+        r.state.resize(1, Page([0; 4096]));
+        r.scratch.resize(l.units, 0);
+        r.saved.resize(l.units, 0);
+        r.readout.resize(a.outputs as usize * l.units, 0);
+        FixedEsn::new(cfg, buffers(&mut r)).is_ok()
+    });
+    if !generated {
+        release(Some(r));
+        return Err(Errno::InvalidArgument);
+    }
+    with(|o| {
+        match o
             .caps
-            .insert(task(slot), ObjectId(free as u32), Rights::ALL)?;
-        o.slots[free] = Some(r);
-        Ok(handle.to_raw())
+            .insert(task(slot), ObjectId(free as u32), Rights::ALL)
+        {
+            Ok(handle) => {
+                o.slots[free] = Slot::Ready(r);
+                Ok(handle.to_raw())
+            }
+            Err(e) => {
+                o.slots[free] = Slot::Free;
+                drop(r);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// A reservoir with every array's capacity reserved (filled later), or `None` if the heap
+/// cannot hold it.
+fn allocate(
+    cfg: FixedEsnConfig,
+    a: &ReservoirCreateArgs,
+    nnz: usize,
+    bytes: usize,
+) -> Option<Reservoir> {
+    fn reserved<T>(n: usize) -> Option<Vec<T>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).ok()?;
+        Some(v)
+    }
+    let units = cfg.units;
+    Some(Reservoir {
+        cfg,
+        topology: a.topology,
+        outputs: a.outputs as usize,
+        nnz,
+        weights: reserved(bytes.div_ceil(4096))?,
+        state: reserved(1)?,
+        scratch: reserved(units)?,
+        saved: reserved(units)?,
+        readout: reserved(a.outputs as usize * units)?,
+        steps: 0,
+        trajectory: [[0; TRAJECTORY_UNITS]; TRAJECTORY_STEPS],
+        memory_capacity_q16: MEMORY_CAPACITY_UNKNOWN,
     })
 }
 
@@ -211,6 +342,8 @@ fn buffers(r: &mut Reservoir) -> FixedEsnBuffers<'_> {
     }
 }
 
+/// The object `h` names, for the kernel's own calls between scheduler runs (no call can have it
+/// out of the table then).
 fn object(
     o: &mut Objects,
     slot: usize,
@@ -218,10 +351,10 @@ fn object(
     needed: Rights,
 ) -> Result<&mut Reservoir, Errno> {
     let id = o.caps.lookup(task(slot), h, needed)?;
-    o.slots
-        .get_mut(id.0 as usize)
-        .and_then(|s| s.as_mut())
-        .ok_or(Errno::BadHandle)
+    match o.slots.get_mut(id.0 as usize) {
+        Some(Slot::Ready(r)) => Ok(r),
+        _ => Err(Errno::BadHandle),
+    }
 }
 
 /// Reads `n` Q16.16 values from user memory into `out` (which has room for the widest call).
@@ -235,12 +368,47 @@ fn read_q16(slot: usize, ptr: u64, out: &mut [i32]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// One step: the engine's view rebuilt over the object's arrays, its state restored, the step,
+/// the trajectory row and the readout (`output`, Q16.16 little-endian, `outputs` entries).
+fn step_object(r: &mut Reservoir, input: &[i32], output: &mut [u8]) -> Result<(), Errno> {
+    let mut saved = core::mem::take(&mut r.saved);
+    saved.copy_from_slice(state_of(r));
+    let (cfg, nnz) = (r.cfg, r.nnz);
+    let result = (|| {
+        let mut esn =
+            FixedEsn::from_parts(cfg, nnz, buffers(r)).map_err(|_| Errno::InvalidArgument)?;
+        esn.set_state(&saved).map_err(|_| Errno::InvalidArgument)?;
+        esn.step(input).map_err(|_| Errno::DimensionMismatch)
+    })();
+    r.saved = saved;
+    result?;
+    let units = r.cfg.units;
+    let row = (r.steps as usize) % TRAJECTORY_STEPS;
+    let mut recent = [0i32; TRAJECTORY_UNITS];
+    for (u, t) in recent.iter_mut().enumerate() {
+        *t = state_of(r).get(u).copied().map_or(0, q15_to_q16);
+    }
+    r.trajectory[row] = recent;
+    r.steps += 1;
+    // Readout y = W_out · x, Q1.15 × Q1.15 summed in i64, returned in Q16.16.
+    for (j, out) in output.chunks_exact_mut(4).take(r.outputs).enumerate() {
+        let w = &r.readout[j * units..(j + 1) * units];
+        let acc: i64 = w
+            .iter()
+            .zip(state_of(r))
+            .map(|(&w, &x)| i64::from(w) * i64::from(x))
+            .sum();
+        let y = (acc >> 14).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        out.copy_from_slice(&y.to_le_bytes());
+    }
+    Ok(())
+}
+
 pub fn step(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = ReservoirStepArgs::from_bytes(&read_args(slot, args)?)?;
     let mut input = [0i32; echos_abi::MAX_RESERVOIR_IO as usize];
     let mut output = [0u8; 4 * echos_abi::MAX_RESERVOIR_IO as usize];
-    with(|o| {
-        let r = object(o, slot, a.handle, Rights::STEP)?;
+    let outputs = with_object(slot, a.handle, Rights::STEP, |_, r| {
         if a.input_len as usize != r.cfg.inputs || a.output_len as usize != r.outputs {
             return Err(Errno::DimensionMismatch);
         }
@@ -250,69 +418,40 @@ pub fn step(slot: usize, args: u64) -> Result<u64, Errno> {
             // A refused output buffer must refuse the whole call, before the state moves.
             check_writable(slot, a.output_ptr, 4 * r.outputs as u64)?;
         }
-        let mut saved = core::mem::take(&mut r.saved);
-        saved.copy_from_slice(state_of(r));
-        let (cfg, nnz) = (r.cfg, r.nnz);
-        let result = (|| {
-            let mut esn =
-                FixedEsn::from_parts(cfg, nnz, buffers(r)).map_err(|_| Errno::InvalidArgument)?;
-            esn.set_state(&saved).map_err(|_| Errno::InvalidArgument)?;
-            esn.step(input).map_err(|_| Errno::DimensionMismatch)
-        })();
-        r.saved = saved;
-        result?;
-        let units = r.cfg.units;
-        let row = (r.steps as usize) % TRAJECTORY_STEPS;
-        let mut recent = [0i32; TRAJECTORY_UNITS];
-        for (u, t) in recent.iter_mut().enumerate() {
-            *t = state_of(r).get(u).copied().map_or(0, q15_to_q16);
-        }
-        r.trajectory[row] = recent;
-        r.steps += 1;
-        // Readout y = W_out · x, Q1.15 × Q1.15 summed in i64, returned in Q16.16.
-        for (j, out) in output.chunks_exact_mut(4).take(r.outputs).enumerate() {
-            let w = &r.readout[j * units..(j + 1) * units];
-            let acc: i64 = w
-                .iter()
-                .zip(state_of(r))
-                .map(|(&w, &x)| i64::from(w) * i64::from(x))
-                .sum();
-            let y = (acc >> 14).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-            out.copy_from_slice(&y.to_le_bytes());
-        }
+        preemptible(|| step_object(r, input, &mut output))?;
         Ok(r.outputs)
-    })
-    .and_then(|outputs| {
-        if outputs > 0 {
-            copy_out(slot, a.output_ptr, &output[..outputs * 4])?;
-        }
-        Ok(0)
-    })
+    })?;
+    if outputs > 0 {
+        copy_out(slot, a.output_ptr, &output[..outputs * 4])?;
+    }
+    Ok(0)
 }
 
 pub fn read_state(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = ReservoirReadStateArgs::from_bytes(&read_args(slot, args)?)?;
-    with(|o| {
-        let r = object(o, slot, a.handle, Rights::READ)?;
+    with_object(slot, a.handle, Rights::READ, |_, r| {
         if a.buf_len as usize != r.cfg.units {
             return Err(Errno::DimensionMismatch);
         }
-        // Through a bounded chunk: no allocation in the call.
-        let mut chunk = [0u8; 256];
-        for (i, part) in state_of(r).chunks(64).enumerate() {
-            for (j, &x) in part.iter().enumerate() {
-                chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
+        // The whole buffer first: a refused call writes nothing.
+        check_writable(slot, a.buf_ptr, 4 * r.cfg.units as u64)?;
+        // Through a bounded chunk: no allocation in the call; up to 4 KiB, so preemptible.
+        preemptible(|| {
+            let mut chunk = [0u8; 256];
+            for (i, part) in state_of(r).chunks(64).enumerate() {
+                for (j, &x) in part.iter().enumerate() {
+                    chunk[4 * j..4 * j + 4].copy_from_slice(&q15_to_q16(x).to_le_bytes());
+                }
+                copy_out(slot, a.buf_ptr + (i * 256) as u64, &chunk[..part.len() * 4])?;
             }
-            copy_out(slot, a.buf_ptr + (i * 256) as u64, &chunk[..part.len() * 4])?;
-        }
-        Ok(r.cfg.units as u64)
+            Ok(r.cfg.units as u64)
+        })
     })
 }
 
 pub fn modify_weights(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = ReservoirModifyWeightsArgs::from_bytes(&read_args(slot, args)?)?;
-    with(|o| {
-        let r = object(o, slot, a.handle, Rights::WRITE)?;
+    with_object(slot, a.handle, Rights::WRITE, |_, r| {
         let (units, inputs, nnz) = (r.cfg.units, r.cfg.inputs, r.nnz);
         let (_, _, values, w_in, _) = weight_arrays(&mut r.weights, units, inputs, nnz);
         let target: &mut [i16] = match a.matrix {
@@ -325,33 +464,36 @@ pub fn modify_weights(slot: usize, args: u64) -> Result<u64, Errno> {
         if count == 0 || end > target.len() {
             return Err(Errno::DimensionMismatch);
         }
+        // The whole range first: whether a call is refused for its pointer must not depend on
+        // the values it would have read first.
+        check_readable(slot, a.data_ptr, 4 * count as u64)?;
         // Validate everything before changing anything: a refused call leaves no trace.
-        let mut buf = [0u8; 256];
-        for pass in 0..2 {
-            for start in (0..count).step_by(64) {
-                let n = (count - start).min(64);
-                copy_in(slot, a.data_ptr + 4 * start as u64, &mut buf[..4 * n])?;
-                for (k, b) in buf[..4 * n].chunks_exact(4).enumerate() {
-                    let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    // Q16.16 in [-1, 1) → Q1.15.
-                    if !(-65536..65536).contains(&v) {
-                        return Err(Errno::InvalidArgument);
-                    }
-                    if pass == 1 {
-                        target[offset + start + k] = (v >> 1) as i16;
+        preemptible(|| {
+            let mut buf = [0u8; 256];
+            for pass in 0..2 {
+                for start in (0..count).step_by(64) {
+                    let n = (count - start).min(64);
+                    copy_in(slot, a.data_ptr + 4 * start as u64, &mut buf[..4 * n])?;
+                    for (k, b) in buf[..4 * n].chunks_exact(4).enumerate() {
+                        let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        // Q16.16 in [-1, 1) → Q1.15.
+                        if !(-65536..65536).contains(&v) {
+                            return Err(Errno::InvalidArgument);
+                        }
+                        if pass == 1 {
+                            target[offset + start + k] = (v >> 1) as i16;
+                        }
                     }
                 }
             }
-        }
-        Ok(count as u64)
+            Ok(count as u64)
+        })
     })
 }
 
 pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
     let a = IntrospectArgs::from_bytes(&read_args(slot, args)?)?;
-    let bytes = with(|o| {
-        let id = o.caps.lookup(task(slot), a.handle, Rights::READ)?;
-        let r = object(o, slot, a.handle, Rights::READ)?;
+    let bytes = with_object(slot, a.handle, Rights::READ, |id, r| {
         let state_addr = state_vaddr(id.0, r.weights.len());
         let state_addr = if umem::is_readable(slot, state_addr, 4096) {
             state_addr
@@ -388,7 +530,7 @@ pub fn introspect(slot: usize, args: u64) -> Result<u64, Errno> {
             state,
             trajectory,
         };
-        Ok::<_, Errno>(info.to_bytes())
+        Ok(info.to_bytes())
     })?;
     copy_out(slot, a.out_ptr, &bytes)?;
     Ok(ReservoirDebugInfo::SIZE as u64)
@@ -420,13 +562,7 @@ pub fn grant(
 /// (zero-copy: later changes show through); needs the map right. Returns the weights' address;
 /// introspection gives the state page's as `state_addr`.
 pub fn map_weights(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
-    with(|o| {
-        let id = o.caps.lookup(task(slot), handle, Rights::MAP)?;
-        let r = o
-            .slots
-            .get(id.0 as usize)
-            .and_then(|s| s.as_ref())
-            .ok_or(Errno::BadHandle)?;
+    with_object(slot, handle, Rights::MAP, |id, r| {
         let mut frames = [0u64; (WEIGHTS_PER_OBJECT / 4096) as usize];
         let n = r.weights.len() + 1;
         for (f, page) in frames.iter_mut().zip(r.weights.iter().chain(&r.state)) {
@@ -452,11 +588,9 @@ pub fn revoke(slot: usize, handle: CapHandle) -> Result<u64, Errno> {
 
 /// The step count and state of the object in table slot `index` (for the tests).
 pub fn object_state(index: usize) -> Option<(u64, Vec<i16>)> {
-    with(|o| {
-        o.slots
-            .get(index)
-            .and_then(|s| s.as_ref())
-            .map(|r| (r.steps, state_of(r).to_vec()))
+    with(|o| match o.slots.get(index) {
+        Some(Slot::Ready(r)) => Some((r.steps, state_of(r).to_vec())),
+        _ => None,
     })
 }
 

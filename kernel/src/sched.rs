@@ -319,6 +319,13 @@ pub fn current() -> Option<usize> {
     })
 }
 
+/// Threads of the current run that have not stopped yet (0 outside a run).
+pub fn live_threads() -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        RUN.lock().as_ref().map_or(0, |r| r.live)
+    })
+}
+
 /// Stops the calling thread for good, recording `code` for the report.
 pub fn exit_with(code: i64) -> ! {
     stop_current(Some(code), None)

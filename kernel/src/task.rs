@@ -30,6 +30,9 @@ pub mod programs {
     pub static WEIGHTS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/weights"));
     pub static STAGE0: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage0"));
     pub static STAGE1: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/stage1"));
+    pub static HOSTILE: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/hostile"));
+    pub static HEAVY: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/heavy"));
+    pub static REFUSALS: &[u8] = include_bytes!(concat!(env!("ECHOS_USER_BIN"), "/refusals"));
 }
 
 const PAGE: u64 = 4096;

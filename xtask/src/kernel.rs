@@ -174,16 +174,33 @@ fn host_digests() -> Result<String, String> {
     ))
 }
 
-/// `cargo xtask run [--kvm] [--iso] [-- extra kernel command line]`: boots the kernel with its
-/// console on this terminal.
+/// The kernel command line that runs only the hostile-task test with `calls` random syscalls.
+fn hostile_cmdline(calls: &str) -> Result<String, String> {
+    let n: u32 = calls.parse().map_err(|_| {
+        format!(
+            "--hostile takes a number of calls up to {}, not `{calls}`",
+            u32::MAX
+        )
+    })?;
+    Ok(format!("test=hostile_ring_3 hostile_calls={n}"))
+}
+
+/// `cargo xtask run [--kvm] [--iso] [--hostile N] [-- extra kernel command line]`: boots the
+/// kernel with its console on this terminal. `--hostile N` runs only the hostile ring-3 task's
+/// test, with N random syscalls (the suite runs 50,000).
 pub fn run(rest: &[String]) -> Result<bool, String> {
     let mut machine = Machine::default();
     let mut iso = false;
     let mut extra = Vec::new();
-    for a in rest {
+    let mut args = rest.iter();
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--kvm" => machine.kvm = true,
             "--iso" => iso = true,
+            "--hostile" => {
+                let n = args.next().ok_or("--hostile needs a number of calls")?;
+                extra.push(hostile_cmdline(n)?);
+            }
             "--" => {}
             other => extra.push(other.to_string()),
         }
@@ -663,6 +680,16 @@ mod tests {
             false,
         );
         assert_eq!(tally_boot("k", &ok).failed, 0);
+    }
+
+    #[test]
+    fn hostile_flag_selects_the_test_and_its_call_count() {
+        assert_eq!(
+            hostile_cmdline("1000000").as_deref(),
+            Ok("test=hostile_ring_3 hostile_calls=1000000")
+        );
+        assert!(hostile_cmdline("lots").is_err());
+        assert!(hostile_cmdline("4294967296").is_err());
     }
 
     #[test]

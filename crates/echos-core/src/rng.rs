@@ -14,33 +14,9 @@
 //! - `bernoulli(p)`: `uniform01() < p`;
 //! - `below(n)`: Lemire's multiply-shift with rejection, unbiased.
 
-/// SplitMix64 (Steele, Lea & Flood 2014): expands a seed into xoshiro state, and is the tiny
-/// generator of the kernel's stress drivers and tests. The workspace's one SplitMix64.
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub const fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// Uniform in `0..n` by Lemire's multiply-shift without rejection (bias below n / 2^64):
-    /// one multiply, for picking operations in stress tests where that bias is irrelevant.
-    /// `n > 0`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (Steele, Lea & Flood 2014): expands a seed into xoshiro state. Its one home is
+/// the `echos-rng` crate (ring-3 programs, which have no allocator, use it too).
+pub use echos_rng::SplitMix64;
 
 /// xoshiro256** with the sampling helpers the reservoirs need.
 #[derive(Clone, Debug)]

@@ -593,31 +593,12 @@ impl<T: Scalar> ReservoirMatrix<T> {
         }
     }
 
-    /// W in CSR: dense entries that are not zero, CSR as is, block rows with their columns in
-    /// ascending order (`BlockSparse::to_csr`), structured rows one entry per edge.
-    pub fn to_csr(&self) -> Csr<T> {
-        match self {
-            Self::Dense(d) => {
-                let mut indptr = Vec::with_capacity(d.rows + 1);
-                let (mut indices, mut values) = (Vec::new(), Vec::new());
-                indptr.push(0u32);
-                for r in 0..d.rows {
-                    for (c, &v) in d.row(r).iter().enumerate() {
-                        if v != T::zero() {
-                            indices.push(c as u32);
-                            values.push(v);
-                        }
-                    }
-                    indptr.push(indices.len() as u32);
-                }
-                Csr {
-                    rows: d.rows,
-                    cols: d.cols,
-                    indptr,
-                    indices,
-                    values,
-                }
-            }
+    /// W in CSR: dense entries that are not zero (`Csr::from_dense`), CSR as is, block rows
+    /// as `BlockSparse::to_csr` lists them, structured rows one entry per edge. Fails only for
+    /// a dense matrix too large for u32 indices.
+    pub fn to_csr(&self) -> Result<Csr<T>, MatrixError> {
+        Ok(match self {
+            Self::Dense(d) => Csr::from_dense(d)?,
             Self::Csr(c) => c.clone(),
             Self::Block(b) => b.to_csr(),
             _ => {
@@ -641,7 +622,7 @@ impl<T: Scalar> ReservoirMatrix<T> {
                     values,
                 }
             }
-        }
+        })
     }
 
     /// The same matrix in another scalar type (each weight rounded once through f64).

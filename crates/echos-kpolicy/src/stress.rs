@@ -9,8 +9,8 @@ use crate::pool::{Pool, PoolBlock, PoolError};
 /// Occupancy targets of the three buckets, in percent.
 pub const TARGETS_PERCENT: [usize; 3] = [10, 50, 90];
 
-/// The engine's SplitMix64 picks the operations (the workspace has one).
-pub use echos_core::rng::SplitMix64;
+/// The workspace's one SplitMix64 picks the operations.
+pub use echos_rng::SplitMix64;
 
 /// Cost figures of one kind of operation, in the clock's units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -303,6 +303,15 @@ static LAST_FAULT: spin::Mutex<FaultRecord> = spin::Mutex::new(FaultRecord {
     rsp: 0,
 });
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// Exceptions raised in ring 0 since boot (other than NMIs, breakpoints and the overflow test's
+/// caught double fault): the fault probes' deliberate ones, and any other is fatal. A test that
+/// hands the kernel hostile input counts them across its run.
+static KERNEL_EXCEPTIONS: AtomicU64 = AtomicU64::new(0);
+
+pub fn kernel_exceptions() -> u64 {
+    KERNEL_EXCEPTIONS.load(Ordering::Acquire)
+}
 static DOUBLE_FAULT_CATCH: AtomicBool = AtomicBool::new(false);
 
 pub fn last_fault() -> FaultRecord {
@@ -456,6 +465,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 return;
             }
             _ => {}
+        }
+        if frame.cs & 3 == 0 {
+            KERNEL_EXCEPTIONS.fetch_add(1, Ordering::AcqRel);
         }
         if frame.cs & 3 == 3 {
             // A fault in ring 3 stops that task only; the hook never returns to it.

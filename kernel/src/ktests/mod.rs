@@ -11,6 +11,7 @@ use crate::{arch, kprintln};
 mod bootinfo;
 mod cpu;
 mod engine;
+mod hostile;
 mod memory;
 mod sched;
 mod time;

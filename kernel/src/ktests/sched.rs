@@ -86,13 +86,13 @@ pub const PERIOD_NS: u64 = 100 * US;
 /// Budget per job: the step measures far below it; enforcement stops a runaway job here.
 const BUDGET_NS: u64 = 60 * US;
 
-const RESERVOIR_100: FixedEsnConfig = FixedEsnConfig {
+pub(super) const RESERVOIR_100: FixedEsnConfig = FixedEsnConfig {
     units: 100,
     seed: 0xEC40_0100,
     ..integer::CANONICAL_FIXED_ESN
 };
-const L100: FixedEsnLayout = FixedEsnLayout::of(&RESERVOIR_100);
-type Storage100 = FixedEsnStorage<100, 101, { L100.nnz }, { 100 * 2 }>;
+pub(super) const L100: FixedEsnLayout = FixedEsnLayout::of(&RESERVOIR_100);
+pub(super) type Storage100 = FixedEsnStorage<100, 101, { L100.nnz }, { 100 * 2 }>;
 
 static RESERVOIR: Mutex<Option<Box<Storage100>>> = Mutex::new(None);
 static RESERVOIR_RESULT: Mutex<Option<Result<u64, IntegerError>>> = Mutex::new(None);
@@ -103,7 +103,7 @@ static RELEASE_JITTER_NS: [AtomicU32; PERIODS] = [const { AtomicU32::new(0) }; P
 static STOP: AtomicBool = AtomicBool::new(false);
 static BACKGROUND_CHUNKS: AtomicU64 = AtomicU64::new(0);
 
-fn buffers(s: &mut Storage100) -> FixedEsnBuffers<'_> {
+pub(super) fn buffers(s: &mut Storage100) -> FixedEsnBuffers<'_> {
     FixedEsnBuffers {
         row_offsets: &mut s.row_offsets,
         columns: &mut s.columns,

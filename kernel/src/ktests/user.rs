@@ -374,6 +374,27 @@ fn reservoir_through_capabilities_from_ring_3(k: &mut Kernel) -> Result<(), Stri
 }
 kernel_test!(reservoir_through_capabilities_from_ring_3);
 
+/// Found by the hostile task: `read_state` wrote the first 256 bytes of a buffer it then
+/// refused, and `modify_weights` refused a range running past mapped memory with
+/// `InvalidArgument` when the part it read first held an out-of-range value.
+fn reservoir_calls_are_refused_as_a_whole(k: &mut Kernel) -> Result<(), String> {
+    let r = run_programs(k, &[(programs::REFUSALS, 0, 5)])?;
+    ensure!(
+        r.faults[0].is_none(),
+        "the refusals program faulted: {:?}",
+        r.faults[0]
+    );
+    ensure!(
+        r.exit_codes[0] == Some(0),
+        "refusals: exit {:?} (wrong answers; 100+: the kernel wrote into the refused buffer; \
+         1000+: setup failed)",
+        r.exit_codes[0]
+    );
+    crate::reservoir::reset();
+    Ok(())
+}
+kernel_test!(reservoir_calls_are_refused_as_a_whole);
+
 pub const PREDICTOR_PERIODS: u64 = 2_000;
 const PREDICTOR_PERIOD_NS: u64 = MS;
 /// The predictor program's washout and readout shift (user/echos-user/src/bin/predictor.rs); the

@@ -28,6 +28,80 @@ pub fn raw_syscall(number: u64, a: [u64; 6]) -> i64 {
     ret
 }
 
+/// What a [`probe_syscall`] saw come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// `rax`: the result or error code.
+    pub ret: i64,
+    /// Whether `rdi, rsi, rdx, r10, r8, r9`, `r14`, `r15` and the stack pointer came back as
+    /// they went in (the ABI preserves every register but `rax`, `rcx` and `r11`).
+    pub preserved: bool,
+}
+
+/// A syscall that also checks the kernel's side of the register contract: the six argument
+/// registers and `keep` (loaded into `r14`, `r15`) must come back unchanged. With `rsp =
+/// Some(v)` the call is made with the stack pointer set to `v` (into the kernel, unmapped,
+/// non-canonical: the kernel must never touch the user stack) and restored after.
+pub fn probe_syscall(number: u64, a: [u64; 6], keep: [u64; 2], rsp: Option<u64>) -> ProbeResult {
+    let ret: i64;
+    let mut o = a;
+    let mut k = keep;
+    let mut stack_kept = true;
+    match rsp {
+        // SAFETY: as `raw_syscall`; the extra registers are declared in and out.
+        None => unsafe {
+            core::arch::asm!(
+                "syscall",
+                inlateout("rax") number as i64 => ret,
+                inout("rdi") o[0],
+                inout("rsi") o[1],
+                inout("rdx") o[2],
+                inout("r10") o[3],
+                inout("r8") o[4],
+                inout("r9") o[5],
+                inout("r14") k[0],
+                inout("r15") k[1],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        },
+        Some(bad) => {
+            let after: u64;
+            // SAFETY: as above. Between the moves nothing uses the stack: `syscall` does not,
+            // and an interrupt or exception taken in ring 3 switches to the kernel stack of the
+            // TSS; `r12` (preserved by the kernel) carries the real stack pointer across.
+            unsafe {
+                core::arch::asm!(
+                "mov r12, rsp",
+                "mov rsp, r13",
+                "syscall",
+                "xchg r12, rsp",
+                inlateout("rax") number as i64 => ret,
+                inout("rdi") o[0],
+                inout("rsi") o[1],
+                inout("rdx") o[2],
+                inout("r10") o[3],
+                inout("r8") o[4],
+                inout("r9") o[5],
+                inout("r14") k[0],
+                inout("r15") k[1],
+                inout("r13") bad => _,
+                out("r12") after,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+                );
+            }
+            stack_kept = after == bad;
+        }
+    }
+    ProbeResult {
+        ret,
+        preserved: o == a && k == keep && stack_kept,
+    }
+}
+
 /// Issues a typed call and decodes its result.
 pub fn call(req: Request) -> Result<u64, Errno> {
     let (number, a) = req.encode();
@@ -270,10 +344,15 @@ pub mod reservoir {
 
     /// The state in Q16.16, one entry per unit.
     pub fn read_state(h: CapHandle, out: &mut [i32]) -> Result<u64, Errno> {
+        read_state_raw(h, out.as_mut_ptr() as u64, out.len() as u32)
+    }
+
+    /// `read_state` into any address: how the tests hand the kernel bad buffers.
+    pub fn read_state_raw(h: CapHandle, buf_ptr: u64, buf_len: u32) -> Result<u64, Errno> {
         let bytes = ReservoirReadStateArgs {
             handle: h,
-            buf_ptr: out.as_mut_ptr() as u64,
-            buf_len: out.len() as u32,
+            buf_ptr,
+            buf_len,
             _pad: 0,
         }
         .to_bytes();
@@ -289,12 +368,24 @@ pub mod reservoir {
         offset: u32,
         values: &[i32],
     ) -> Result<u64, Errno> {
+        let ptr = values.as_ptr() as u64;
+        modify_weights_raw(h, matrix, offset, ptr, values.len() as u32)
+    }
+
+    /// `modify_weights` with the values at any address: how the tests hand the kernel bad ones.
+    pub fn modify_weights_raw(
+        h: CapHandle,
+        matrix: WeightMatrix,
+        offset: u32,
+        data_ptr: u64,
+        count: u32,
+    ) -> Result<u64, Errno> {
         let bytes = ReservoirModifyWeightsArgs {
             handle: h,
-            data_ptr: values.as_ptr() as u64,
+            data_ptr,
             matrix,
             offset,
-            count: values.len() as u32,
+            count,
             _pad: 0,
         }
         .to_bytes();
@@ -329,4 +420,9 @@ pub mod reservoir {
     pub fn revoke(h: CapHandle) -> Result<u64, Errno> {
         call(Request::CapRevoke { handle: h })
     }
+}
+
+/// Seeded pseudo-random numbers for user programs: the workspace's one SplitMix64.
+pub mod rng {
+    pub use echos_rng::SplitMix64;
 }

@@ -78,7 +78,7 @@ impl Fused {
                 leak_rate,
             )
         } else {
-            let weights = fused_weights(w);
+            let weights = fused_weights(w)?;
             let values = match &weights {
                 OwnedWeights::Csr { values, .. } => values,
                 OwnedWeights::Dense(d) => d,
@@ -111,18 +111,21 @@ pub(super) fn fill_drive<T: Scalar>(drive: &mut [f32], u: &[T], feedback: Option
 /// W in the fused kernels' formats: dense stays dense; everything else goes to its CSR form
 /// (`ReservoirMatrix::to_csr`: one entry per edge of a structured W), from which the kernel
 /// builds SELL-16. (The builder gives block matrices their own kernel instead.)
-fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> OwnedWeights {
-    match w {
+fn fused_weights<T: Scalar>(w: &ReservoirMatrix<T>) -> Result<OwnedWeights, ConfigError> {
+    Ok(match w {
         ReservoirMatrix::Dense(d) => {
             OwnedWeights::Dense(d.data.iter().map(|&v| v.to_f64() as f32).collect())
         }
         _ => {
-            let c = w.to_csr().cast::<f32>();
+            let c = w
+                .to_csr()
+                .map_err(|error| ConfigError::Matrix { what: "W", error })?
+                .cast::<f32>();
             OwnedWeights::Csr {
                 indptr: c.indptr,
                 indices: c.indices,
                 values: c.values,
             }
         }
-    }
+    })
 }

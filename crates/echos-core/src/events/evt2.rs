@@ -602,6 +602,23 @@ mod tests {
     }
 
     #[test]
+    fn a_word_fed_one_byte_at_a_time() {
+        // regression: a carried partial word topped up by a chunk too short to complete it
+        // was overwritten by the (empty) tail
+        let bytes = words32(&[0x8000_0001, (1 << 28) | (2 << 11) | 3]);
+        let mut d = Evt2Decoder::default();
+        let mut ev = [DvsEvent::default(); 4];
+        let mut got = Vec::new();
+        for b in bytes.chunks(1) {
+            let p = d.decode(b, &mut ev, &mut []).unwrap();
+            assert_eq!(p.consumed, 1);
+            got.extend_from_slice(&ev[..p.events]);
+        }
+        assert_eq!(got, vec![DvsEvent::new(64, 2, 3, 1)]);
+        assert_eq!(d.finish().unwrap().bytes, 8);
+    }
+
+    #[test]
     fn evt2_wrap_and_jump() {
         let bytes = words32(&[
             0x8FFF_FFFF,
@@ -656,7 +673,7 @@ mod tests {
     fn evt21_pending_across_tiny_buffers() {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&((0x8u64 << 60) | (1 << 32)).to_le_bytes());
-        bytes.extend_from_slice(&((0x0u64 << 60) | (5 << 32) | 0xFFFF_FFFF).to_le_bytes());
+        bytes.extend_from_slice(&((5u64 << 32) | 0xFFFF_FFFF).to_le_bytes()); // type 0x0: OFF
         bytes.extend_from_slice(&((0x1u64 << 60) | (6 << 32) | 0x3).to_le_bytes());
         let mut d = Evt21Decoder::new(64, 64);
         let mut out = Vec::new();

@@ -497,6 +497,9 @@ impl Evt3Writer {
     }
 
     fn write_run(&mut self, run: &[DvsEvent], sink: &mut dyn ByteSink) {
+        // Reuse the reader's vector base only inside one run (one time, row and polarity):
+        // faery 0.7.1 does not carry it across rows the way the spec's state machine does.
+        self.base = None;
         let p = run[0].p & 1;
         let mut k = 0;
         while k < run.len() {

@@ -364,6 +364,18 @@ pub(crate) fn drive<const N: usize, D: Records<N>>(
         let start = s.offset - s.carry.len() as u64;
         let (took, rec) = s.carry.fill(input);
         pos = took;
+        if rec.is_none() {
+            // The whole input went into the carried record, which is still incomplete.
+            s.offset += pos as u64;
+            s.stats.bytes = s.offset;
+            s.stats.events += n as u64;
+            return Progress {
+                consumed: pos,
+                events: n,
+                triggers: 0,
+                output_full: false,
+            };
+        }
         if let Some(b) = rec {
             match d.record(&b, start, events, &mut n, triggers, &mut nt) {
                 Step::Done => {}

@@ -309,12 +309,16 @@ impl Consumer<'_> {
 
     /// Pop up to `out.len()` events; returns how many.
     pub fn pop_into(&mut self, out: &mut [DvsEvent]) -> usize {
-        self.pop_until(u64::MAX, out)
+        self.pop_before(None, out)
     }
 
     /// Pop events with `t < until` (a time window's exclusive end), up to `out.len()`; returns
     /// how many. Events at or after `until` stay for the next window.
     pub fn pop_until(&mut self, until: u64, out: &mut [DvsEvent]) -> usize {
+        self.pop_before(Some(until), out)
+    }
+
+    fn pop_before(&mut self, until: Option<u64>, out: &mut [DvsEvent]) -> usize {
         let mut avail = self.available();
         if avail < out.len() as u64 {
             // Refresh once more: the producer may have published since.
@@ -326,7 +330,7 @@ impl Consumer<'_> {
         let mut k = 0;
         while k < out.len() && (k as u64) < avail {
             let e = self.read(idx);
-            if e.t >= until {
+            if until.is_some_and(|u| e.t >= u) {
                 break;
             }
             out[k] = e;
@@ -372,6 +376,17 @@ mod tests {
         assert_eq!(c.pop(), Some(ev(1)));
         assert_eq!(p.push(ev(3)), Ok(PushOutcome::Queued));
         assert_eq!(p.queue().dropped(), 0);
+    }
+
+    #[test]
+    fn pop_into_takes_events_at_the_end_of_time() {
+        let mut q = EventQueue::new(2, OverflowPolicy::Refuse, LatePolicy::Drop).unwrap();
+        let (mut p, mut c) = q.split();
+        p.push(ev(u64::MAX)).unwrap();
+        let mut out = [DvsEvent::default(); 2];
+        assert_eq!(c.pop_until(u64::MAX, &mut out), 0);
+        assert_eq!(c.pop_into(&mut out), 1);
+        assert_eq!(out[0].t, u64::MAX);
     }
 
     #[test]
