@@ -5,13 +5,14 @@ crates/echos-host); this package adds NumPy plumbing (zero-copy where the layout
 ReservoirPy-like vocabulary. See docs/python.md.
 """
 
-from . import datasets, tasks
+from . import datasets, events, tasks
 from ._echos import ESN, __version__, memory_capacity, mse, nrmse, r2, rmse
 
 __all__ = [
     "ESN",
     "__version__",
     "datasets",
+    "events",
     "memory_capacity",
     "mse",
     "nrmse",

@@ -220,3 +220,34 @@ def _run_task(
     runs: Optional[int],
     shared_data: Optional[str],
 ) -> str: ...
+
+# Event-camera files (documented in echos/events.py). Event words: 2 uint64 per event, the
+# engine's DvsEvent layout (t; x | y << 16 | p << 32); triggers: (n, 3) uint64 [t, channel, value].
+def _events_read(path: str) -> Tuple[np.ndarray, np.ndarray, Dict[str, Any]]:
+    """A whole event file: (event words, triggers, header dict)."""
+
+class _EventStream:
+    """An event file decoded chunk by chunk (at most `chunk_events` events per chunk)."""
+    def __init__(self, path: str, chunk_events: int) -> None: ...
+    def next_chunk(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """The next chunk's (event words, triggers), or None at the end of the file."""
+    def header(self) -> Optional[Dict[str, Any]]: ...
+
+def _events_write(path: str, words: np.ndarray, width: int, height: int, evt2: bool) -> int:
+    """Writes event words to `path` (format by extension); returns the events written."""
+
+def _events_info(path: str) -> Dict[str, Any]:
+    """The summary `echos events info --json` prints."""
+
+def _events_encode(
+    words: np.ndarray,
+    repr: str,
+    bin_us: int,
+    grid: Tuple[int, int],
+    width: int,
+    height: int,
+    merge_polarity: bool,
+    tau_us: float,
+    bins: int,
+) -> np.ndarray:
+    """Time bins of events through an encoder: float64 (bins, features)."""

@@ -6,6 +6,7 @@
 
 mod esn;
 mod esn_bench;
+mod events;
 mod output;
 mod progress;
 mod rt;
@@ -35,6 +36,9 @@ enum Command {
     /// The hosted real-time runtime: periodic pipelines, shared state, timing (docs/rt.md).
     #[command(subcommand)]
     Rt(rt::RtCommand),
+    /// Event-camera recordings: info, format conversion, encoding into reservoir input.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Esn(cmd) => esn::run(cmd),
         Command::Rwkv(cmd) => rwkv::run(cmd),
         Command::Rt(cmd) => rt::run(cmd),
+        Command::Events(cmd) => events::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 //! DESIGN.md contract for models and snapshots). `AtomicFile` streams (long generated series
 //! are written chunk by chunk, never held whole); `write` is the one-buffer case.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -63,6 +63,13 @@ impl Write for AtomicFile {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.tmp.flush()
+    }
+}
+
+/// Writers that learn a count only at the end (a `.npy` header) go back and patch it.
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.tmp.seek(pos)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod csv_table;
 pub mod datasets;
 pub mod ensemble;
 pub mod error;
+pub mod events;
 pub mod model_file;
 pub mod npy;
 pub mod tasks;

@@ -71,6 +71,10 @@ fn from_npy(e: NpyError) -> DataError {
         NpyError::Version { major, minor } => DataError::NpyVersion { major, minor },
         NpyError::Header(m) => DataError::NpyHeader(m),
         NpyError::Dtype(d) => DataError::NpyDtype(d),
+        // a record array (an event file) where a time series is expected
+        NpyError::Structured { names } => {
+            DataError::NpyDtype(format!("a structured array with fields {names:?}"))
+        }
         NpyError::Overflow { shape } => match shape[..] {
             [rows] => DataError::ShapeOverflow { rows, cols: 1 },
             [rows, cols] => DataError::ShapeOverflow { rows, cols },
@@ -86,9 +90,10 @@ fn from_npy(e: NpyError) -> DataError {
             extra,
         },
         // Not produced by parsing.
-        e @ (NpyError::Kind { .. } | NpyError::ShapeMismatch { .. }) => {
-            DataError::NpyHeader(e.to_string())
-        }
+        e @ (NpyError::Kind { .. }
+        | NpyError::ShapeMismatch { .. }
+        | NpyError::NotStructured
+        | NpyError::Record(_)) => DataError::NpyHeader(e.to_string()),
     }
 }
 

@@ -40,6 +40,12 @@ pub enum NpyError {
         found: &'static str,
         expected: &'static str,
     },
+    #[error("the .npy file holds a structured array (fields {names:?}); expected plain numbers")]
+    Structured { names: Vec<String> },
+    #[error("the .npy file holds plain numbers; expected a structured array of records")]
+    NotStructured,
+    #[error("structured .npy dtype: {0}")]
+    Record(String),
     #[error("shape {shape:?} does not fit {len} values")]
     ShapeMismatch { shape: Vec<usize>, len: usize },
 }
@@ -132,40 +138,16 @@ pub struct Npy<'a> {
 impl<'a> Npy<'a> {
     /// Parses and validates the bytes of a `.npy` file; decodes no values yet.
     pub fn parse(bytes: &'a [u8]) -> Result<Npy<'a>, NpyError> {
-        need(bytes, 8, "the magic and version")?;
-        if &bytes[..6] != MAGIC {
-            return Err(NpyError::Magic);
-        }
-        let (major, minor) = (bytes[6], bytes[7]);
-        let (header_start, header_len): (usize, usize) = match (major, minor) {
-            (1, 0) => {
-                need(bytes, 10, "the header length")?;
-                (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize)
+        let (header, data_start) = split_header(bytes)?;
+        let descr = match &header.descr {
+            Descr::Plain(d) => d,
+            Descr::Fields(f) => {
+                return Err(NpyError::Structured {
+                    names: f.iter().map(|(n, _)| n.clone()).collect(),
+                })
             }
-            (2, 0) | (3, 0) => {
-                need(bytes, 12, "the header length")?;
-                let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-                let n = usize::try_from(n).map_err(|_| NpyError::Truncated {
-                    what: "the header",
-                    needed: usize::MAX,
-                    available: bytes.len(),
-                })?;
-                (12, n)
-            }
-            _ => return Err(NpyError::Version { major, minor }),
         };
-        let data_start = header_start
-            .checked_add(header_len)
-            .ok_or(NpyError::Truncated {
-                what: "the header",
-                needed: usize::MAX,
-                available: bytes.len(),
-            })?;
-        need(bytes, data_start, "the header")?;
-        let header = std::str::from_utf8(&bytes[header_start..data_start])
-            .map_err(|_| NpyError::Header("not valid text".into()))?;
-        let header = Header::parse(header)?;
-        let (dtype, big_endian) = parse_descr(&header.descr)?;
+        let (dtype, big_endian) = parse_descr(descr)?;
 
         let len = header
             .shape
@@ -374,6 +356,12 @@ fn header_for(descr: &str, shape: &[usize]) -> Vec<u8> {
         }
     };
     let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
+    frame_header(&dict)
+}
+
+/// Magic, version and length in front of a header dictionary, padded so the data starts
+/// 64-byte aligned.
+fn frame_header(dict: &str) -> Vec<u8> {
     // Version 1.0 stores the header length in 16 bits: the dict, up to 63 pad bytes and '\n'.
     let v1 = dict.len() + 64 <= u16::MAX as usize;
     let prefix = MAGIC.len() + 2 + if v1 { 2 } else { 4 };
@@ -393,6 +381,43 @@ fn header_for(descr: &str, shape: &[usize]) -> Vec<u8> {
     out.extend(std::iter::repeat_n(b' ', pad));
     out.push(b'\n');
     out
+}
+
+/// The header of a `.npy` file and the position where its data starts.
+fn split_header(bytes: &[u8]) -> Result<(Header, usize), NpyError> {
+    need(bytes, 8, "the magic and version")?;
+    if &bytes[..6] != MAGIC {
+        return Err(NpyError::Magic);
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (header_start, header_len): (usize, usize) = match (major, minor) {
+        (1, 0) => {
+            need(bytes, 10, "the header length")?;
+            (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize)
+        }
+        (2, 0) | (3, 0) => {
+            need(bytes, 12, "the header length")?;
+            let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            let n = usize::try_from(n).map_err(|_| NpyError::Truncated {
+                what: "the header",
+                needed: usize::MAX,
+                available: bytes.len(),
+            })?;
+            (12, n)
+        }
+        _ => return Err(NpyError::Version { major, minor }),
+    };
+    let data_start = header_start
+        .checked_add(header_len)
+        .ok_or(NpyError::Truncated {
+            what: "the header",
+            needed: usize::MAX,
+            available: bytes.len(),
+        })?;
+    need(bytes, data_start, "the header")?;
+    let header = std::str::from_utf8(&bytes[header_start..data_start])
+        .map_err(|_| NpyError::Header("not valid text".into()))?;
+    Ok((Header::parse(header)?, data_start))
 }
 
 fn need(bytes: &[u8], needed: usize, what: &'static str) -> Result<(), NpyError> {
@@ -423,15 +448,23 @@ fn parse_descr(descr: &str) -> Result<(Dtype, bool), NpyError> {
     Ok((dtype, big_endian))
 }
 
+/// A dtype as the header writes it: `'<f8'`, or a structured dtype's list of
+/// `(name, descr)` pairs.
+enum Descr {
+    Plain(String),
+    Fields(Vec<(String, String)>),
+}
+
 /// The header dictionary: `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }`.
 struct Header {
-    descr: String,
+    descr: Descr,
     fortran_order: bool,
     shape: Vec<usize>,
 }
 
 enum Value {
     Str(String),
+    Fields(Vec<(String, String)>),
     Bool(bool),
     Tuple(Vec<usize>),
 }
@@ -454,7 +487,8 @@ impl Header {
             p.expect(b':')?;
             let value = p.value()?;
             let slot_taken = match (key.as_str(), value) {
-                ("descr", Value::Str(s)) => descr.replace(s).is_some(),
+                ("descr", Value::Str(s)) => descr.replace(Descr::Plain(s)).is_some(),
+                ("descr", Value::Fields(f)) => descr.replace(Descr::Fields(f)).is_some(),
                 ("fortran_order", Value::Bool(b)) => fortran.replace(b).is_some(),
                 ("shape", Value::Tuple(t)) => shape.replace(t).is_some(),
                 ("descr" | "fortran_order" | "shape", _) => {
@@ -548,6 +582,34 @@ impl Parser<'_> {
             self.i += 5;
             return Ok(Value::Bool(false));
         }
+        if self.eat(b'[') {
+            // a structured dtype: [('name', 'descr'), ...]; nested dtypes and sub-array
+            // shapes are refused (one level, no recursion)
+            let mut fields = Vec::new();
+            loop {
+                if self.eat(b']') {
+                    return Ok(Value::Fields(fields));
+                }
+                self.expect(b'(')?;
+                let name = self.string()?;
+                self.expect(b',')?;
+                let descr = self.string().map_err(|_| {
+                    NpyError::Header(format!(
+                        "field '{name}' is not a plain dtype (nested or sub-array fields are not supported)"
+                    ))
+                })?;
+                if !self.eat(b')') {
+                    return Err(NpyError::Header(format!(
+                        "field '{name}' has a sub-array shape (not supported)"
+                    )));
+                }
+                fields.push((name, descr));
+                if !self.eat(b',') {
+                    self.expect(b']')?;
+                    return Ok(Value::Fields(fields));
+                }
+            }
+        }
         if self.eat(b'(') {
             let mut dims = Vec::new();
             loop {
@@ -576,6 +638,167 @@ impl Parser<'_> {
         }
         Ok(Value::Str(self.string()?))
     }
+}
+
+/// One field of a structured (record) dtype.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordField {
+    pub name: String,
+    pub dtype: Dtype,
+    pub big_endian: bool,
+    /// Byte offset inside a record.
+    pub offset: usize,
+}
+
+impl RecordField {
+    fn le_bytes(&self, record: &[u8]) -> [u8; 8] {
+        let n = self.dtype.size();
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(&record[self.offset..self.offset + n]);
+        if self.big_endian {
+            b[..n].reverse();
+        }
+        b
+    }
+
+    /// The field's value in `record` (a slice of [`RecordLayout::itemsize`] bytes) as an exact
+    /// integer; `None` for a float field.
+    pub fn int(&self, record: &[u8]) -> Option<i128> {
+        let b = self.le_bytes(record);
+        Some(match self.dtype {
+            Dtype::I1 => i128::from(b[0] as i8),
+            Dtype::I2 => i128::from(i16::from_le_bytes([b[0], b[1]])),
+            Dtype::I4 => i128::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Dtype::I8 => i128::from(i64::from_le_bytes(b)),
+            Dtype::U1 => i128::from(b[0]),
+            Dtype::U2 => i128::from(u16::from_le_bytes([b[0], b[1]])),
+            Dtype::U4 => i128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Dtype::U8 => i128::from(u64::from_le_bytes(b)),
+            Dtype::F4 | Dtype::F8 => return None,
+        })
+    }
+}
+
+/// The layout of a structured dtype: its numeric fields and the record size. Padding fields
+/// (`('', '|V3')`, as NumPy writes for aligned dtypes) take space but are not fields; a
+/// boolean field (`'|b1'`) reads as an unsigned byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordLayout {
+    pub fields: Vec<RecordField>,
+    pub itemsize: usize,
+}
+
+/// Records larger than this are refused (a record is a handful of numbers).
+const MAX_RECORD: usize = 1 << 16;
+
+impl RecordLayout {
+    fn from_descr(fields: &[(String, String)]) -> Result<Self, NpyError> {
+        let mut out = Vec::new();
+        let mut offset = 0usize;
+        for (name, d) in fields {
+            let size = if let Some(n) = d.strip_prefix("|V") {
+                n.parse::<usize>()
+                    .map_err(|_| NpyError::Record(format!("field '{name}': bad void size {d:?}")))?
+            } else {
+                let (dtype, big_endian) = match d.as_str() {
+                    "|b1" | "|?" | "?" => (Dtype::U1, false),
+                    _ => parse_descr(d)?,
+                };
+                if name.is_empty() || out.iter().any(|f: &RecordField| &f.name == name) {
+                    return Err(NpyError::Record(format!(
+                        "field name {name:?} is empty or repeated"
+                    )));
+                }
+                out.push(RecordField {
+                    name: name.clone(),
+                    dtype,
+                    big_endian,
+                    offset,
+                });
+                dtype.size()
+            };
+            offset = offset
+                .checked_add(size)
+                .filter(|&o| o <= MAX_RECORD)
+                .ok_or_else(|| NpyError::Record(format!("records exceed {MAX_RECORD} bytes")))?;
+        }
+        if offset == 0 {
+            return Err(NpyError::Record("a record of zero bytes".into()));
+        }
+        Ok(Self {
+            fields: out,
+            itemsize: offset,
+        })
+    }
+
+    pub fn field(&self, name: &str) -> Option<&RecordField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// The header of a one-dimensional structured `.npy` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordsHeader {
+    pub layout: RecordLayout,
+    /// Number of records.
+    pub len: usize,
+    /// Byte position of the first record.
+    pub data_start: usize,
+}
+
+impl RecordsHeader {
+    /// Parses the header at the start of `prefix` (the file or its first bytes); the data is
+    /// not looked at, so a streaming reader checks the file size against
+    /// [`data_len`](Self::data_len) itself.
+    pub fn parse(prefix: &[u8]) -> Result<Self, NpyError> {
+        let (header, data_start) = split_header(prefix)?;
+        let Descr::Fields(fields) = &header.descr else {
+            return Err(NpyError::NotStructured);
+        };
+        let layout = RecordLayout::from_descr(fields)?;
+        let len = match header.shape.as_slice() {
+            [n] => *n,
+            s => {
+                return Err(NpyError::Record(format!(
+                    "shape {s:?}: a record array has one dimension"
+                )))
+            }
+        };
+        Ok(Self {
+            layout,
+            len,
+            data_start,
+        })
+    }
+
+    /// Bytes of data the header announces (checked).
+    pub fn data_len(&self) -> Result<usize, NpyError> {
+        self.len
+            .checked_mul(self.layout.itemsize)
+            .ok_or_else(|| NpyError::Overflow {
+                shape: vec![self.len],
+            })
+    }
+}
+
+/// The header of a one-dimensional structured array of `len` packed records with `fields`.
+/// Its length does not depend on `len` (the count is padded to 20 digits), so a writer that
+/// learns the count at the end can write this first and overwrite it in place.
+pub fn structured_header(fields: &[(&str, Dtype)], len: usize) -> Vec<u8> {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(n, d)| {
+            let order = if d.size() == 1 { '|' } else { '<' };
+            format!("('{n}', '{order}{}')", d.code())
+        })
+        .collect();
+    let count = len.to_string();
+    let pad = " ".repeat(20usize.saturating_sub(count.len()));
+    let dict = format!(
+        "{{'descr': [{}], 'fortran_order': False, 'shape': ({count},){pad}, }}",
+        parts.join(", ")
+    );
+    frame_header(&dict)
 }
 
 #[cfg(test)]
@@ -808,5 +1031,114 @@ mod tests {
             Npy::parse(&npy(too_big, (1, 0), &body)),
             Err(NpyError::Header(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::tests::npy;
+    use super::*;
+
+    const EVENT: &[(&str, Dtype)] = &[
+        ("t", Dtype::U8),
+        ("x", Dtype::U2),
+        ("y", Dtype::U2),
+        ("p", Dtype::U1),
+    ];
+
+    fn record(t: u64, x: u16, y: u16, p: u8) -> Vec<u8> {
+        let mut r = t.to_le_bytes().to_vec();
+        r.extend_from_slice(&x.to_le_bytes());
+        r.extend_from_slice(&y.to_le_bytes());
+        r.push(p);
+        r
+    }
+
+    #[test]
+    fn structured_header_round_trips_and_has_a_fixed_length() {
+        let h = structured_header(EVENT, 2);
+        assert_eq!(h.len() % 64, 0, "data 64-byte aligned");
+        for n in [0, 7, 123_456_789, usize::MAX] {
+            assert_eq!(structured_header(EVENT, n).len(), h.len(), "count {n}");
+        }
+        let mut file = h.clone();
+        file.extend(record(5, 1, 2, 1));
+        file.extend(record(u64::MAX, 640, 480, 0));
+        let r = RecordsHeader::parse(&file).unwrap();
+        assert_eq!((r.len, r.layout.itemsize, r.data_start), (2, 13, h.len()));
+        assert_eq!(r.data_len().unwrap(), 26);
+        let second = &file[r.data_start + 13..];
+        let get = |n: &str| r.layout.field(n).unwrap().int(second).unwrap();
+        assert_eq!(
+            (get("t"), get("x"), get("y"), get("p")),
+            (u64::MAX as i128, 640, 480, 0)
+        );
+        // a plain reader names what it found
+        assert_eq!(
+            Npy::parse(&file).unwrap_err(),
+            NpyError::Structured {
+                names: vec!["t".into(), "x".into(), "y".into(), "p".into()]
+            }
+        );
+    }
+
+    /// The headers NumPy 2.4 writes for a packed, an aligned (padded) and a boolean-field
+    /// record dtype (copied from `np.save` output).
+    #[test]
+    fn reads_the_record_headers_numpy_writes() {
+        let aligned = "{'descr': [('t', '<u8'), ('x', '<u2'), ('y', '<u2'), ('p', '|u1'), ('', '|V3')], 'fortran_order': False, 'shape': (2,), }";
+        let body: Vec<u8> = [
+            record(9, 3, 4, 1),
+            vec![0; 3],
+            record(10, 5, 6, 0),
+            vec![0; 3],
+        ]
+        .concat();
+        let f = npy(aligned, (1, 0), &body);
+        let r = RecordsHeader::parse(&f).unwrap();
+        assert_eq!(r.layout.itemsize, 16);
+        assert_eq!(r.layout.fields.len(), 4);
+        let rec1 = &f[r.data_start + 16..r.data_start + 32];
+        assert_eq!(r.layout.field("y").unwrap().int(rec1), Some(6));
+
+        let faery = "{'descr': [('t', '<i8'), ('x', '<i2'), ('y', '<i2'), ('on', '|b1')], 'fortran_order': False, 'shape': (1,), }";
+        let f = npy(faery, (1, 0), &record(1, 2, 3, 1));
+        let r = RecordsHeader::parse(&f).unwrap();
+        let on = r.layout.field("on").unwrap();
+        assert_eq!((on.dtype, on.offset), (Dtype::U1, 12));
+        let big = "{'descr': [('t', '>u4')], 'fortran_order': False, 'shape': (1,), }";
+        let f = npy(big, (1, 0), &7u32.to_be_bytes());
+        let r = RecordsHeader::parse(&f).unwrap();
+        assert_eq!(r.layout.fields[0].int(&f[r.data_start..]), Some(7));
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_read() {
+        let plain = to_bytes_f64(&[2], &[1.0, 2.0]).unwrap();
+        assert_eq!(
+            RecordsHeader::parse(&plain).unwrap_err(),
+            NpyError::NotStructured
+        );
+        for (descr, shape, what) in [
+            ("[('a', [('b', '<u2')])]", "(1,)", "not a plain dtype"),
+            ("[('a', '<u2', (3,))]", "(1,)", "sub-array"),
+            ("[('a', '<u2'), ('a', '<u2')]", "(1,)", "repeated"),
+            ("[('a', '<u2')]", "(2, 2)", "one dimension"),
+            ("[('a', '|V99999999')]", "(1,)", "exceed"),
+            ("[]", "(1,)", "zero bytes"),
+        ] {
+            let h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
+            let e = RecordsHeader::parse(&npy(&h, (1, 0), &[])).unwrap_err();
+            assert!(e.to_string().contains(what), "{descr}: {e}");
+        }
+        let h = "{'descr': [('a', '<c16')], 'fortran_order': False, 'shape': (1,), }";
+        assert_eq!(
+            RecordsHeader::parse(&npy(h, (1, 0), &[])).unwrap_err(),
+            NpyError::Dtype("<c16".into())
+        );
+        let huge =
+            "{'descr': [('a', '<u8')], 'fortran_order': False, 'shape': (18446744073709551615,), }";
+        let r = RecordsHeader::parse(&npy(huge, (1, 0), &[])).unwrap();
+        assert!(matches!(r.data_len(), Err(NpyError::Overflow { .. })));
     }
 }

@@ -5,6 +5,7 @@
 mod arrays;
 mod engine;
 mod esn;
+mod events;
 mod host;
 mod metrics;
 
@@ -28,6 +29,11 @@ fn _echos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(host::_lorenz, m)?)?;
     m.add_function(wrap_pyfunction!(host::_santafe, m)?)?;
     m.add_function(wrap_pyfunction!(host::_run_task, m)?)?;
+    m.add_class::<events::PyEventStream>()?;
+    m.add_function(wrap_pyfunction!(events::_events_read, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_write, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_info, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_encode, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::mse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::rmse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::nrmse, m)?)?;

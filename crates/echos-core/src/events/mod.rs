@@ -130,6 +130,9 @@ pub enum DecodeError {
         event_type: u8,
         event_size: u8,
     },
+    /// A structure the format defines is broken at `offset` (a container's size field, a
+    /// compressed frame, a table): the std-side AEDAT decoders name what with `what`.
+    Corrupt { offset: u64, what: &'static str },
 }
 
 impl fmt::Display for DecodeError {
@@ -147,6 +150,7 @@ impl fmt::Display for DecodeError {
                 f,
                 "DAT record type {event_type:#04x} of size {event_size} at byte {offset} is not a CD or trigger record of 8 bytes"
             ),
+            Self::Corrupt { offset, what } => write!(f, "corrupt data at byte {offset}: {what}"),
         }
     }
 }
