@@ -33,12 +33,12 @@ enum Command {
     /// RWKV language models: generate text, logits for token files, benchmarks.
     #[command(subcommand)]
     Rwkv(rwkv::RwkvCommand),
-    /// Event-camera recordings: info, format conversion, encoding into reservoir input.
-    #[command(subcommand)]
-    Events(events::EventsCommand),
     /// The hosted real-time runtime: periodic pipelines, shared state, timing (docs/rt.md).
     #[command(subcommand)]
     Rt(rt::RtCommand),
+    /// Event-camera recordings: info, format conversion, encoding into reservoir input.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,8 +46,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Esn(cmd) => esn::run(cmd),
         Command::Rwkv(cmd) => rwkv::run(cmd),
-        Command::Events(cmd) => events::run(cmd),
         Command::Rt(cmd) => rt::run(cmd),
+        Command::Events(cmd) => events::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
