@@ -4,11 +4,12 @@
 //!           build and boot the kernel under QEMU and show its report
 //!   run-host — only the host part of `run` (extra args go to `echos esn task narma10`)
 //!   run-kernel — only the kernel part of `run` (`--kvm`, `--iso`; see docs/kernel.md)
-//!   test  — every test suite (host crates, kernel, ISO boot, Python, lint), or the named ones
-//!           (`cargo xtask test kernel lint`), closing with one `N passed, M failed` line
+//!   test  — every test suite (host crates, kernel, ISO boot, Python, fuzz, lint), or the named
+//!           ones (`cargo xtask test kernel lint`), closing with one `N passed, M failed` line
 #![forbid(unsafe_code)]
 
 mod demo_model;
+mod fuzz;
 mod kernel;
 #[cfg(test)]
 mod layering;
@@ -27,7 +28,7 @@ fn usage() -> ExitCode {
   \
          run-kernel  only the kernel (--kvm, --iso; see docs/kernel.md)
   \
-         test [SUITE...]  run every test suite, or the named ones (host, kernel, iso, python, lint)"
+         test [SUITE...]  run every test suite, or the named ones (host, kernel, iso, python, fuzz, lint)"
     );
     ExitCode::from(2)
 }
@@ -88,7 +89,7 @@ fn run_host(rest: &[String]) -> Result<bool, String> {
 }
 
 /// The suites of `cargo xtask test`, in the order they run.
-const SUITES: [&str; 5] = ["host", "kernel", "iso", "python", "lint"];
+const SUITES: [&str; 6] = ["host", "kernel", "iso", "python", "fuzz", "lint"];
 
 /// `test` with no arguments runs every suite; `test SUITE...` runs the named ones (any order,
 /// each once, in the order of [`SUITES`]). Anything else is refused, so a typo cannot turn
@@ -126,6 +127,9 @@ fn test(rest: &[String]) -> Result<bool, String> {
     }
     if wanted("python") {
         total.add(python::python_tests()?);
+    }
+    if wanted("fuzz") {
+        total.add(fuzz::fuzz_tests()?);
     }
     if wanted("lint") {
         total.add(suite::lint()?);

@@ -79,10 +79,16 @@ pub fn save_state(path: &Path, model: &Model, state: &State) -> Result<(), State
 }
 
 pub fn load_state(path: &Path, model: &Model) -> Result<State, StateFileError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| StateFileError::Io(path.display().to_string(), e))?;
+    state_from_bytes(&bytes, path, model)
+}
+
+/// [`load_state`] on bytes already in memory; `path` only names the file in errors.
+pub fn state_from_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<State, StateFileError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| StateFileError::Io(p.clone(), e))?;
     let fmt = |m: String| StateFileError::Format(p.clone(), m);
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fmt(e.to_string()))?;
     let info = meta.metadata().clone().unwrap_or_default();
     if info.get("format").map(String::as_str) != Some(STATE_FORMAT) {
         return Err(fmt(format!("metadata `format` is not `{STATE_FORMAT}`")));
@@ -96,7 +102,7 @@ pub fn load_state(path: &Path, model: &Model) -> Result<State, StateFileError> {
             expected,
         });
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| fmt(e.to_string()))?;
     let mut state = State::new(model);
     for (name, dst) in [
         ("att_x", &mut state.att_x),

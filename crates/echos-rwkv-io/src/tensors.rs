@@ -95,14 +95,19 @@ pub struct TensorFile {
 /// rwkv.cpp, anything else is tried as safetensors.
 pub fn read_tensor_file(path: &Path) -> Result<TensorFile, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError::Io(path.display().to_string(), e))?;
+    read_tensor_bytes(&bytes)
+}
+
+/// [`read_tensor_file`] on bytes already in memory (the fuzz targets' entry).
+pub fn read_tensor_bytes(bytes: &[u8]) -> Result<TensorFile, LoadError> {
     if bytes.len() >= 4 && &bytes[..4] == b"PK\x03\x04" {
-        read_pth(&bytes)
+        read_pth(bytes)
     } else if bytes.len() >= 4
         && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == GGML_MAGIC
     {
-        read_ggml(&bytes)
+        read_ggml(bytes)
     } else {
-        read_safetensors(&bytes)
+        read_safetensors(bytes)
     }
 }
 
