@@ -8,7 +8,7 @@
 # FUZZ_SANITIZER=none), then runs each target on its committed seeds (fuzz/seeds/<target>),
 # its working corpus (fuzz/corpus/<target>, kept between runs) and, where ../shared/data exists,
 # the matching shared files. Crashes land in fuzz/artifacts/<target>/. Exits non-zero if any
-# target crashed or failed to run. Needs cargo-fuzz (scripts/install-deps.sh installs it).
+# target crashed or failed to run. Installs cargo-fuzz when it is missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,9 +19,10 @@ if ! [[ "$secs" =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
     echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
     exit 2
 fi
+# cargo-fuzz from crates.io (libFuzzer itself is built from source by the libfuzzer-sys crate).
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: cargo-fuzz is not installed (bash scripts/install-deps.sh installs it)" >&2
-    exit 2
+    echo "fuzz.sh: installing cargo-fuzz from crates.io" >&2
+    cargo install cargo-fuzz --locked --quiet
 fi
 
 # cargo-fuzz passes -Z flags (sanitizer, coverage passes); the pinned stable toolchain accepts

@@ -28,6 +28,3 @@ fi
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-none >/dev/null
-# The fuzz targets (scripts/fuzz.sh, the `fuzz` suite of cargo xtask test): cargo-fuzz from
-# crates.io; libFuzzer itself is built from source by the libfuzzer-sys crate.
-cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
