@@ -55,14 +55,15 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, DataError> {
             let v: f64 = field.parse().map_err(|_| DataError::CsvNotNumber {
                 line,
                 column: j + 1,
-                field: field.to_string(),
+                field: clipped(field),
             })?;
             if !v.is_finite() {
                 return Err(DataError::Csv {
                     line,
                     message: format!(
-                        "column {}: non-finite value {field:?}; NaN and inf are not allowed",
-                        j + 1
+                        "column {}: non-finite value {:?}; NaN and inf are not allowed",
+                        j + 1,
+                        clipped(field)
                     ),
                 });
             }
@@ -72,6 +73,16 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, DataError> {
     }
     let cols = cols.ok_or(DataError::Empty)?;
     Array2::new(rows, cols, data)
+}
+
+/// A field as quoted in an error message: at most 64 characters (then `…`), so a
+/// multi-megabyte field cannot turn into a multi-megabyte message.
+fn clipped(field: &str) -> String {
+    const MAX: usize = 64;
+    match field.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &field[..cut]),
+        None => field.to_string(),
+    }
 }
 
 /// Writes `a` as CSV (no header), with Rust's shortest round-trip float formatting.
@@ -145,5 +156,15 @@ mod tests {
         // Truncated mid-quote.
         assert!(parse(b"1,2\n\"3,4\n").is_err());
         assert!(parse(&[0xff, 0xfe, b'\n']).is_err());
+    }
+
+    #[test]
+    fn huge_fields_are_clipped_in_errors() {
+        for field in ["9".repeat(400) + "e999999", "x".repeat(1_000_000)] {
+            let text = format!("1,2\n3,{field}\n");
+            let msg = parse(text.as_bytes()).unwrap_err().to_string();
+            assert!(msg.len() < 200, "{} bytes", msg.len());
+            assert!(msg.contains('…') && msg.contains("line 2"), "{msg}");
+        }
     }
 }
