@@ -10,8 +10,10 @@ pub const Q16_ONE: u32 = 1 << 16;
 /// Largest spectral radius a reservoir may be created with (4.0): beyond it the echo state
 /// property is lost for any useful leak rate and the integer state would saturate.
 pub const MAX_SPECTRAL_RADIUS_Q16: u32 = 4 * Q16_ONE;
-/// Largest input scaling (16.0).
-pub const MAX_INPUT_SCALING_Q16: u32 = 16 * Q16_ONE;
+/// Largest input scaling (1.0): the kernel's fixed-point reservoir holds its input weights in
+/// Q1.15, so `echos_core::integer` refuses more; the contract says so at decode time instead
+/// of accepting a value the engine then refuses.
+pub const MAX_INPUT_SCALING_Q16: u32 = Q16_ONE;
 
 pub(crate) fn u32_at<const N: usize>(b: &[u8; N], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn create_args_out_of_range_fields_are_refused() {
-        let cases: [(usize, u32); 9] = [
+        let cases: [(usize, u32); 11] = [
             (8, 0),
             (8, MAX_RESERVOIR_UNITS + 1),
             (12, 0),
@@ -312,6 +314,8 @@ mod tests {
             (24, 0),
             (24, MAX_SPECTRAL_RADIUS_Q16 + 1),
             (28, Q16_ONE + 1),
+            (32, 0),
+            (32, MAX_INPUT_SCALING_Q16 + 1),
             (36, 0),
         ];
         for (offset, value) in cases {

@@ -857,10 +857,11 @@ impl Model {
         let Some(h) = self.caps.next(Rights::ALL) else {
             return (err(Errno::NoMemory), Effect::None);
         };
-        // What the engine refuses: input scaling above 1.0, a weight scale ρ·√(3/k) above 1.0.
+        // What the engine refuses beyond the contract's ranges: a weight scale ρ·√(3/k) above
+        // 1.0 (input scaling above 1.0 is already refused by `from_bytes`).
         let sqrt_q16 = isqrt_u64((3u64 << 32) / per_row) as i64;
         let scale = (i64::from(a.spectral_radius_q16) * sqrt_q16 + (1 << 15)) >> 16;
-        if a.input_scaling_q16 > Q16_ONE || scale > i64::from(Q16_ONE) {
+        if scale > i64::from(Q16_ONE) {
             return (err(Errno::InvalidArgument), Effect::None);
         }
         let o = Object {
