@@ -75,8 +75,65 @@ pub const MAX_ID: usize = 1 << 20;
 pub struct WorldTokenizer {
     /// Indexed by id; id 0 (end of text) has no bytes.
     tokens: Vec<Vec<u8>>,
-    ids: HashMap<Vec<u8>, u32>,
-    max_len: usize,
+    trie: Trie,
+}
+
+/// A byte trie over the vocabulary, as the reference tokenizer's: node 0 is the root, an edge is
+/// (node, byte) → child, and `id[node]` is the token ending there (0: none). Building it costs
+/// the vocabulary's total length; a longest match from one position costs at most the longest
+/// token's length in single-edge steps (not a hash of every candidate prefix, which was
+/// quadratic in the longest token).
+struct Trie {
+    edges: HashMap<(u32, u8), u32>,
+    id: Vec<u32>,
+}
+
+impl Trie {
+    fn new() -> Trie {
+        Trie {
+            edges: HashMap::new(),
+            id: vec![0],
+        }
+    }
+
+    /// Adds `bytes` as token `id` (a later token with the same bytes replaces an earlier one).
+    fn insert(&mut self, bytes: &[u8], id: u32) {
+        let mut node = 0u32;
+        for &b in bytes {
+            let next = self.id.len() as u32;
+            node = *self.edges.entry((node, b)).or_insert_with(|| next);
+            if node == next {
+                self.id.push(0);
+            }
+        }
+        self.id[node as usize] = id;
+    }
+
+    /// The token of exactly `bytes`, if any.
+    fn get(&self, bytes: &[u8]) -> Option<u32> {
+        let mut node = 0u32;
+        for &b in bytes {
+            node = *self.edges.get(&(node, b))?;
+        }
+        Some(self.id[node as usize]).filter(|&id| id != 0)
+    }
+
+    /// The longest token that `text` starts with: `(id, length)`.
+    fn longest_prefix(&self, text: &[u8]) -> Option<(u32, usize)> {
+        let mut node = 0u32;
+        let mut found = None;
+        for (n, &b) in text.iter().enumerate() {
+            match self.edges.get(&(node, b)) {
+                Some(&next) => node = next,
+                None => break,
+            }
+            let id = self.id[node as usize];
+            if id != 0 {
+                found = Some((id, n + 1));
+            }
+        }
+        found
+    }
 }
 
 impl WorldTokenizer {
@@ -88,8 +145,7 @@ impl WorldTokenizer {
     /// Parses lines `id repr byte_len`, where `repr` is a Python str or bytes literal.
     pub fn parse(text: &str) -> Result<WorldTokenizer, TokenizerError> {
         let mut tokens: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut ids = HashMap::new();
-        let mut max_len = 0;
+        let mut trie = Trie::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.is_empty() {
@@ -128,19 +184,14 @@ impl WorldTokenizer {
             if !tokens[id].is_empty() {
                 return Err(bad(&format!("id {id} appears twice")));
             }
-            max_len = max_len.max(bytes.len());
-            ids.insert(bytes.clone(), id as u32);
+            trie.insert(&bytes, id as u32);
             tokens[id] = bytes;
         }
         // Greedy matching falls back to single bytes, so each must be a token.
-        if let Some(b) = (0..=255u8).find(|&b| !ids.contains_key(&[b][..])) {
+        if let Some(b) = (0..=255u8).find(|&b| trie.get(&[b]).is_none()) {
             return Err(TokenizerError::MissingByte(b));
         }
-        Ok(WorldTokenizer {
-            tokens,
-            ids,
-            max_len,
-        })
+        Ok(WorldTokenizer { tokens, trie })
     }
 
     pub fn vocab_len(&self) -> usize {
@@ -153,15 +204,10 @@ impl WorldTokenizer {
         let mut out = Vec::new();
         let mut i = 0;
         while i < text.len() {
-            let longest = (text.len() - i).min(self.max_len);
-            let mut found = None;
-            for len in (1..=longest).rev() {
-                if let Some(&id) = self.ids.get(&text[i..i + len]) {
-                    found = Some((id, len));
-                    break;
-                }
-            }
-            let (id, len) = found.expect("parse checked that all 256 bytes are tokens");
+            let (id, len) = self
+                .trie
+                .longest_prefix(&text[i..])
+                .expect("parse checked that all 256 bytes are tokens");
             out.push(id);
             i += len;
         }
@@ -304,7 +350,7 @@ mod tests {
             65529
         );
         for b in 0..=255u8 {
-            assert!(w.ids.contains_key(&vec![b]), "byte {b} missing");
+            assert!(w.trie.get(&[b]).is_some(), "byte {b} missing");
         }
     }
 
@@ -404,5 +450,56 @@ mod tests {
         assert_eq!(s.push(&crab[..2]), "");
         assert_eq!(s.push(&crab[2..]), "🦀");
         assert_eq!(s.push(b"a\xffb"), "a\u{fffd}b");
+    }
+
+    /// The trie's greedy match equals the plain definition (try every prefix, longest first)
+    /// on random vocabularies over a small alphabet, where long shared prefixes are common.
+    #[test]
+    fn trie_matches_the_longest_prefix_definition() {
+        let mut rng = echos_core::rng::SplitMix64::new(7);
+        for round in 0..50 {
+            let mut text_vocab = byte_vocab(None);
+            let mut words: Vec<Vec<u8>> = Vec::new();
+            for k in 0..40 {
+                let len = 2 + (rng.next_u64() % 12) as usize;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b'a' + (rng.next_u64() % 3) as u8)
+                    .collect();
+                let lit: String = w.iter().map(|&b| b as char).collect();
+                text_vocab += &format!("{} '{lit}' {len}\n", 300 + k);
+                words.push(w);
+            }
+            let w = WorldTokenizer::parse(&text_vocab).unwrap();
+            let text: Vec<u8> = (0..200)
+                .map(|_| b'a' + (rng.next_u64() % 3) as u8)
+                .collect();
+            let got = w.encode(&text);
+            // The plain definition, over the same tokens (a later duplicate wins, as in parse).
+            let id_of = |bytes: &[u8]| -> Option<u32> {
+                if bytes.len() == 1 {
+                    return Some(u32::from(bytes[0]) + 1);
+                }
+                words
+                    .iter()
+                    .rposition(|t| t == bytes)
+                    .map(|k| 300 + k as u32)
+            };
+            let mut want = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                let len = (1..=(text.len() - i).min(13))
+                    .rev()
+                    .find(|&l| id_of(&text[i..i + l]).is_some())
+                    .unwrap();
+                want.push(id_of(&text[i..i + len]).unwrap());
+                i += len;
+            }
+            assert_eq!(got, want, "round {round}");
+            assert_eq!(
+                Tokenizer::World(w).decode_bytes(&got).unwrap(),
+                text,
+                "round {round}"
+            );
+        }
     }
 }
