@@ -5,19 +5,18 @@ use echos_core::esn::{Esn, EsnConfig};
 use echos_core::kernels::reservoir::FusedReservoir;
 use echos_core::kernels::Kernel;
 use echos_core::topology::Topology;
-mod common;
 
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 /// Allocations made by this thread while `f` runs.
 fn count(f: impl FnOnce()) -> usize {
-    common::count_allocations(f).0
+    echos_testalloc::count_allocations(f).0
 }
 
 #[test]
 fn block_steps_allocate_nothing() {
-    common::assert_counter_works();
+    echos_testalloc::assert_counter_works();
     let config = EsnConfig {
         units: 101,
         inputs: 2,

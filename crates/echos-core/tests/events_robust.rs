@@ -12,10 +12,8 @@ use echos_core::events::{
 use proptest::prelude::*;
 use std::path::Path;
 
-mod common;
-
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -314,7 +312,7 @@ fn queue_two_threads_drop_newest_counts_every_loss() {
 
 #[test]
 fn decode_and_encode_paths_do_not_allocate() {
-    common::assert_counter_works();
+    echos_testalloc::assert_counter_works();
     let bytes = payload(&fixture("synthetic_evt3.raw")).to_vec();
     let dat = payload(&fixture("synthetic_v2.dat")).to_vec();
     let mut ev = vec![DvsEvent::default(); 256];
@@ -327,7 +325,7 @@ fn decode_and_encode_paths_do_not_allocate() {
     let mut den = Denoise::new(320, 240, 10_000).unwrap();
     let mut out = vec![0f32; 2 * 40 * 30];
     let mut vout = vec![0f32; 5 * 40 * 30];
-    let (n, total) = common::count_allocations(|| {
+    let (n, total) = echos_testalloc::count_allocations(|| {
         let mut total = 0;
         for (d, input) in [(&mut d3 as &mut dyn EventDecoder, &bytes), (&mut dd, &dat)] {
             let mut rest = &input[..];

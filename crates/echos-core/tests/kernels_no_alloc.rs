@@ -5,14 +5,13 @@ use echos_core::kernels::quant::QuantReservoir;
 use echos_core::kernels::reservoir::{FusedReservoir, OwnedWeights};
 use echos_core::kernels::Kernel;
 use echos_core::topology::ReservoirMatrix;
-mod common;
 
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 /// Allocations made by this thread while `f` runs.
 fn count(f: impl FnOnce()) -> usize {
-    common::count_allocations(f).0
+    echos_testalloc::count_allocations(f).0
 }
 
 fn reservoir(n: usize, dense: bool) -> FusedReservoir {
@@ -42,7 +41,7 @@ fn reservoir(n: usize, dense: bool) -> FusedReservoir {
 
 #[test]
 fn every_step_path_allocates_nothing() {
-    common::assert_counter_works();
+    echos_testalloc::assert_counter_works();
     for dense in [false, true] {
         let mut r = reservoir(97, dense);
         for k in Kernel::available() {

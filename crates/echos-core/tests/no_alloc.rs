@@ -9,14 +9,12 @@ use echos_core::readout::{Linear, Lms, Ridge, Rls};
 use echos_core::scalar::Scalar;
 use echos_core::topology::{MatrixFormat, Topology};
 
-mod common;
-
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 /// Allocations made by this thread while `f` runs.
 fn count_allocations(f: impl FnOnce()) -> usize {
-    common::count_allocations(f).0
+    echos_testalloc::count_allocations(f).0
 }
 
 fn check_kind<T: Scalar>(topology: Topology, format: MatrixFormat, outputs: usize, kind: &str) {
@@ -157,5 +155,5 @@ fn step_paths_do_not_allocate() {
     });
     assert_eq!(n, 0, "trained model step allocated {n} times");
     // The counter itself works: a Vec allocates.
-    common::assert_counter_works();
+    echos_testalloc::assert_counter_works();
 }

@@ -1,57 +1,14 @@
 //! Hostile `.npy` headers: deep nesting is refused in linear time, a huge shape in a tiny file
 //! allocates nothing big (a counting allocator tracks this thread's peak of live bytes).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use echos_npy::{Npy, NpyError, MAGIC};
 
-struct Peak;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn add(n: isize) {
-    LIVE.with(|l| {
-        let v = l.get() + n;
-        l.set(v);
-        PEAK.with(|p| p.set(p.get().max(v)));
-    });
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts this thread's live bytes.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        add(layout.size() as isize);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        add(-(layout.size() as isize));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        add(new_size as isize - layout.size() as isize);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Peak = Peak;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
-/// Peak live bytes above the level at the start while `f` runs on this thread.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (out, peak.max(0) as usize)
-}
+use echos_testalloc::peak_of;
 
 fn npy_v2(header: &str, body: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
@@ -115,4 +72,10 @@ fn a_huge_shape_in_a_tiny_file_allocates_nothing_big() {
     let (r, peak) = peak_of(|| Npy::parse(&bytes).map(|a| a.to_f64().len()));
     assert_eq!(r, Ok(0));
     assert!(peak < 1024, "peak {peak}");
+}
+
+/// The instrument itself: without it every allocation bound above would hold vacuously.
+#[test]
+fn the_counting_allocator_sees_allocations() {
+    echos_testalloc::assert_counter_works();
 }

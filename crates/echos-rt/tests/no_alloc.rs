@@ -3,9 +3,7 @@
 //! every loop-side stage in use (series source, fused-kernel reservoir, feedback model, shared
 //! region snapshot + ring, file sink queue, memory sink).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use echos_core::model::Generative;
 use echos_host::training::{train, Solver, TrainOptions};
@@ -14,46 +12,8 @@ use echos_rt::config::Timing;
 use echos_rt::shm::{Region, Shape};
 use echos_rt::{End, FileSink, MemorySink, Pipeline, SeriesSource, Sink};
 
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if ARMED.try_with(Cell::get).unwrap_or(false) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; counting touches only an
-// atomic and a const-initialised thread-local (no allocation, no re-entry).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 const PERIODS: u64 = 20_000;
 
@@ -96,11 +56,8 @@ fn run_armed(model: echos_core::model::Trained<f64>, tag: &str) {
     let source = Box::new(SeriesSource::new(sine(777), true, "sine").unwrap());
     let mut p = Pipeline::new(model, source, sinks, Some(region), true, timing()).unwrap();
     let stop = AtomicBool::new(false);
-    let before = CALLS.load(Ordering::Relaxed);
-    ARMED.with(|a| a.set(true));
-    let out = p.run(&stop);
-    ARMED.with(|a| a.set(false));
-    let calls = CALLS.load(Ordering::Relaxed) - before;
+    let (out, usage) = echos_testalloc::measure(|| p.run(&stop));
+    let calls = usage.allocations + usage.frees;
     assert_eq!(out.end, End::Periods, "{tag}");
     assert_eq!(out.stats.periods, PERIODS);
     assert_eq!(out.stats.steps, PERIODS);
@@ -148,11 +105,6 @@ fn the_loop_path_never_calls_the_allocator() {
 
 #[test]
 fn the_counter_sees_an_allocation_when_armed() {
-    // The instrument itself: an allocation on an armed thread is counted.
-    let before = CALLS.load(Ordering::Relaxed);
-    ARMED.with(|a| a.set(true));
-    let v = std::hint::black_box(vec![1u8; 64]);
-    ARMED.with(|a| a.set(false));
-    drop(v);
-    assert!(CALLS.load(Ordering::Relaxed) - before >= 1);
+    // The instrument itself: an allocation on the measuring thread is counted.
+    echos_testalloc::assert_counter_works();
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,51 +13,10 @@ use echos_rwkv_io::convert::build_model;
 use echos_rwkv_io::tensors::{read_tensor_file, RawTensor, TensorFile};
 use echos_rwkv_io::{load_model, npy, LoadError};
 
-struct Peak;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn add(n: isize) {
-    LIVE.with(|l| {
-        let v = l.get() + n;
-        l.set(v);
-        PEAK.with(|p| p.set(p.get().max(v)));
-    });
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts this thread's live bytes.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        add(layout.size() as isize);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        add(-(layout.size() as isize));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        add(new_size as isize - layout.size() as isize);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Peak = Peak;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
-/// Peak live bytes above the starting level while `f` runs on this thread.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (out, peak.max(0) as usize)
-}
+use echos_testalloc::peak_of;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("echos-hostile-{}", std::process::id()));
@@ -500,4 +457,10 @@ fn a_zip_end_record_claiming_many_entries_costs_a_bounded_amount() {
     let (err, peak) = load_err(&f, "eocd.pth");
     assert!(matches!(err, LoadError::Zip(_)), "{err}");
     assert!(peak < 14_000_000 + f.len(), "peak {peak}");
+}
+
+/// The instrument itself: without it every allocation bound above would hold vacuously.
+#[test]
+fn the_counting_allocator_sees_allocations() {
+    echos_testalloc::assert_counter_works();
 }

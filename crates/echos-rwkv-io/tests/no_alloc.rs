@@ -1,52 +1,14 @@
 //! The step paths allocate nothing: a counting allocator watches this thread while a model
 //! steps, prefills and steps a batch (after the buffers were made).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use echos_rwkv_io::synthetic::{synthetic_v7, SyntheticShape};
 use echos_rwkv_io::{Model, Scratch, Serial, State};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: echos_testalloc::TestAlloc = echos_testalloc::TestAlloc;
 
 fn count(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    WATCH.with(|w| w.set(true));
-    f();
-    WATCH.with(|w| w.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    echos_testalloc::count_allocations(f).0
 }
 
 fn check(mut model: Model, name: &str) {
@@ -119,4 +81,10 @@ fn steps_do_not_allocate() {
             .model;
         check(model, &format!("random v{v}"));
     }
+}
+
+/// The instrument itself: without it every allocation bound above would hold vacuously.
+#[test]
+fn the_counting_allocator_sees_allocations() {
+    echos_testalloc::assert_counter_works();
 }
