@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod array;
-pub mod atomic;
+pub use echos_files::atomic;
 pub mod bench;
 pub mod csv_table;
 pub mod datasets;

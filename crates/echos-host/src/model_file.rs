@@ -249,53 +249,23 @@ pub fn to_bytes(model: &EsnModel) -> Result<Vec<u8>, ModelFileError> {
     canonical_header(bytes)
 }
 
-/// safetensors takes the metadata as a `HashMap`, whose iteration order changes from run to
-/// run; rewrite the JSON header with every object's keys sorted, so one model always gives the
-/// same bytes (the determinism contract covers saved models too), and with the checksum of the
-/// tensor bytes in place of its placeholder. The rewritten header has the same length (same
-/// keys, values of the same width, compact either way) and keeps the space padding.
-fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, ModelFileError> {
-    let fail = |why: String| ModelFileError::Serialize(format!("sorting the header: {why}"));
-    let len: [u8; 8] = bytes
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| fail("no length prefix".into()))?;
-    let n = usize::try_from(u64::from_le_bytes(len)).map_err(|e| fail(e.to_string()))?;
-    let header = bytes
-        .get(8..8 + n)
-        .ok_or_else(|| fail("header runs past the end".into()))?;
-    let mut value: serde_json::Value =
-        serde_json::from_slice(header).map_err(|e| fail(e.to_string()))?;
-    let checksum = format!("{:08x}", crc32fast::hash(&bytes[8 + n..]));
-    match value
-        .get_mut("__metadata__")
-        .and_then(|m| m.get_mut(CHECKSUM_KEY))
-    {
-        Some(slot) => *slot = serde_json::Value::String(checksum),
-        None => return Err(fail("no checksum placeholder".into())),
-    }
-    sort_keys(&mut value);
-    let mut text = serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?;
-    if text.len() > n {
-        return Err(fail(format!(
-            "header grew from {n} to {} bytes",
-            text.len()
-        )));
-    }
-    text.resize(n, b' ');
-    bytes[8..8 + n].copy_from_slice(&text);
-    Ok(bytes)
-}
-
-fn sort_keys(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.sort_keys();
-            map.values_mut().for_each(sort_keys);
+/// The header rewritten by the one canonical form (`echos_files::safetensors_header`: keys
+/// sorted, so one model always gives the same bytes — the determinism contract covers saved
+/// models too), with the checksum of the tensor bytes in place of its placeholder (same width,
+/// so the header keeps its length).
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, ModelFileError> {
+    echos_files::safetensors_header::canonical(bytes, |value, tensors| {
+        let checksum = format!("{:08x}", crc32fast::hash(tensors));
+        match value
+            .get_mut("__metadata__")
+            .and_then(|m| m.get_mut(CHECKSUM_KEY))
+        {
+            Some(slot) => *slot = serde_json::Value::String(checksum),
+            None => return Err("no checksum placeholder".into()),
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(sort_keys),
-        _ => {}
-    }
+        Ok(())
+    })
+    .map_err(|why| ModelFileError::Serialize(format!("sorting the header: {why}")))
 }
 
 mod erased {

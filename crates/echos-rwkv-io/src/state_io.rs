@@ -24,11 +24,11 @@ pub enum StateFileError {
     },
 }
 
-/// Writes to a temporary file beside `path`, then renames: readers never see half a file.
+/// Writes to a temporary file beside `path`, fsyncs and renames (the workspace's one atomic
+/// write, `echos_files::atomic`): readers never see half a file, and a failed write leaves
+/// neither a half file nor its temporary behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    echos_files::atomic::write(path, bytes)
 }
 
 fn shape_tag(model: &Model) -> String {
@@ -75,6 +75,9 @@ pub fn save_state(path: &Path, model: &Model, state: &State) -> Result<(), State
     ]
     .into();
     let bytes = safetensors::serialize(views, Some(meta)).map_err(fmt)?;
+    // The metadata map's order is random per run: one state, one byte sequence.
+    let bytes = echos_files::safetensors_header::canonical(bytes, |_, _| Ok(()))
+        .map_err(|why| StateFileError::Format(p.clone(), why))?;
     write_atomic(path, &bytes).map_err(|e| StateFileError::Io(p, e))
 }
 

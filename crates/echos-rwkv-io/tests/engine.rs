@@ -137,6 +137,17 @@ fn state_snapshot_restores_exactly() {
             echos_rwkv_io::state_io::load_state(&p, &model).unwrap(),
             snapshot
         );
+        // One state, one byte sequence: the metadata's random map order must not leak into the
+        // file (eight saves; an order-dependent writer differs with probability 1 − 2⁻⁷).
+        let first = std::fs::read(&p).unwrap();
+        for _ in 0..7 {
+            echos_rwkv_io::state_io::save_state(&p, &model, &snapshot).unwrap();
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                first,
+                "{name}: state file bytes vary"
+            );
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }
