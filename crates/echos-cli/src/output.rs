@@ -51,7 +51,65 @@ pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether stdout is a terminal (then text from a model is shown through [`for_terminal`]).
+pub fn stdout_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal()
+}
+
+/// Model-generated `text` as it may reach a terminal: control characters other than newline
+/// and tab (ESC sequences, carriage returns, bells, C1 controls, DEL) become visible `\u{..}`
+/// escapes, so generated text can never move the cursor, retitle the window or worse. Output
+/// to a pipe or file (`terminal` false) stays byte-exact.
+pub fn for_terminal(text: &str, terminal: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !terminal || !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A status line on stderr, for a person watching (a failing stderr is ignored).
+pub fn note(text: impl fmt::Display) {
+    let _ = writeln!(io::stderr(), "{text}");
+}
+
+/// A prompt on stderr without a newline, for an interactive reader.
+pub fn prompt(text: &str) {
+    let mut e = io::stderr();
+    let _ = write!(e, "{text}");
+    let _ = e.flush();
+}
+
 /// A warning on stderr (a failing stderr is ignored: the warning is not the result).
 pub fn warn(text: impl fmt::Display) {
     let _ = writeln!(io::stderr(), "warning: {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn control_characters_are_escaped_only_for_a_terminal() {
+        let text = "ok\n\tgo \u{1b}[2J\r\u{7}\u{9b}end";
+        assert_eq!(for_terminal(text, false), text);
+        let shown = for_terminal(text, true);
+        assert_eq!(shown, "ok\n\tgo \\u{1b}[2J\\u{d}\\u{7}\\u{9b}end");
+        assert!(!shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'));
+        assert!(matches!(
+            for_terminal("plain text\n", true),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

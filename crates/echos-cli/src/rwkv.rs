@@ -1,5 +1,6 @@
-//! `echos rwkv ...`: text generation, logits for a token file, benchmarks. Loading, sampling
-//! inputs and printing only; the model runs in the engine.
+//! `echos rwkv ...`: text generation, chat, logits for a token file, benchmarks. Loading,
+//! checking arguments and printing only; the model runs in the engine and sampling, stop
+//! strings and the generation loop live in `echos_rwkv_io::generate`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,14 +8,18 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use echos_rwkv_io::generate::{self, GenerateError, Request, Sampler, Sampling};
 use echos_rwkv_io::synthetic::{synthetic_v7, SyntheticShape};
-use echos_rwkv_io::tokenizer::{Tokenizer, Utf8Stream};
+use echos_rwkv_io::tokenizer::Tokenizer;
 use echos_rwkv_io::{load_model, npy, state_io, Model, Parallel, Scratch, SpinPool, State};
 
 #[derive(Subcommand)]
 pub enum RwkvCommand {
     /// Continue a prompt, printing text as it is produced.
     Generate(GenerateArgs),
+    /// Chat on standard input, one line per turn ("User: …\n\nAssistant:", as ChatRWKV), the
+    /// state kept between turns; `/reset` starts over, `/save PATH` saves the state.
+    Chat(ChatArgs),
     /// Logits after every token of a .npy token file (int32/int64), written as (tokens, vocab).
     Forward(ForwardArgs),
     /// Tokens per second of prefill and single-token decode; prints one JSON object.
@@ -50,23 +55,64 @@ pub struct GenerateArgs {
     /// Read the prompt from a UTF-8 file.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
-    /// Number of tokens to generate.
+    /// Most tokens to generate.
     #[arg(
         long,
         short = 'n',
+        visible_alias = "max-tokens",
         default_value_t = 100,
         allow_negative_numbers = true
     )]
     tokens: usize,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// End the text at this string (not printed); repeatable, at most 16.
+    #[arg(long = "stop", allow_hyphen_values = true)]
+    stop: Vec<String>,
+    /// End the text at this token id (not printed); repeatable.
+    #[arg(long = "stop-token", allow_negative_numbers = true)]
+    stop_token: Vec<u32>,
+}
+
+/// Sampling flags shared by `generate` and `chat` (their order and meaning:
+/// `echos_rwkv_io::generate`, docs/rwkv.md).
+#[derive(Args)]
+pub struct SamplingArgs {
     /// Sampling temperature; 0 picks the most likely token (greedy).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     temperature: f32,
     /// Nucleus sampling: keep the most likely tokens whose probabilities sum to top-p.
     #[arg(long, default_value_t = 0.85, allow_negative_numbers = true)]
     top_p: f32,
+    /// Keep at most this many candidates (≥ 1; default: no limit).
+    #[arg(long, allow_negative_numbers = true)]
+    top_k: Option<usize>,
+    /// Subtracted from the logit of every token already generated.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    presence_penalty: f32,
+    /// Subtracted per earlier occurrence of a token (decayed by --penalty-decay per token).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    frequency_penalty: f32,
+    /// Occurrence counts are multiplied by this after every token, in (0, 1].
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    penalty_decay: f32,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u64,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Text fed before the first turn (a system prompt or an earlier conversation).
+    #[arg(long, allow_hyphen_values = true)]
+    system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
+    max_tokens: usize,
+    #[command(flatten)]
+    sampling: SamplingArgs,
 }
 
 #[derive(Args)]
@@ -110,6 +156,7 @@ pub struct BenchArgs {
 pub fn run(cmd: RwkvCommand) -> anyhow::Result<()> {
     match cmd {
         RwkvCommand::Generate(a) => generate(a),
+        RwkvCommand::Chat(a) => chat(a),
         RwkvCommand::Forward(a) => forward(a),
         RwkvCommand::Bench(a) => bench(a),
     }
@@ -175,71 +222,54 @@ fn save_state(a: &ModelArgs, model: &Model, state: &State) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Sampling from the engine's documented generator (xoshiro256**): seeded, the same sequence
-/// on every platform.
-struct Sampler(echos_core::rng::Rng);
-
-impl Sampler {
-    fn uniform(&mut self) -> f32 {
-        self.0.uniform01() as f32
-    }
-
-    /// Greedy at temperature 0, else softmax(logits / T) restricted to the top-p nucleus.
-    fn sample(
-        &mut self,
-        logits: &[f32],
-        temperature: f32,
-        top_p: f32,
-        probs: &mut Vec<(f32, u32)>,
-    ) -> u32 {
-        let argmax = logits
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
-            .0;
-        if temperature <= 0.0 {
-            return argmax as u32;
-        }
-        let max = logits[argmax];
-        probs.clear();
-        let mut sum = 0.0f32;
-        for (i, &l) in logits.iter().enumerate() {
-            let p = ((l - max) / temperature).exp();
-            sum += p;
-            probs.push((p, i as u32));
-        }
-        probs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let mut keep = 0;
-        let mut cum = 0.0;
-        for (p, _) in probs.iter() {
-            cum += p / sum;
-            keep += 1;
-            if cum >= top_p {
-                break;
-            }
-        }
-        let kept: f32 = probs[..keep].iter().map(|p| p.0).sum();
-        let mut r = self.uniform() * kept;
-        for &(p, id) in &probs[..keep] {
-            if r < p {
-                return id;
-            }
-            r -= p;
-        }
-        probs[keep - 1].1
+impl SamplingArgs {
+    fn sampler(&self, vocab: usize) -> anyhow::Result<Sampler> {
+        let params = Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            penalty_decay: self.penalty_decay,
+        };
+        Sampler::new(params, vocab, self.seed).map_err(flagged)
     }
 }
 
+/// A generation error with its setting named as the flag that sets it (`--top-p`, not `top_p`).
+fn flagged(e: GenerateError) -> anyhow::Error {
+    match e {
+        GenerateError::OutOfRange {
+            name,
+            expected,
+            value,
+        } => anyhow::anyhow!(
+            "--{} must be {expected}, got {value}",
+            name.replace('_', "-")
+        ),
+        GenerateError::EmptyStop { .. } => {
+            anyhow::anyhow!(
+                "--stop: a stop string must not be empty (it would stop before the first token)"
+            )
+        }
+        GenerateError::LongStop { len, max, .. } => {
+            anyhow::anyhow!("--stop: a stop string has {len} bytes; at most {max} are allowed")
+        }
+        GenerateError::TooManyStops { count, max } => {
+            anyhow::anyhow!("--stop given {count} times; at most {max} stop strings are allowed")
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Checks what can be checked before the model loads (it may take seconds).
+fn check_sampling(s: &SamplingArgs) -> anyhow::Result<()> {
+    s.sampler(1).map(|_| ())
+}
+
 fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
-        bail!(
-            "--temperature must be a finite number >= 0, got {}",
-            a.temperature
-        );
-    }
-    if !(a.top_p > 0.0 && a.top_p <= 1.0) {
-        bail!("--top-p must be in (0, 1], got {}", a.top_p);
-    }
+    check_sampling(&a.sampling)?;
+    generate::StopScan::new(&a.stop).map_err(flagged)?;
     let prompt: Vec<u8> = match (&a.prompt, &a.prompt_file) {
         (Some(p), None) => p.as_bytes().to_vec(),
         (None, Some(f)) => {
@@ -256,28 +286,136 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     if tokens.is_empty() {
         bail!("the prompt is empty: give at least one character to continue from");
     }
+    let mut sampler = a.sampling.sampler(model.dims.vocab)?;
     let mut scratch = Scratch::new(&model, tokens.len().clamp(1, 64));
-    let mut sampler = Sampler(echos_core::rng::Rng::new(a.seed));
-    let mut probs = Vec::with_capacity(model.dims.vocab);
-    let mut stream = Utf8Stream::default();
+    let mut logits = Vec::with_capacity(model.dims.vocab);
+    let req = Request {
+        max_tokens: a.tokens,
+        stop_tokens: a.stop_token.clone(),
+        stop_strings: a.stop.clone(),
+        ban_end_of_text: false,
+    };
     let mut out = crate::output::stdout();
-    let mut logits = model
-        .prefill(&mut state, &tokens, &mut scratch, &pool, false)?
-        .to_vec();
-    for _ in 0..a.tokens {
-        let next = sampler.sample(&logits, a.temperature, a.top_p, &mut probs);
-        if next == 0 && model.dims.vocab == 65536 {
-            break; // end of text in the world vocabulary
-        }
-        let text = stream.push(&tokenizer.decode_bytes(&[next])?);
-        // Flushed per token so the text streams. A closed pipe (`| head`) ends the run here,
-        // quietly (see `main`), and without --state-out: the run was cut short.
-        out.write_all(text.as_bytes())?;
+    let terminal = crate::output::stdout_is_terminal();
+    // Flushed per piece so the text streams. A closed pipe (`| head`) ends the run here,
+    // quietly (see `main`), and without --state-out: the run was cut short.
+    let emit = |text: &str| -> anyhow::Result<()> {
+        out.write_all(crate::output::for_terminal(text, terminal).as_bytes())?;
         out.flush()?;
-        logits.copy_from_slice(model.step(&mut state, next, &mut scratch, &pool)?);
-    }
-    writeln!(out, "{}", stream.finish())?;
+        Ok(())
+    };
+    generate::generate(
+        &model,
+        &mut state,
+        &mut scratch,
+        &pool,
+        &tokenizer,
+        &mut sampler,
+        &tokens,
+        &mut logits,
+        &req,
+        emit,
+    )
+    .map_err(|e| e.context("generating"))?;
+    writeln!(out)?;
     out.flush()?;
+    save_state(&a.model, &model, &state)
+}
+
+/// One turn in ChatRWKV's format; the reply ends at the blank line the model writes.
+fn chat_turn(message: &str) -> String {
+    format!("User: {message}\n\nAssistant:")
+}
+
+fn chat(a: ChatArgs) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    check_sampling(&a.sampling)?;
+    let pool = threads_arg(a.model.threads)?;
+    let (model, mut state) = open_model(&a.model)?;
+    let start = state.clone();
+    let tokenizer = Tokenizer::for_vocab(model.dims.vocab)?;
+    let mut sampler = a.sampling.sampler(model.dims.vocab)?;
+    let mut scratch = Scratch::new(&model, 64);
+    let mut logits = Vec::with_capacity(model.dims.vocab);
+    let mut context = a.system.clone().unwrap_or_default();
+    let req = Request {
+        max_tokens: a.max_tokens,
+        stop_tokens: Vec::new(),
+        stop_strings: vec!["\n\n".into()],
+        ban_end_of_text: true,
+    };
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let terminal = crate::output::stdout_is_terminal();
+    let mut out = crate::output::stdout();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    loop {
+        if interactive {
+            crate::output::prompt("> ");
+        }
+        line.clear();
+        if input
+            .read_line(&mut line)
+            .context("reading standard input")?
+            == 0
+        {
+            break;
+        }
+        let message = line.trim();
+        if message.is_empty() {
+            continue;
+        }
+        if message == "/reset" {
+            state = start.clone();
+            sampler.reset_penalties();
+            logits.clear();
+            context = a.system.clone().unwrap_or_default();
+            crate::output::note("chat: the conversation starts over");
+            continue;
+        }
+        if let Some(path) = message.strip_prefix("/save ") {
+            let path = Path::new(path.trim());
+            check_writable("/save", path)?;
+            state_io::save_state(path, &model, &state)?;
+            crate::output::note(format_args!("chat: state saved to {}", path.display()));
+            continue;
+        }
+        // A newline inside a turn would end it early; the turn is one line.
+        context.push_str(&chat_turn(message));
+        let tokens = tokenizer
+            .encode_bytes(context.as_bytes())
+            .context("tokenizing the message")?;
+        context.clear();
+        let emit = |text: &str| -> anyhow::Result<()> {
+            out.write_all(crate::output::for_terminal(text, terminal).as_bytes())?;
+            out.flush()?;
+            Ok(())
+        };
+        let reply = generate::generate(
+            &model,
+            &mut state,
+            &mut scratch,
+            &pool,
+            &tokenizer,
+            &mut sampler,
+            &tokens,
+            &mut logits,
+            &req,
+            emit,
+        )
+        .map_err(|e| e.context("generating a reply"))?;
+        // The state has seen the reply's closing blank line; a reply cut at --max-tokens gets
+        // one now, so every turn starts the same way and the state alone (for /save and
+        // --state-out) holds the whole conversation.
+        if !matches!(reply.finish, generate::Finish::StopString(_)) {
+            let close = tokenizer.encode("\n\n");
+            model.prefill(&mut state, &close, &mut scratch, &pool, false)?;
+            logits.clear();
+        }
+        writeln!(out, "\n")?;
+        out.flush()?;
+    }
     save_state(&a.model, &model, &state)
 }
 

@@ -511,3 +511,149 @@ fn a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn a_stop_string_ends_the_text_before_it() {
+    let Some(m) = tiny_model("a_stop_string_ends_the_text_before_it") else {
+        return;
+    };
+    let greedy = |extra: &[&str]| {
+        let mut args = vec![
+            "rwkv",
+            "generate",
+            "--model",
+            &m,
+            "--prompt",
+            "\"in the beginning",
+            "--temperature",
+            "0",
+            "-n",
+            "20",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = echos(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let full = greedy(&[]);
+    assert_eq!(full.trim_end(), " of the stress and t");
+    // "stress" is in the greedy text: the output stops right before it.
+    let cut = greedy(&["--stop", "stress", "--stop", "zzz"]);
+    assert_eq!(cut, " of the \n");
+    // Sampling flags reach the sampler: top-k 1 is greedy whatever the temperature.
+    let (ok, out, err) = echos(&[
+        "rwkv",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "\"in the beginning",
+        "--temperature",
+        "1.5",
+        "--top-k",
+        "1",
+        "-n",
+        "20",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, full);
+    for (flag, value, says) in [
+        ("--top-k", "0", "--top-k must be at least 1"),
+        (
+            "--penalty-decay",
+            "1.5",
+            "--penalty-decay must be in (0, 1]",
+        ),
+        (
+            "--frequency-penalty",
+            "nan",
+            "--frequency-penalty must be finite",
+        ),
+        ("--stop", "", "--stop: a stop string must not be empty"),
+    ] {
+        let (ok, out, err) = echos(&[
+            "rwkv", "generate", "--model", &m, "--prompt", "x", flag, value,
+        ]);
+        assert!(!ok && err.contains(says), "{flag} {value}: {err}");
+        assert!(out.is_empty(), "{flag}: generated before failing: {out:?}");
+    }
+}
+
+#[test]
+fn chat_keeps_the_state_between_turns_and_saves_it() {
+    use std::io::Write;
+    let Some(m) = tiny_model("chat_keeps_the_state_between_turns_and_saves_it") else {
+        return;
+    };
+    let saved = tmp("chat-turn1.st");
+    let end = tmp("chat-end.st");
+    let _ = std::fs::remove_file(&saved);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echos"))
+        .args([
+            "rwkv",
+            "chat",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "30",
+            "--state-out",
+            end.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = format!("hello\n/save {}\n\nhello\n", saved.display());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two replies, each closed by a blank line; none contains the turn's stop string.
+    let replies: Vec<&str> = stdout.split("\n\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(replies.len(), 2, "{stdout:?}");
+    assert!(saved.is_file() && end.is_file());
+    // The saved state is the one after the first turn: resuming from it and asking again
+    // gives what the second turn of the first run gave, down to the bits of the final state.
+    let end2 = tmp("chat-end2.st");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echos"))
+        .args([
+            "rwkv",
+            "chat",
+            "--model",
+            &m,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "30",
+            "--state-in",
+            saved.to_str().unwrap(),
+            "--state-out",
+            end2.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let resumed = child.wait_with_output().unwrap();
+    assert!(resumed.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout).trim_end(),
+        replies[1].trim_end()
+    );
+    let read = |p: &PathBuf| std::fs::read(p).unwrap();
+    assert_ne!(read(&saved), read(&end), "a turn must change the state");
+    assert_eq!(read(&end2), read(&end));
+}

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod convert;
+pub mod generate;
 pub mod npy;
 pub mod pickle;
 // The pool hands the engine's closures to spinning threads through raw pointers.
