@@ -2,14 +2,15 @@
 
 The reservoir, readouts, metrics, datasets and tasks run in the engine (crates/echos-core and
 crates/echos-host); this package adds NumPy plumbing (zero-copy where the layout allows) and a
-ReservoirPy-like vocabulary. See docs/python.md.
+ReservoirPy-like vocabulary, and RWKV v4–v7 models (`echos.RWKV`). See docs/python.md.
 """
 
 from . import datasets, events, tasks
-from ._echos import ESN, __version__, memory_capacity, mse, nrmse, r2, rmse
+from ._echos import ESN, RWKV, __version__, memory_capacity, mse, nrmse, r2, rmse
 
 __all__ = [
     "ESN",
+    "RWKV",
     "__version__",
     "datasets",
     "events",

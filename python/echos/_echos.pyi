@@ -177,6 +177,49 @@ class ESN:
     def from_bytes(cls, data: bytes, dtype: Optional[_DType] = None) -> ESN: ...
     def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]: ...
 
+class RWKV:
+    """An RWKV v4–v7 model (BlinkDL .pth, safetensors or rwkv.cpp .bin) with one recurrent
+    state that every call advances; `reset()` starts over.
+
+    Generation samples as rwkv.cpp and ChatRWKV do: presence/frequency penalties on the logits,
+    softmax, the top-p nucleus, at most `top_k` candidates, then temperature (0 is greedy).
+    The GIL is released while the model runs.
+    """
+
+    def __init__(self, path: _PathLike, threads: int = 1, int8: bool = False) -> None: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def n_layer(self) -> int: ...
+    @property
+    def n_embd(self) -> int: ...
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, tokens: Union[list[int], npt.NDArray[np.integer[Any]]]) -> str: ...
+    def forward(
+        self, tokens: Union[list[int], npt.NDArray[np.integer[Any]]]
+    ) -> npt.NDArray[np.float32]:
+        """Logits after each token, float32 (len(tokens), vocab_size); at most 16,384 tokens."""
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: int = 100,
+        temperature: float = 1.0,
+        top_p: float = 0.85,
+        top_k: Optional[int] = None,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        penalty_decay: float = 1.0,
+        stop: Union[None, str, list[str]] = None,
+        stop_tokens: Optional[list[int]] = None,
+        seed: int = 42,
+    ) -> str:
+        """Continue `prompt` (or the text fed so far); stop strings are never part of the result."""
+    def reset(self) -> None: ...
+    def save_state(self, path: _PathLike) -> None: ...
+    def load_state(self, path: _PathLike) -> None: ...
+
 def mse(y_true: _FloatArray, y_pred: _FloatArray) -> float:
     """Mean squared error, all outputs pooled."""
 
