@@ -11,8 +11,10 @@ pub mod aedat4;
 mod aedat_text;
 pub mod bins;
 mod flatbuf;
+pub mod simulate;
 pub mod summary;
 pub mod tables;
+pub mod task;
 pub mod write;
 
 use std::fs::File;
