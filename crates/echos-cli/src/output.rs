@@ -55,3 +55,9 @@ pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
 pub fn warn(text: impl fmt::Display) {
     let _ = writeln!(io::stderr(), "warning: {text}");
 }
+
+/// A line of information on stderr that is not the command's result (a URL to open, a
+/// server's closing counters), so stdout stays the result (`--json` stays one object).
+pub fn note(text: impl fmt::Display) -> io::Result<()> {
+    writeln!(io::stderr(), "{text}")
+}

@@ -40,6 +40,8 @@ pub struct ServeArgs {
     /// A Unix socket path to serve the same requests on (must not exist).
     #[arg(long)]
     pub unix: Option<PathBuf>,
+    #[command(flatten)]
+    pub dash: DashArgs,
 }
 
 #[derive(Args)]
@@ -57,6 +59,47 @@ pub struct RunArgs {
     /// Print the final report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub dash: DashArgs,
+}
+
+/// The live dashboard (docs/dashboard.md).
+#[derive(Args)]
+pub struct DashArgs {
+    /// Serve the live dashboard (page, /api/introspect, /api/stream) at this address, e.g.
+    /// 127.0.0.1:8080 (port 0: any free port, printed). Loopback only, unless
+    /// --dashboard-public.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Allow a non-loopback --dashboard address (the dashboard has no authentication).
+    #[arg(long, requires = "dashboard")]
+    pub dashboard_public: bool,
+    /// Most simultaneous dashboard streams; more are refused (503) and counted.
+    #[arg(long, default_value_t = echos_dash::DEFAULT_MAX_CLIENTS, requires = "dashboard")]
+    pub dashboard_max_clients: u64,
+}
+
+impl DashArgs {
+    /// Binds the dashboard for region `name` (before the loop starts) and prints its URL.
+    fn start(&self, name: &str) -> anyhow::Result<Option<echos_dash::Dashboard>> {
+        let Some(addr) = self.dashboard else {
+            return Ok(None);
+        };
+        let opts = echos_dash::Options {
+            public: self.dashboard_public,
+            max_clients: self.dashboard_max_clients,
+            ..Default::default()
+        };
+        let d = echos_dash::Dashboard::start(name, addr, opts)?;
+        if !d.local_addr().ip().is_loopback() {
+            output::warn(format_args!(
+                "the dashboard listens on {}, reachable from other machines, with no authentication",
+                d.local_addr()
+            ));
+        }
+        output::note(format_args!("dashboard: {}", d.url()))?;
+        Ok(Some(d))
+    }
 }
 
 #[derive(Args)]
@@ -135,8 +178,20 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
             echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?
         }
     };
+    let dash = match &plan.shm {
+        Some(shm) => a.dash.start(&shm.name)?,
+        None if a.dash.dashboard.is_some() => {
+            bail!("--dashboard reads the loop's shared region: the configuration needs a [shm] section")
+        }
+        None => None,
+    };
     let stop = stop_on_signals()?;
-    let report = echos_rt::run_with(plan, stop, warn_degraded)?;
+    let report = echos_rt::run_with(plan, stop, warn_degraded);
+    if let Some(d) = dash {
+        let c = d.stop();
+        output::note(format_args!("dashboard: {c}"))?;
+    }
+    let report = report?;
     if a.json {
         output::println(serde_json::to_string(&report.to_json())?)?;
     } else {
@@ -229,6 +284,17 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let stop = stop_on_signals()?;
+    let dash = a.dash.start(&a.name)?;
+    if a.port.is_none() && a.unix.is_none() {
+        let Some(d) = dash else {
+            bail!("give --port, --unix or --dashboard");
+        };
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let c = d.stop();
+        return Ok(output::note(format_args!("dashboard: {c}"))?);
+    }
     let server = echos_rt::introspect::Server::bind(&a.name, a.port, a.unix.as_deref())?;
     let mut at = Vec::new();
     if let Some(addr) = server.http_addr() {
@@ -244,6 +310,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     ))?;
     let served = server.serve(&stop);
     output::println(format_args!("served {served} requests"))?;
+    if let Some(d) = dash {
+        output::note(format_args!("dashboard: {}", d.stop()))?;
+    }
     Ok(())
 }
 
