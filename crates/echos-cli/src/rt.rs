@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// How long the demo runs.
     #[arg(long, default_value_t = 3.0, requires = "demo")]
     pub seconds: f64,
+    /// The demo's region name (default `demo`), so two demos can run side by side.
+    #[arg(long, requires = "demo")]
+    pub region: Option<String>,
     /// Print the final report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -175,7 +178,12 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
                 );
             }
             let periods = (a.seconds * 1000.0).ceil() as u64;
-            echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?
+            let mut plan = echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?;
+            if let (Some(name), Some(shm)) = (&a.region, plan.shm.as_mut()) {
+                echos_rt::shm::region_path(name)?;
+                shm.name = name.clone();
+            }
+            plan
         }
     };
     let dash = match &plan.shm {

@@ -48,7 +48,7 @@ function drawHeatmap(state) {
   ctx.putImageData(img, c.width - COL_PX, 0);
 }
 
-function lines(canvas, series, colors) {
+function lines(canvas, series, colors, widths) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, W, H);
   let lo = Infinity, hi = -Infinity;
@@ -59,7 +59,7 @@ function lines(canvas, series, colors) {
   ctx.strokeStyle = "#333"; ctx.beginPath(); const z = H - (0 - lo) / (hi - lo) * H; ctx.moveTo(0, z); ctx.lineTo(W, z); ctx.stroke();
   ctx.fillStyle = "#8a94a0"; ctx.font = "11px sans-serif"; ctx.fillText(hi.toFixed(3), 4, 12); ctx.fillText(lo.toFixed(3), 4, H - 4);
   series.forEach((s, j) => {
-    ctx.strokeStyle = colors[j % colors.length]; ctx.lineWidth = 1.5; ctx.beginPath();
+    ctx.strokeStyle = colors[j % colors.length]; ctx.lineWidth = widths ? widths[j] : 1.5; ctx.beginPath();
     let pen = false;
     s.forEach((v, i) => {
       if (v === null || !Number.isFinite(v)) { pen = false; return; }
@@ -84,7 +84,8 @@ function drawChosen() {
 
 function redrawLines() {
   lines($("traj"), chosen.map((u) => history.map((h) => h.state[u] ?? null)), COLORS);
-  lines($("outplot"), [history.map((h) => h.out), history.map((h) => h.tgt)], ["#4fc3f7", "#ffb74d"]);
+  // The target under (wider), the prediction over it: where they agree the orange shows at the edges.
+  lines($("outplot"), [history.map((h) => h.tgt), history.map((h) => h.out)], ["#ffb74d", "#4fc3f7"], [3, 1.2]);
 }
 
 function drawHist(buckets, p99) {

@@ -248,6 +248,7 @@ async fn serve(
         .route("/", get(index))
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/introspect", get(api_introspect))
         .route("/api/counters", get(api_counters))
         .route("/api/stream", get(api_stream))
