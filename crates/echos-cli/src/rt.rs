@@ -165,10 +165,22 @@ fn warn_degraded(applied: &Applied) {
 }
 
 fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
-    let plan = match &a.config {
+    let no_shm = || {
+        anyhow::anyhow!(
+            "--dashboard reads the loop's shared region: the configuration needs a [shm] section"
+        )
+    };
+    // The dashboard binds before the model is loaded or trained, so a port in use is refused
+    // before anything runs.
+    let (plan, dash) = match &a.config {
         Some(path) => {
             let checked = config::read(path)?.check()?;
-            echos_rt::configure(&checked)?
+            let dash = match (&checked.shm, a.dash.dashboard) {
+                (Some(shm), _) => a.dash.start(&shm.name)?,
+                (None, Some(_)) => return Err(no_shm()),
+                (None, None) => None,
+            };
+            (echos_rt::configure(&checked)?, dash)
         }
         None => {
             if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 86_400.0) {
@@ -177,21 +189,16 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
                     a.seconds
                 );
             }
+            let name = a.region.as_deref().unwrap_or(echos_rt::demo::REGION);
+            echos_rt::shm::region_path(name)?;
+            let dash = a.dash.start(name)?;
             let periods = (a.seconds * 1000.0).ceil() as u64;
             let mut plan = echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?;
-            if let (Some(name), Some(shm)) = (&a.region, plan.shm.as_mut()) {
-                echos_rt::shm::region_path(name)?;
-                shm.name = name.clone();
+            if let Some(shm) = plan.shm.as_mut() {
+                shm.name = name.to_string();
             }
-            plan
+            (plan, dash)
         }
-    };
-    let dash = match &plan.shm {
-        Some(shm) => a.dash.start(&shm.name)?,
-        None if a.dash.dashboard.is_some() => {
-            bail!("--dashboard reads the loop's shared region: the configuration needs a [shm] section")
-        }
-        None => None,
     };
     let stop = stop_on_signals()?;
     let report = echos_rt::run_with(plan, stop, warn_degraded);

@@ -252,6 +252,7 @@ async fn serve(
         .route("/api/introspect", get(api_introspect))
         .route("/api/counters", get(api_counters))
         .route("/api/stream", get(api_stream))
+        .fallback(not_found)
         .with_state(state);
     let sampler = sample(name, opts, counters, tx);
     // Dropping the runtime's futures at shutdown ends every open stream and connection.
@@ -335,6 +336,21 @@ pub fn frame_json(
     o.entry("events").or_insert(Value::Null);
     o.insert("dashboard".into(), dash);
     v
+}
+
+/// The endpoints, for a 404's answer.
+pub const ENDPOINTS: [&str; 6] = [
+    "/",
+    "/app.js",
+    "/app.css",
+    "/api/introspect",
+    "/api/stream",
+    "/api/counters",
+];
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let body = json!({"error": format!("no endpoint {}", uri.path()), "endpoints": ENDPOINTS});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn index() -> Html<&'static str> {
