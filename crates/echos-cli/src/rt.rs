@@ -135,6 +135,13 @@ pub struct BenchArgs {
     pub reader_hz: u32,
     #[arg(long)]
     pub json: bool,
+    /// Serve the dashboard of the bench's region at this address during the run.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Event-stream clients (threads of this process) connected to --dashboard during the run;
+    /// their frames per second and the server's CPU time join the report.
+    #[arg(long, default_value_t = 0, requires = "dashboard")]
+    pub dashboard_clients: u32,
 }
 
 pub fn run(cmd: RtCommand) -> anyhow::Result<()> {
@@ -341,7 +348,53 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         vs_cyclictest: a.vs_cyclictest,
         reader_hz: a.reader_hz,
     };
-    let r = bench(&o, stop_on_signals()?)?;
+    let dash = match a.dashboard {
+        Some(addr) => {
+            let name = format!("bench-{}", std::process::id());
+            let d = echos_dash::Dashboard::start(&name, addr, echos_dash::Options::default())?;
+            output::note(format_args!("dashboard: {}", d.url()))?;
+            Some(d)
+        }
+        None => None,
+    };
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = match &dash {
+        Some(d) => (0..a.dashboard_clients)
+            .map(|_| {
+                let (addr, stop) = (d.local_addr(), client_stop.clone());
+                std::thread::spawn(move || echos_dash::stream_client(addr, &stop))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let t0 = std::time::Instant::now();
+    let r = bench(&o, stop_on_signals()?);
+    let secs = t0.elapsed().as_secs_f64();
+    client_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames: Vec<u64> = clients
+        .into_iter()
+        .map(|t| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a dashboard client panicked"))?
+                .map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let dash = dash.map(|d| d.stop());
+    let r = r?;
+    if let Some(c) = dash {
+        // The dashboard's own figures: on stderr, so --json stays the bench's object.
+        let cpu_s = c["server_cpu_ns"].as_u64().unwrap_or(0) as f64 / 1e9;
+        let rates: Vec<String> = frames
+            .iter()
+            .map(|f| format!("{:.1}", *f as f64 / secs))
+            .collect();
+        output::note(format_args!(
+            "dashboard: {} clients received [{}] frames/s over {secs:.1} s; server CPU {cpu_s:.3} s ({:.2} % of one CPU); counters {c}",
+            frames.len(),
+            rates.join(", "),
+            100.0 * cpu_s / secs,
+        ))?;
+    }
     for d in &r.degraded {
         output::warn(format_args!("degraded: {d}"));
     }

@@ -451,3 +451,39 @@ async fn api_stream(State(s): State<AppState>) -> Response {
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+/// A minimal stream client (for `echos rt bench --dashboard-clients`): reads `/api/stream` at
+/// `addr` until `stop`, returning the frames received, or the refusal's status line.
+pub fn stream_client(
+    addr: SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /api/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    if !line.starts_with("HTTP/1.1 200") {
+        return Err(line.trim_end().to_string());
+    }
+    let mut frames = 0;
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => frames += u64::from(line.starts_with("data: ")),
+            // A timeout: look at the stop flag again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(frames)
+}
