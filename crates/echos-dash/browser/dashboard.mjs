@@ -78,6 +78,8 @@ const url = await new Promise((resolve, reject) => {
   run.on("exit", (code) => reject(new Error(`echos exited (${code}) before serving; stderr: ${stderr}`)));
 });
 console.log(`dashboard at ${url} (region ${region})`);
+let exited = null;
+run.on("exit", (code, signal) => { exited = { code, signal }; });
 
 const profile = mkdtempSync(join(tmpdir(), "echos-dash-chromium-"));
 let context;
@@ -96,8 +98,9 @@ try {
   const consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
   await page.goto(url);
-  await page.waitForFunction(() => Number(document.body.dataset.frames || 0) >= 5, null, { timeout: 20000 });
-  check("page loads and receives frames", true);
+  // The URL is printed before the demo trains; frames say "no live region" until its loop runs.
+  await page.waitForFunction(() => Number(document.body.dataset.frames || 0) >= 5 && Number(document.body.dataset.step || 0) > 0, null, { timeout: 60000 });
+  check("page loads and receives live frames", true);
 
   // Values update over time, at a decimated rate.
   const a = await page.evaluate(() => ({ f: Number(document.body.dataset.frames), step: Number(document.getElementById("step").textContent), t: performance.now() }));
@@ -168,12 +171,17 @@ try {
   const counters = await (await fetch(url + "api/counters")).json();
   check("the server counts this page's stream", counters.accepted >= 1 && counters.sent > 0, JSON.stringify(counters));
 } catch (e) {
-  check("browser session", false, e.stack || String(e));
+  const early = exited ? `; echos exited early (${JSON.stringify(exited)}), stderr: ${stderr}` : "";
+  check("browser session", false, (e.stack || String(e)) + early);
 } finally {
   if (context) await context.close();
   rmSync(profile, { recursive: true, force: true });
-  run.kill("SIGINT");
-  await new Promise((r) => run.on("exit", r));
+  if (exited === null) {
+    const gone = new Promise((r) => run.on("exit", r));
+    run.kill("SIGINT");
+    await gone;
+  }
 }
+check("echos ran until the test stopped it", exited !== null && exited.signal === null && exited.code === 0, `${JSON.stringify(exited)}; stderr tail: ${stderr.slice(-400)}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
