@@ -13,6 +13,10 @@ command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v xorriso >/dev/null || need_apt+=(xorriso)
 command -v mformat >/dev/null || need_apt+=(mtools)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3 python3-venv python3-pip)
+# The dashboard's browser test (cargo xtask test dashboard): headless chromium driven by
+# playwright-core from npm (installed below).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -28,3 +32,5 @@ fi
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-none >/dev/null
+# playwright-core for the dashboard's browser test (pinned by its package-lock.json).
+[ -d crates/echos-dash/browser/node_modules/playwright-core ] || npm ci --no-audit --no-fund --prefix crates/echos-dash/browser >/dev/null

@@ -4,11 +4,12 @@
 //!           build and boot the kernel under QEMU and show its report
 //!   run-host — only the host part of `run` (extra args go to `echos esn task narma10`)
 //!   run-kernel — only the kernel part of `run` (`--kvm`, `--iso`; see docs/kernel.md)
-//!   test  — every test suite (host crates, kernel, ISO boot, Python, lint), or the named ones
+//!   test  — every test suite (host crates, kernel, ISO boot, Python, dashboard, lint), or the named ones
 //!           (`cargo xtask test kernel lint`, `cargo xtask test fuzz` — fuzz runs only when
 //!           named), closing with one `N passed, M failed` line
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod demo_model;
 mod fuzz;
 mod kernel;
@@ -29,7 +30,7 @@ fn usage() -> ExitCode {
   \
          run-kernel  only the kernel (--kvm, --iso; see docs/kernel.md)
   \
-         test [SUITE...]  run every test suite, or the named ones (host, kernel, iso, python, fuzz, lint)"
+         test [SUITE...]  run every test suite, or the named ones (host, kernel, iso, python, dashboard, fuzz, lint)"
     );
     ExitCode::from(2)
 }
@@ -90,7 +91,15 @@ fn run_host(rest: &[String]) -> Result<bool, String> {
 }
 
 /// The suites of `cargo xtask test`, in the order they run.
-const SUITES: [&str; 6] = ["host", "kernel", "iso", "python", "fuzz", "lint"];
+const SUITES: [&str; 7] = [
+    "host",
+    "kernel",
+    "iso",
+    "python",
+    "dashboard",
+    "fuzz",
+    "lint",
+];
 
 /// Suites that run only when named: the fuzz suite installs cargo-fuzz and builds instrumented
 /// targets, which has not yet been timed on a fresh CI machine.
@@ -132,6 +141,9 @@ fn test(rest: &[String]) -> Result<bool, String> {
     }
     if wanted("python") {
         total.add(python::python_tests()?);
+    }
+    if wanted("dashboard") {
+        total.add(dashboard::dashboard_tests()?);
     }
     if wanted("fuzz") {
         total.add(fuzz::fuzz_tests()?);

@@ -175,7 +175,7 @@ fn task_digits(a: DigitsArgs) -> anyhow::Result<()> {
     let quiet = a.json;
     let r = digits_task(&opts, &mut |phase| {
         if !quiet {
-            output::note(format_args!("digits: {phase}"));
+            let _ = output::note(format_args!("digits: {phase}"));
         }
     })?;
     if a.json {

@@ -77,11 +77,6 @@ pub fn for_terminal(text: &str, terminal: bool) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A status line on stderr, for a person watching (a failing stderr is ignored).
-pub fn note(text: impl fmt::Display) {
-    let _ = writeln!(io::stderr(), "{text}");
-}
-
 /// A prompt on stderr without a newline, for an interactive reader.
 pub fn prompt(text: &str) {
     let mut e = io::stderr();
@@ -92,6 +87,12 @@ pub fn prompt(text: &str) {
 /// A warning on stderr (a failing stderr is ignored: the warning is not the result).
 pub fn warn(text: impl fmt::Display) {
     let _ = writeln!(io::stderr(), "warning: {text}");
+}
+
+/// A line of information on stderr that is not the command's result (a URL to open, a
+/// server's closing counters), so stdout stays the result (`--json` stays one object).
+pub fn note(text: impl fmt::Display) -> io::Result<()> {
+    writeln!(io::stderr(), "{text}")
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct ServeArgs {
     /// A Unix socket path to serve the same requests on (must not exist).
     #[arg(long)]
     pub unix: Option<PathBuf>,
+    #[command(flatten)]
+    pub dash: DashArgs,
 }
 
 #[derive(Args)]
@@ -54,9 +56,53 @@ pub struct RunArgs {
     /// How long the demo runs.
     #[arg(long, default_value_t = 3.0, requires = "demo")]
     pub seconds: f64,
+    /// The demo's region name (default `demo`), so two demos can run side by side.
+    #[arg(long, requires = "demo")]
+    pub region: Option<String>,
     /// Print the final report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub dash: DashArgs,
+}
+
+/// The live dashboard (docs/dashboard.md).
+#[derive(Args)]
+pub struct DashArgs {
+    /// Serve the live dashboard (page, /api/introspect, /api/stream) at this address, e.g.
+    /// 127.0.0.1:8080 (port 0: any free port, printed). Loopback only, unless
+    /// --dashboard-public.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Allow a non-loopback --dashboard address (the dashboard has no authentication).
+    #[arg(long, requires = "dashboard")]
+    pub dashboard_public: bool,
+    /// Most simultaneous dashboard streams; more are refused (503) and counted.
+    #[arg(long, default_value_t = echos_dash::DEFAULT_MAX_CLIENTS, requires = "dashboard")]
+    pub dashboard_max_clients: u64,
+}
+
+impl DashArgs {
+    /// Binds the dashboard for region `name` (before the loop starts) and prints its URL.
+    fn start(&self, name: &str) -> anyhow::Result<Option<echos_dash::Dashboard>> {
+        let Some(addr) = self.dashboard else {
+            return Ok(None);
+        };
+        let opts = echos_dash::Options {
+            public: self.dashboard_public,
+            max_clients: self.dashboard_max_clients,
+            ..Default::default()
+        };
+        let d = echos_dash::Dashboard::start(name, addr, opts)?;
+        if !d.local_addr().ip().is_loopback() {
+            output::warn(format_args!(
+                "the dashboard listens on {}, reachable from other machines, with no authentication",
+                d.local_addr()
+            ));
+        }
+        output::note(format_args!("dashboard: {}", d.url()))?;
+        Ok(Some(d))
+    }
 }
 
 #[derive(Args)]
@@ -89,6 +135,13 @@ pub struct BenchArgs {
     pub reader_hz: u32,
     #[arg(long)]
     pub json: bool,
+    /// Serve the dashboard of the bench's region at this address during the run.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Event-stream clients (threads of this process) connected to --dashboard during the run;
+    /// their frames per second and the server's CPU time join the report.
+    #[arg(long, default_value_t = 0, requires = "dashboard")]
+    pub dashboard_clients: u32,
 }
 
 pub fn run(cmd: RtCommand) -> anyhow::Result<()> {
@@ -119,10 +172,22 @@ fn warn_degraded(applied: &Applied) {
 }
 
 fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
-    let plan = match &a.config {
+    let no_shm = || {
+        anyhow::anyhow!(
+            "--dashboard reads the loop's shared region: the configuration needs a [shm] section"
+        )
+    };
+    // The dashboard binds before the model is loaded or trained, so a port in use is refused
+    // before anything runs.
+    let (plan, dash) = match &a.config {
         Some(path) => {
             let checked = config::read(path)?.check()?;
-            echos_rt::configure(&checked)?
+            let dash = match (&checked.shm, a.dash.dashboard) {
+                (Some(shm), _) => a.dash.start(&shm.name)?,
+                (None, Some(_)) => return Err(no_shm()),
+                (None, None) => None,
+            };
+            (echos_rt::configure(&checked)?, dash)
         }
         None => {
             if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 86_400.0) {
@@ -131,12 +196,24 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
                     a.seconds
                 );
             }
+            let name = a.region.as_deref().unwrap_or(echos_rt::demo::REGION);
+            echos_rt::shm::region_path(name)?;
+            let dash = a.dash.start(name)?;
             let periods = (a.seconds * 1000.0).ceil() as u64;
-            echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?
+            let mut plan = echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?;
+            if let Some(shm) = plan.shm.as_mut() {
+                shm.name = name.to_string();
+            }
+            (plan, dash)
         }
     };
     let stop = stop_on_signals()?;
-    let report = echos_rt::run_with(plan, stop, warn_degraded)?;
+    let report = echos_rt::run_with(plan, stop, warn_degraded);
+    if let Some(d) = dash {
+        let c = d.stop();
+        output::note(format_args!("dashboard: {c}"))?;
+    }
+    let report = report?;
     if a.json {
         output::println(serde_json::to_string(&report.to_json())?)?;
     } else {
@@ -229,6 +306,17 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let stop = stop_on_signals()?;
+    let dash = a.dash.start(&a.name)?;
+    if a.port.is_none() && a.unix.is_none() {
+        let Some(d) = dash else {
+            bail!("give --port, --unix or --dashboard");
+        };
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let c = d.stop();
+        return Ok(output::note(format_args!("dashboard: {c}"))?);
+    }
     let server = echos_rt::introspect::Server::bind(&a.name, a.port, a.unix.as_deref())?;
     let mut at = Vec::new();
     if let Some(addr) = server.http_addr() {
@@ -244,6 +332,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     ))?;
     let served = server.serve(&stop);
     output::println(format_args!("served {served} requests"))?;
+    if let Some(d) = dash {
+        output::note(format_args!("dashboard: {}", d.stop()))?;
+    }
     Ok(())
 }
 
@@ -257,7 +348,53 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         vs_cyclictest: a.vs_cyclictest,
         reader_hz: a.reader_hz,
     };
-    let r = bench(&o, stop_on_signals()?)?;
+    let dash = match a.dashboard {
+        Some(addr) => {
+            let name = format!("bench-{}", std::process::id());
+            let d = echos_dash::Dashboard::start(&name, addr, echos_dash::Options::default())?;
+            output::note(format_args!("dashboard: {}", d.url()))?;
+            Some(d)
+        }
+        None => None,
+    };
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = match &dash {
+        Some(d) => (0..a.dashboard_clients)
+            .map(|_| {
+                let (addr, stop) = (d.local_addr(), client_stop.clone());
+                std::thread::spawn(move || echos_dash::stream_client(addr, &stop))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let t0 = std::time::Instant::now();
+    let r = bench(&o, stop_on_signals()?);
+    let secs = t0.elapsed().as_secs_f64();
+    client_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames: Vec<u64> = clients
+        .into_iter()
+        .map(|t| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a dashboard client panicked"))?
+                .map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let dash = dash.map(|d| d.stop());
+    let r = r?;
+    if let Some(c) = dash {
+        // The dashboard's own figures: on stderr, so --json stays the bench's object.
+        let cpu_s = c["server_cpu_ns"].as_u64().unwrap_or(0) as f64 / 1e9;
+        let rates: Vec<String> = frames
+            .iter()
+            .map(|f| format!("{:.1}", *f as f64 / secs))
+            .collect();
+        output::note(format_args!(
+            "dashboard: {} clients received [{}] frames/s over {secs:.1} s; server CPU {cpu_s:.3} s ({:.2} % of one CPU); counters {c}",
+            frames.len(),
+            rates.join(", "),
+            100.0 * cpu_s / secs,
+        ))?;
+    }
     for d in &r.degraded {
         output::warn(format_args!("degraded: {d}"));
     }

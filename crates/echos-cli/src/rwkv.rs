@@ -371,14 +371,14 @@ fn chat(a: ChatArgs) -> anyhow::Result<()> {
             sampler.reset_penalties();
             logits.clear();
             context = a.system.clone().unwrap_or_default();
-            crate::output::note("chat: the conversation starts over");
+            let _ = crate::output::note("chat: the conversation starts over");
             continue;
         }
         if let Some(path) = message.strip_prefix("/save ") {
             let path = Path::new(path.trim());
             check_writable("/save", path)?;
             state_io::save_state(path, &model, &state)?;
-            crate::output::note(format_args!("chat: state saved to {}", path.display()));
+            let _ = crate::output::note(format_args!("chat: state saved to {}", path.display()));
             continue;
         }
         // A newline inside a turn would end it early; the turn is one line.

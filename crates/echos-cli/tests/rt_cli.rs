@@ -418,3 +418,49 @@ fn stdin_rows_give_the_same_outputs_as_the_file() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn rt_dashboard_refuses_a_port_in_use_a_public_address_and_a_config_without_shm() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let t0 = Instant::now();
+    let out = echos()
+        .args(["rt", "run", "--demo", "--seconds", "30", "--region"])
+        .arg(format!("dash-inuse-{}", std::process::id()))
+        .args(["--dashboard", &addr])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("binding the dashboard on {addr}")),
+        "{err}"
+    );
+    // Refused before the loop started: no report, and far sooner than the 30 s run.
+    assert!(out.stdout.is_empty() && t0.elapsed() < Duration::from_secs(20));
+    let out = echos()
+        .args(["rt", "run", "--demo", "--dashboard", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("not a loopback address"),
+        "{}",
+        stderr_of(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path());
+    let x = dir.path().join("x.csv");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config(&model, &x, "")).unwrap();
+    let out = echos()
+        .args(["rt", "run"])
+        .arg(&cfg)
+        .args(["--dashboard", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("needs a [shm] section"),
+        "{}",
+        stderr_of(&out)
+    );
+}

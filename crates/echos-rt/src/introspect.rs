@@ -259,6 +259,9 @@ pub fn debug_info(a: &Attached) -> Result<Value, ShmError> {
         "owner_running": a.owner_running(),
         "state": s.state,
         "output": s.output,
+        // Output 0's target and the running NRMSE, when a scoring sink runs (else null).
+        "target": s.head.target,
+        "running_nrmse": s.head.running_nrmse,
         "trajectory": s.trajectory,
         // Model files do not carry a measured memory capacity yet.
         "memory_capacity": null,

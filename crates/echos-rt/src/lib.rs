@@ -41,7 +41,7 @@ pub use pipeline::{End, Outcome, Pipeline};
 pub use realtime::{Applied, Degraded, Policy, SchedPlan};
 pub use runner::{configure, run, run_with, Plan, Report};
 pub use shm::{Attached, Region, ShmError};
-pub use sink::{FileSink, MemorySink, Sink, SinkError};
+pub use sink::{FileSink, MemorySink, Score, Sink, SinkError};
 pub use source::{Poll, SeriesSource, Source, SourceError, StdinSource, Tick};
 pub use stats::{RunStats, Summary};
 

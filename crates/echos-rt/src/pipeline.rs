@@ -186,7 +186,8 @@ impl Pipeline {
             sink_drops: stats.sink_drops,
             spectral_radius: self.spectral_radius,
             leak_rate: self.leak_rate,
-            reserved: [0; 2],
+            target: f64::NAN,
+            running_nrmse: f64::NAN,
         }
     }
 
@@ -204,6 +205,10 @@ impl Pipeline {
                 let mut head = self.head(stats, now);
                 head.wakeup_last_ns = wakeup_ns;
                 head.step_last_ns = step_ns;
+                if let Some(score) = self.sinks.iter().find_map(|s| s.score()) {
+                    head.target = score.target;
+                    head.running_nrmse = score.nrmse;
+                }
                 region.publish_snapshot(&head, self.model.esn().state(), &self.y);
             }
             if hist {

@@ -118,7 +118,10 @@ pub struct SnapshotHead {
     pub sink_drops: u64,
     pub spectral_radius: f64,
     pub leak_rate: f64,
-    pub reserved: [u64; 2],
+    /// The target of output 0 for the step just published, from a scoring sink (NaN: none).
+    pub target: f64,
+    /// The scoring sink's running NRMSE so far (NaN: no scoring sink, or nothing scored yet).
+    pub running_nrmse: f64,
 }
 
 pub const SNAPSHOT_HEAD_WORDS: usize = 16;
@@ -733,8 +736,8 @@ fn snapshot_head_words(h: &SnapshotHead) -> [u64; SNAPSHOT_HEAD_WORDS] {
         h.sink_drops,
         h.spectral_radius.to_bits(),
         h.leak_rate.to_bits(),
-        h.reserved[0],
-        h.reserved[1],
+        h.target.to_bits(),
+        h.running_nrmse.to_bits(),
     ]
 }
 
@@ -755,7 +758,8 @@ fn snapshot_head_from(w: &[u64]) -> SnapshotHead {
         sink_drops: g(11),
         spectral_radius: f64::from_bits(g(12)),
         leak_rate: f64::from_bits(g(13)),
-        reserved: [g(14), g(15)],
+        target: f64::from_bits(g(14)),
+        running_nrmse: f64::from_bits(g(15)),
     }
 }
 

@@ -38,6 +38,18 @@ pub trait Sink: Send + std::any::Any {
     fn note(&self) -> Option<String> {
         None
     }
+    /// A scoring sink's target for output 0 of the last step written and its running NRMSE,
+    /// published in the shared region (loop thread: no allocation).
+    fn score(&self) -> Option<Score> {
+        None
+    }
+}
+
+/// What [`Sink::score`] publishes (NaN: not known yet).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    pub target: f64,
+    pub nrmse: f64,
 }
 
 /// Outputs kept in memory, with room for `capacity_rows` rows reserved up front (a row past
@@ -95,6 +107,7 @@ pub struct ScoreSink {
     sse: f64,
     sum: f64,
     sum_sq: f64,
+    last_target: f64,
 }
 
 impl ScoreSink {
@@ -110,6 +123,7 @@ impl ScoreSink {
             sse: 0.0,
             sum: 0.0,
             sum_sq: 0.0,
+            last_target: f64::NAN,
         }
     }
 
@@ -131,6 +145,7 @@ impl Sink for ScoreSink {
             return true;
         }
         let want = &self.target[self.next * self.cols..(self.next + 1) * self.cols];
+        self.last_target = want.first().copied().unwrap_or(f64::NAN);
         for (&p, &t) in y.iter().zip(want) {
             self.sse += (p - t) * (p - t);
             self.sum += t;
@@ -148,6 +163,13 @@ impl Sink for ScoreSink {
     fn note(&self) -> Option<String> {
         self.nrmse()
             .map(|e| format!("one-step prediction NRMSE {e:.4} over {} values", self.n))
+    }
+
+    fn score(&self) -> Option<Score> {
+        Some(Score {
+            target: self.last_target,
+            nrmse: self.nrmse().unwrap_or(f64::NAN),
+        })
     }
 }
 
