@@ -12,6 +12,7 @@ use std::sync::Arc;
 use echos_core::model::Trained;
 
 use crate::config::{Checked, ConfigError, ShmPlan, SourceSection, Timing};
+use crate::event_source::EventSource;
 use crate::pipeline::{End, Pipeline};
 use crate::realtime::{self, Applied, SchedPlan};
 use crate::shm::{Region, Shape};
@@ -52,6 +53,19 @@ pub fn configure(c: &Checked) -> Result<Plan, RtError> {
             Box::new(s)
         }
         SourceSection::Stdin => Box::new(StdinSource::stdin(inputs)?),
+        SourceSection::Events { .. } => {
+            let spec = c.events.as_ref().ok_or_else(|| ConfigError::Invalid {
+                key: "source.kind",
+                reason: "the events source was not checked".into(),
+            })?;
+            let s = EventSource::open(spec, c.timing.period_ns, inputs).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "source.path",
+                    reason: format!("{e} (model {})", c.model.display()),
+                }
+            })?;
+            Box::new(s)
+        }
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(f) = &c.sink_file {
@@ -235,7 +249,7 @@ pub fn run_with(
             if let Err(e) = parts.source.finish() {
                 errors.push(e.to_string());
             }
-            let mut notes = Vec::new();
+            let mut notes: Vec<String> = parts.source.note().into_iter().collect();
             for s in &mut parts.sinks {
                 if let Err(e) = s.finish() {
                     errors.push(e.to_string());

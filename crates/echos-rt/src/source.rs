@@ -57,6 +57,8 @@ pub enum SourceError {
     Line { line: u64, reason: String },
     #[error("standard input: {0}")]
     Io(std::io::Error),
+    #[error("source.path: {what}: {reason}")]
+    Events { what: String, reason: String },
 }
 
 pub trait Source: Send {
@@ -67,6 +69,10 @@ pub trait Source: Send {
     fn poll(&mut self, tick: &Tick, u: &mut [f64]) -> Poll;
     /// Words for reports ("series x.npy (500 rows)").
     fn describe(&self) -> String;
+    /// Words for the final report (events replayed, dropped), if any.
+    fn note(&self) -> Option<String> {
+        None
+    }
     /// After the loop: an error the source met (a bad stdin line), if any.
     fn finish(&mut self) -> Result<(), SourceError> {
         Ok(())
