@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// How long the demo runs.
     #[arg(long, default_value_t = 3.0, requires = "demo")]
     pub seconds: f64,
+    /// The demo's shared region name (/dev/shm/echos.NAME).
+    #[arg(long, default_value = echos_rt::demo::REGION, requires = "demo")]
+    pub region: String,
     /// Print the final report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -132,7 +135,7 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
                 );
             }
             let periods = (a.seconds * 1000.0).ceil() as u64;
-            echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?
+            echos_rt::demo::demo_plan(1000, periods, SchedPlan::default(), &a.region)?
         }
     };
     let stop = stop_on_signals()?;
