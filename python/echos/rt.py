@@ -62,7 +62,8 @@ class Region:
         """One consistent copy: (counters, state, output). Counters: ``version``, ``step``,
         ``time_ns``, ``periods``, ``deadline_misses``, ``overruns``, ``skipped_jobs``,
         ``source_idle``, ``wakeup_last_ns``, ``wakeup_max_ns``, ``step_last_ns``,
-        ``step_max_ns``, ``sink_drops``, ``spectral_radius``, ``leak_rate``, ``trajectory``
+        ``step_max_ns``, ``sink_drops``, ``spectral_radius``, ``leak_rate``,
+        ``hw_cycles_per_step`` and ``hw_cache_hit_rate`` (0: no hardware counters), ``trajectory``
         (``[(step, [first units])]``, oldest first)."""
         return self._native.snapshot()
 

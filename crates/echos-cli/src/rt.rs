@@ -305,5 +305,8 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
             r.reader_hz, r.reader_snapshots
         ));
     }
+    if let Some(hw) = &r.hardware_counters {
+        text.push_str(&format!("\nhardware counters: {hw}"));
+    }
     Ok(output::println(text)?)
 }

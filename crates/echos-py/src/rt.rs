@@ -88,6 +88,9 @@ impl PyRtRegion {
         }
         d.set_item("spectral_radius", h.spectral_radius)?;
         d.set_item("leak_rate", h.leak_rate)?;
+        // 0: the loop counts no hardware events (no PMU here, or perf_event_open refused).
+        d.set_item("hw_cycles_per_step", h.hw_cycles_per_step)?;
+        d.set_item("hw_cache_hit_rate", h.hw_cache_hit_rate)?;
         let traj: Vec<(u64, Vec<f64>)> = s
             .trajectory
             .iter()

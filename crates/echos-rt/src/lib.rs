@@ -25,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod event_source;
 pub mod hist;
+pub mod hwcounters;
 pub mod introspect;
 pub mod pipeline;
 pub mod realtime;

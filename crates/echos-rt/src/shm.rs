@@ -118,7 +118,12 @@ pub struct SnapshotHead {
     pub sink_drops: u64,
     pub spectral_radius: f64,
     pub leak_rate: f64,
-    pub reserved: [u64; 2],
+    /// The loop thread's user-space cycles per step (`perf_event_open`), refreshed with the
+    /// histograms; 0: not counted (no PMU, or a writer without counters).
+    pub hw_cycles_per_step: f64,
+    /// 1 − cache misses / cache references over the run so far (meaningful only when
+    /// `hw_cycles_per_step` is not 0).
+    pub hw_cache_hit_rate: f64,
 }
 
 pub const SNAPSHOT_HEAD_WORDS: usize = 16;
@@ -733,8 +738,8 @@ fn snapshot_head_words(h: &SnapshotHead) -> [u64; SNAPSHOT_HEAD_WORDS] {
         h.sink_drops,
         h.spectral_radius.to_bits(),
         h.leak_rate.to_bits(),
-        h.reserved[0],
-        h.reserved[1],
+        h.hw_cycles_per_step.to_bits(),
+        h.hw_cache_hit_rate.to_bits(),
     ]
 }
 
@@ -755,7 +760,8 @@ fn snapshot_head_from(w: &[u64]) -> SnapshotHead {
         sink_drops: g(11),
         spectral_radius: f64::from_bits(g(12)),
         leak_rate: f64::from_bits(g(13)),
-        reserved: [g(14), g(15)],
+        hw_cycles_per_step: f64::from_bits(g(14)),
+        hw_cache_hit_rate: f64::from_bits(g(15)),
     }
 }
 
