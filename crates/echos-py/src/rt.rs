@@ -22,6 +22,13 @@ fn json_err(e: serde_json::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+/// (counters, state, output) of one consistent copy.
+type SnapshotParts<'py> = (
+    Bound<'py, PyDict>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
 /// An attached region (read-only).
 #[pyclass(module = "echos._echos", name = "_RtRegion")]
 pub struct PyRtRegion {
@@ -58,14 +65,7 @@ impl PyRtRegion {
     }
 
     /// A consistent seqlock copy: (counters as JSON text, state, output).
-    fn snapshot<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(
-        Bound<'py, PyDict>,
-        Bound<'py, PyArray1<f64>>,
-        Bound<'py, PyArray1<f64>>,
-    )> {
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<SnapshotParts<'py>> {
         let s = py.detach(|| self.a.snapshot()).map_err(shm_err)?;
         let d = PyDict::new(py);
         d.set_item("version", s.version)?;

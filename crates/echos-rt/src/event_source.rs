@@ -140,7 +140,7 @@ impl EventSource {
             });
         }
         let bin_us = ((period_ns as f64 / 1000.0) * spec.speed).round();
-        if !(bin_us >= 1.0 && bin_us < 1e15) {
+        if !(1.0..1e15).contains(&bin_us) {
             return Err(SourceError::Events {
                 what,
                 reason: format!(

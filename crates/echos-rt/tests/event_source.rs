@@ -205,3 +205,96 @@ fn event_keys_are_checked_by_name() {
         assert!(e.contains(named), "{keys}: {e}");
     }
 }
+
+/// The whole path: a config naming the recording and a model trained on its offline encoding,
+/// run by the runtime's own runner at 1 kHz (speed 25) with a file sink, writes the outputs
+/// `EsnModel::run` gives on the offline encoding, bit for bit.
+#[test]
+fn a_configured_run_on_a_recording_matches_the_offline_model_run() {
+    use echos_core::model::Generative;
+    use echos_host::training::{train, Solver, TrainOptions};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let rec = echos_host::events::open(&data("synthetic_evt3.raw"))
+        .unwrap()
+        .read_all()
+        .unwrap();
+    let enc = bins::encode(
+        &rec.events,
+        &BinSpec {
+            representation: Representation::Counts,
+            bin_us: 25_000,
+            width: 320,
+            height: 240,
+            grid: (8, 6),
+            merge_polarity: false,
+        },
+    )
+    .unwrap();
+    let x = echos_host::Array2::new(enc.rows, enc.cols, enc.values.clone()).unwrap();
+    // Target: the next bin's total count (any target will do; the bits are what is compared).
+    let sums: Vec<f64> = enc
+        .values
+        .chunks(enc.cols)
+        .map(|r| r.iter().sum())
+        .collect();
+    let y: Vec<f64> = (0..enc.rows)
+        .map(|i| sums[(i + 1).min(enc.rows - 1)] / 100.0)
+        .collect();
+    let y = echos_host::Array2::new(enc.rows, 1, y).unwrap();
+    let opts = TrainOptions {
+        units: 30,
+        spectral_radius: 0.9,
+        leak_rate: 0.5,
+        input_scaling: 0.05,
+        bias_scaling: 0.1,
+        connectivity: 0.2,
+        topology: Default::default(),
+        ridge: 1e-4,
+        washout: 5,
+        input_features: false,
+        generative: Generative::None,
+        feedback_scaling: 0.0,
+        noise: 0.0,
+        solver: Solver::NormalEquations,
+        seed: 5,
+        kernel: Default::default(),
+    };
+    let trained = train(&opts, &x, &y).unwrap();
+    echos_host::model_file::save(&dir.path().join("m.safetensors"), &trained).unwrap();
+    let want = trained.clone().run(&x).unwrap();
+    std::fs::copy(data("synthetic_evt3.raw"), dir.path().join("rec.raw")).unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\npath = \"m.safetensors\"\n[loop]\nperiod_us = 1000\n\
+         [sched]\npolicy = \"other\"\nlock_memory = false\n\
+         [source]\nkind = \"events\"\npath = \"rec.raw\"\nspeed = 25\ngrid = [8, 6]\n\
+         [sink]\nfile = \"y.npy\"\n",
+    )
+    .unwrap();
+    let checked = echos_rt::config::read(&cfg).unwrap().check().unwrap();
+    let plan = echos_rt::configure(&checked).unwrap();
+    let report = echos_rt::run(plan, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.source.contains("25000 µs bins"), "{}", report.source);
+    let note = report
+        .notes
+        .iter()
+        .find(|n| n.starts_with("events:"))
+        .unwrap();
+    assert!(note.contains(" 0 dropped"), "{note}");
+    let got = echos_host::read_array(&dir.path().join("y.npy")).unwrap();
+    assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()));
+    let same = got
+        .data()
+        .iter()
+        .zip(want.data())
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(
+        same,
+        "outputs differ from EsnModel::run on the offline encoding"
+    );
+}
