@@ -4,9 +4,9 @@
 //! the input, says it has none yet, or says it has ended; it must not allocate, lock or block.
 //! Anything slow — reading a file, parsing stdin — happens before the loop (a series is loaded
 //! whole) or on a thread of the source's own that hands rows over through `rtrb`, the
-//! wait-free in-process ring. An event-recording source fits the same trait: it replays
-//! events whose timestamps are at most `(tick.now_ns − tick.start_ns) × speed` through the
-//! temporal event queue into its encoder, and writes the encoded frame into `u`.
+//! wait-free in-process ring. The event-recording source (`crate::event_source`) is one
+//! more: a reader thread replays the file's events through the engine's event queue, and
+//! `poll` encodes the bin that ended into `u`.
 
 use std::io::{BufRead, Read};
 use std::path::Path;
