@@ -5,7 +5,7 @@ crates/echos-host); this package adds NumPy plumbing (zero-copy where the layout
 ReservoirPy-like vocabulary, and RWKV v4–v7 models (`echos.RWKV`). See docs/python.md.
 """
 
-from . import datasets, events, tasks
+from . import datasets, events, rt, tasks
 from ._echos import ESN, RWKV, __version__, memory_capacity, mse, nrmse, r2, rmse
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "nrmse",
     "r2",
     "rmse",
+    "rt",
     "tasks",
 ]

@@ -294,3 +294,20 @@ def _events_encode(
     bins: int,
 ) -> np.ndarray:
     """Time bins of events through an encoder: float64 (bins, features)."""
+
+class _RtRegion:
+    """A hosted-runtime shared region, mapped read-only (echos.rt)."""
+    @property
+    def path(self) -> str: ...
+    def header_json(self) -> str:
+        """The region header as JSON text."""
+    def state_location(self) -> Tuple[int, int, int, int]:
+        """(state byte offset, units, output byte offset, outputs) inside the file."""
+    def owner_running(self) -> bool: ...
+    def snapshot(self) -> Tuple[Dict[str, Any], np.ndarray, np.ndarray]:
+        """A consistent seqlock copy: (counters, state, output)."""
+    def timing_json(self) -> str:
+        """`echos rt serve`'s /timing answer as JSON text."""
+
+def _rt_attach(name: str) -> _RtRegion:
+    """Maps /dev/shm/echos.NAME read-only; ValueError when missing or of another layout."""

@@ -56,9 +56,9 @@ pub struct RunArgs {
     /// How long the demo runs.
     #[arg(long, default_value_t = 3.0, requires = "demo")]
     pub seconds: f64,
-    /// The demo's region name (default `demo`), so two demos can run side by side.
-    #[arg(long, requires = "demo")]
-    pub region: Option<String>,
+    /// The demo's shared region name (/dev/shm/echos.NAME).
+    #[arg(long, default_value = echos_rt::demo::REGION, requires = "demo")]
+    pub region: String,
     /// Print the final report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -196,15 +196,14 @@ fn run_pipeline(a: RunArgs) -> anyhow::Result<()> {
                     a.seconds
                 );
             }
-            let name = a.region.as_deref().unwrap_or(echos_rt::demo::REGION);
+            let name = a.region.as_str();
             echos_rt::shm::region_path(name)?;
             let dash = a.dash.start(name)?;
             let periods = (a.seconds * 1000.0).ceil() as u64;
-            let mut plan = echos_rt::demo::demo_plan(1000, periods, SchedPlan::default())?;
-            if let Some(shm) = plan.shm.as_mut() {
-                shm.name = name.to_string();
-            }
-            (plan, dash)
+            (
+                echos_rt::demo::demo_plan(1000, periods, SchedPlan::default(), name)?,
+                dash,
+            )
         }
     };
     let stop = stop_on_signals()?;
@@ -438,6 +437,9 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
             "\nreader at {} Hz took {} snapshots",
             r.reader_hz, r.reader_snapshots
         ));
+    }
+    if let Some(hw) = &r.hardware_counters {
+        text.push_str(&format!("\nhardware counters: {hw}"));
     }
     Ok(output::println(text)?)
 }

@@ -279,16 +279,16 @@ fn a_slow_client_is_decimated_not_queued() {
 #[test]
 fn a_hundred_clients_beside_a_real_loop_are_capped_and_counted() {
     let name = format!("dash-100-{}", std::process::id());
-    let mut plan = echos_rt::demo::demo_plan(
+    let plan = echos_rt::demo::demo_plan(
         1000,
         4000,
         echos_rt::SchedPlan {
             lock_memory: false,
             ..Default::default()
         },
+        &name,
     )
     .unwrap();
-    plan.shm.as_mut().unwrap().name = name.clone();
     let d = Dashboard::start(&name, loopback0(), Options::default()).unwrap();
     let addr = d.local_addr();
     let stop = Arc::new(AtomicBool::new(false));

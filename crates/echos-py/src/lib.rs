@@ -8,6 +8,7 @@ mod esn;
 mod events;
 mod host;
 mod metrics;
+mod rt;
 mod rwkv;
 
 use pyo3::prelude::*;
@@ -36,6 +37,8 @@ fn _echos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(events::_events_info, m)?)?;
     m.add_function(wrap_pyfunction!(events::_events_encode, m)?)?;
     m.add_class::<rwkv::PyRwkv>()?;
+    m.add_class::<rt::PyRtRegion>()?;
+    m.add_function(wrap_pyfunction!(rt::_rt_attach, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::mse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::rmse, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::nrmse, m)?)?;

@@ -17,6 +17,7 @@ use echos_host::Array2;
 use serde::Serialize;
 
 use crate::config::{check_sched, SchedSection, ShmPlan, Timing};
+use crate::hwcounters::HwReport;
 use crate::realtime::{Degraded, Policy};
 use crate::runner::{run, Plan};
 use crate::source::SeriesSource;
@@ -56,6 +57,9 @@ pub struct BenchReport {
     pub deadline_misses: u64,
     pub overruns: u64,
     pub degraded: Vec<Degraded>,
+    /// Cycles, instructions, cache references and misses per step and the cache hit rate
+    /// (`perf_event_open`), or "not available here: <reason>".
+    pub hardware_counters: Option<HwReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cyclictest_p50_ns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,6 +311,7 @@ pub fn bench(o: &BenchOptions, stop: Arc<AtomicBool>) -> Result<BenchReport, RtE
         deadline_misses: s.deadline_misses,
         overruns: s.overruns,
         degraded: report.applied.degraded.clone(),
+        hardware_counters: Some(report.hardware_counters.clone()),
         ..BenchReport::default()
     };
     match cyclictest {

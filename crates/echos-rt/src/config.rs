@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use echos_kpolicy::periodic::{PeriodicError, PeriodicParams, PeriodicTask};
 use serde::Deserialize;
 
+use echos_host::events::bins::Representation;
+
+use crate::event_source::{EventSourceSpec, Overflow, MAX_QUEUE_EVENTS};
 use crate::realtime::{online_cpus, Policy, SchedPlan};
 use crate::shm::{self, MAX_RING_CAPACITY};
 
@@ -127,6 +130,150 @@ pub enum SourceSection {
     },
     /// Rows of numbers on standard input (comma or white-space separated), one per period.
     Stdin,
+    /// An event recording replayed at its own timestamps through the event queue into an
+    /// encoder, one frame per period (`event_source`).
+    Events {
+        path: PathBuf,
+        /// Recording µs per wall-clock µs (1: real time).
+        #[serde(default = "default_speed")]
+        speed: f64,
+        /// "counts" | "timesurface" | "voxel".
+        #[serde(default = "default_encoder")]
+        encoder: String,
+        /// Pooled grid `[gx, gy]`; default: the sensor size.
+        grid: Option<[u16; 2]>,
+        #[serde(default)]
+        merge_polarity: bool,
+        /// Time-surface decay (µs).
+        tau_us: Option<f32>,
+        /// Voxel-grid time bins.
+        voxel_bins: Option<usize>,
+        /// Sensor size when the header does not give it.
+        width: Option<u16>,
+        height: Option<u16>,
+        #[serde(default = "default_queue_events")]
+        queue_events: usize,
+        /// "drop" (count and drop when the queue is full) | "wait" (the reader waits).
+        #[serde(default = "default_overflow")]
+        overflow: String,
+    },
+}
+
+fn default_speed() -> f64 {
+    1.0
+}
+fn default_encoder() -> String {
+    "counts".into()
+}
+fn default_queue_events() -> usize {
+    65536
+}
+fn default_overflow() -> String {
+    "drop".into()
+}
+
+/// The checked event-source keys (`[source] kind = "events"`).
+fn check_events(src: &SourceSection) -> Result<Option<EventSourceSpec>, ConfigError> {
+    let SourceSection::Events {
+        path,
+        speed,
+        encoder,
+        grid,
+        merge_polarity,
+        tau_us,
+        voxel_bins,
+        width,
+        height,
+        queue_events,
+        overflow,
+    } = src
+    else {
+        return Ok(None);
+    };
+    if !(speed.is_finite() && *speed > 0.0 && *speed <= 1e6) {
+        return Err(invalid(
+            "source.speed",
+            format!("{speed} must be a number above 0 and at most 1e6 (recording µs per µs)"),
+        ));
+    }
+    let representation = match encoder.as_str() {
+        "counts" => Representation::Counts,
+        "timesurface" => {
+            let tau = tau_us.unwrap_or(50_000.0);
+            if !(tau.is_finite() && tau > 0.0) {
+                return Err(invalid(
+                    "source.tau_us",
+                    format!("{tau} must be a positive number"),
+                ));
+            }
+            Representation::TimeSurface { tau_us: tau }
+        }
+        "voxel" => {
+            let bins = voxel_bins.unwrap_or(5);
+            if !(1..=1024).contains(&bins) {
+                return Err(invalid(
+                    "source.voxel_bins",
+                    format!("{bins} must be from 1 to 1024"),
+                ));
+            }
+            Representation::Voxel { bins }
+        }
+        other => {
+            return Err(invalid(
+                "source.encoder",
+                format!("{other:?}: expected \"counts\", \"timesurface\" or \"voxel\""),
+            ))
+        }
+    };
+    if tau_us.is_some() && encoder != "timesurface" {
+        return Err(invalid(
+            "source.tau_us",
+            "only with encoder = \"timesurface\"",
+        ));
+    }
+    if voxel_bins.is_some() && encoder != "voxel" {
+        return Err(invalid(
+            "source.voxel_bins",
+            "only with encoder = \"voxel\"",
+        ));
+    }
+    if let Some([gx, gy]) = grid {
+        if *gx == 0 || *gy == 0 {
+            return Err(invalid("source.grid", "both sizes must be at least 1"));
+        }
+    }
+    for (key, v) in [("source.width", width), ("source.height", height)] {
+        if *v == Some(0) {
+            return Err(invalid(key, "must be at least 1"));
+        }
+    }
+    if *queue_events == 0 || *queue_events > MAX_QUEUE_EVENTS {
+        return Err(invalid(
+            "source.queue_events",
+            format!("{queue_events} must be from 1 to {MAX_QUEUE_EVENTS}"),
+        ));
+    }
+    let overflow = match overflow.as_str() {
+        "drop" => Overflow::Drop,
+        "wait" => Overflow::Wait,
+        other => {
+            return Err(invalid(
+                "source.overflow",
+                format!("{other:?}: expected \"drop\" or \"wait\""),
+            ))
+        }
+    };
+    Ok(Some(EventSourceSpec {
+        path: path.clone(),
+        speed: *speed,
+        representation,
+        grid: grid.map(|[x, y]| (x, y)),
+        merge_polarity: *merge_polarity,
+        width: *width,
+        height: *height,
+        queue_events: *queue_events,
+        overflow,
+    }))
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -253,6 +400,8 @@ pub struct Checked {
     pub timing: Timing,
     pub sched: SchedPlan,
     pub source: SourceSection,
+    /// The event source's checked keys (`kind = "events"`).
+    pub events: Option<EventSourceSpec>,
     pub sink_file: Option<PathBuf>,
     pub shm: Option<ShmPlan>,
 }
@@ -369,7 +518,9 @@ impl ConfigFile {
             }
         };
         fix(&mut self.model.path);
-        if let SourceSection::Series { path, .. } = &mut self.source {
+        if let SourceSection::Series { path, .. } | SourceSection::Events { path, .. } =
+            &mut self.source
+        {
             fix(path);
         }
         if let Some(f) = &mut self.sink.file {
@@ -404,6 +555,7 @@ impl ConfigFile {
                 ));
             }
         }
+        let events = check_events(&self.source)?;
         if let Some(f) = &self.sink.file {
             if !has_data_extension(f) {
                 return Err(invalid(
@@ -454,6 +606,7 @@ impl ConfigFile {
             timing,
             sched,
             source: self.source.clone(),
+            events,
             sink_file: self.sink.file.clone(),
             shm,
         })

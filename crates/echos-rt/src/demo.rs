@@ -69,8 +69,14 @@ pub fn demo_model() -> Result<EsnModel, RtError> {
 }
 
 /// The demo pipeline: `periods` periods of `period_us` over the held-out series (repeated),
-/// region `demo` with the outputs in its ring, and the running score.
-pub fn demo_plan(period_us: u64, periods: u64, sched: SchedPlan) -> Result<Plan, RtError> {
+/// region `region` (`REGION` by default) with the outputs in its ring, and the running score.
+pub fn demo_plan(
+    period_us: u64,
+    periods: u64,
+    sched: SchedPlan,
+    region: &str,
+) -> Result<Plan, RtError> {
+    crate::shm::region_path(region)?;
     let model = demo_model()?;
     let (_, _, test_u, test_y) = demo_series()?;
     let timing = Timing::from_us(period_us, None, None, Some(periods))?;
@@ -85,7 +91,7 @@ pub fn demo_plan(period_us: u64, periods: u64, sched: SchedPlan) -> Result<Plan,
         timing,
         sched,
         shm: Some(ShmPlan {
-            name: REGION.into(),
+            name: region.into(),
             ring_capacity: 1024,
             reclaim_stale: true,
             ring_sink: true,

@@ -215,6 +215,18 @@ pub fn route(path: &str, name: &str) -> (u16, Value) {
     }
 }
 
+/// The loop's published per-step counters, or why there are none.
+fn hardware(h: &crate::shm::SnapshotHead) -> Value {
+    if h.hw_cycles_per_step > 0.0 {
+        json!({
+            "cycles_per_step": h.hw_cycles_per_step,
+            "cache_hit_rate": h.hw_cache_hit_rate,
+        })
+    } else {
+        json!("not available here: the loop publishes none (no hardware PMU or perf_event_open refused; its final report gives the errno)")
+    }
+}
+
 fn buckets(h: &LogHistogram) -> Vec<[u64; 2]> {
     h.counts()
         .iter()
@@ -229,6 +241,7 @@ pub fn timing(a: &Attached) -> Result<Value, ShmError> {
     let (wakeup, step) = a.stats()?;
     let s = a.snapshot()?;
     Ok(json!({
+        "hardware_counters": hardware(&s.head),
         "periods": s.head.periods,
         "deadline_misses": s.head.deadline_misses,
         "overruns": s.head.overruns,
@@ -266,6 +279,7 @@ pub fn debug_info(a: &Attached) -> Result<Value, ShmError> {
         // Model files do not carry a measured memory capacity yet.
         "memory_capacity": null,
         "deadline_misses": s.head.deadline_misses,
+        "hardware_counters": hardware(&s.head),
         "overruns": s.head.overruns,
         "timing": {
             "wakeup_last_ns": s.head.wakeup_last_ns,

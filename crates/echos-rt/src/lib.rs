@@ -23,7 +23,9 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod event_source;
 pub mod hist;
+pub mod hwcounters;
 pub mod introspect;
 pub mod pipeline;
 pub mod realtime;
@@ -37,6 +39,7 @@ pub mod stats;
 mod sys;
 
 pub use config::{ConfigError, Timing};
+pub use event_source::{EventSource, EventSourceSpec, Overflow};
 pub use pipeline::{End, Outcome, Pipeline};
 pub use realtime::{Applied, Degraded, Policy, SchedPlan};
 pub use runner::{configure, run, run_with, Plan, Report};

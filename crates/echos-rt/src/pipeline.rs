@@ -21,6 +21,7 @@ use echos_kpolicy::periodic::{PeriodicError, PeriodicParams, PeriodicTask};
 
 use crate::clock;
 use crate::config::Timing;
+use crate::hwcounters::HwCounters;
 use crate::shm::{Region, SnapshotHead};
 use crate::sink::Sink;
 use crate::source::{Poll, Source, Tick};
@@ -88,6 +89,10 @@ pub struct Pipeline {
     feedback: bool,
     spectral_radius: f64,
     leak_rate: f64,
+    /// The loop thread's counter group, read when the histograms are published.
+    counters: Option<HwCounters>,
+    /// Cycles per step and cache hit rate as last read (0, 0: none).
+    hw: (f64, f64),
 }
 
 /// The parts of a pipeline, back after a run.
@@ -96,6 +101,7 @@ pub struct Parts {
     pub source: Box<dyn Source>,
     pub sinks: Vec<Box<dyn Sink>>,
     pub region: Option<Region>,
+    pub counters: Option<HwCounters>,
 }
 
 impl Pipeline {
@@ -140,6 +146,8 @@ impl Pipeline {
             feedback,
             spectral_radius: cfg.spectral_radius,
             leak_rate: cfg.leak_rate,
+            counters: None,
+            hw: (0.0, 0.0),
             model,
             source,
             sinks,
@@ -167,7 +175,14 @@ impl Pipeline {
             source: self.source,
             sinks: self.sinks,
             region: self.region,
+            counters: self.counters,
         }
+    }
+
+    /// Counts the loop thread's hardware events (opened on that thread) and publishes them
+    /// per step with the histograms.
+    pub fn set_hardware_counters(&mut self, c: HwCounters) {
+        self.counters = Some(c);
     }
 
     fn head(&self, stats: &RunStats, now: u64) -> SnapshotHead {
@@ -188,6 +203,9 @@ impl Pipeline {
             leak_rate: self.leak_rate,
             target: f64::NAN,
             running_nrmse: f64::NAN,
+            hw_cycles_per_step: self.hw.0,
+            hw_cache_hit_rate: self.hw.1,
+            reserved: [0; 2],
         }
     }
 
@@ -300,6 +318,21 @@ impl Pipeline {
             stats.periods += 1;
             let snap = stats.periods.is_multiple_of(self.timing.snapshot_every);
             let hist = stats.periods.is_multiple_of(self.timing.stats_every);
+            if hist {
+                if let Some(c) = &self.counters {
+                    // One read(2) of the group; no allocation.
+                    if let Some(k) = c.read_raw() {
+                        let steps = stats.steps.max(1) as f64;
+                        let hit = if k.cache_references > 0 {
+                            1.0 - k.cache_misses.min(k.cache_references) as f64
+                                / k.cache_references as f64
+                        } else {
+                            0.0
+                        };
+                        self.hw = (k.cycles as f64 / steps, hit);
+                    }
+                }
+            }
             if snap || hist {
                 self.publish(&stats, wakeup_ns, step_ns, clock::now_ns(), snap, hist);
             }

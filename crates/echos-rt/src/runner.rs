@@ -12,6 +12,8 @@ use std::sync::Arc;
 use echos_core::model::Trained;
 
 use crate::config::{Checked, ConfigError, ShmPlan, SourceSection, Timing};
+use crate::event_source::EventSource;
+use crate::hwcounters::{HwCounters, HwReport};
 use crate::pipeline::{End, Pipeline};
 use crate::realtime::{self, Applied, SchedPlan};
 use crate::shm::{Region, Shape};
@@ -52,6 +54,19 @@ pub fn configure(c: &Checked) -> Result<Plan, RtError> {
             Box::new(s)
         }
         SourceSection::Stdin => Box::new(StdinSource::stdin(inputs)?),
+        SourceSection::Events { .. } => {
+            let spec = c.events.as_ref().ok_or_else(|| ConfigError::Invalid {
+                key: "source.kind",
+                reason: "the events source was not checked".into(),
+            })?;
+            let s = EventSource::open(spec, c.timing.period_ns, inputs).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "source.path",
+                    reason: format!("{e} (model {})", c.model.display()),
+                }
+            })?;
+            Box::new(s)
+        }
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(f) = &c.sink_file {
@@ -86,6 +101,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// Problems met after the loop (a sink that dropped outputs, a bad stdin line).
     pub errors: Vec<String>,
+    /// The loop thread's cycles, instructions and cache references/misses per step (user
+    /// space: the jobs' work), or why the machine gives none.
+    pub hardware_counters: HwReport,
 }
 
 impl Report {
@@ -107,6 +125,7 @@ impl Report {
             "stats": self.summary(),
             "notes": self.notes,
             "errors": self.errors,
+            "hardware_counters": self.hardware_counters,
         })
     }
 }
@@ -143,6 +162,7 @@ impl fmt::Display for Report {
         }
         writeln!(f, "ended: {}", self.end)?;
         write!(f, "{}", self.summary())?;
+        write!(f, "\nhardware counters: {}", self.hardware_counters)?;
         for n in &self.notes {
             write!(f, "\n{n}")?;
         }
@@ -228,14 +248,27 @@ pub fn run_with(
             realtime::apply_memory(&sched, &mut applied);
             realtime::apply_scheduling(&sched, &timing, &mut applied);
             on_ready(&applied);
+            // Opened on the loop thread, after its setup: counts the jobs' user-space work.
+            let unavailable = match HwCounters::start() {
+                Ok(c) => {
+                    pipeline.set_hardware_counters(c);
+                    None
+                }
+                Err(why) => Some(why),
+            };
             let outcome = pipeline.run(&stop);
             realtime::leave_realtime();
             let mut parts = pipeline.into_parts();
+            let hardware_counters = match (&parts.counters, unavailable) {
+                (Some(c), _) => c.report(outcome.stats.steps),
+                (None, why) => HwReport::NotAvailable(why.unwrap_or_default()),
+            };
+            drop(parts.counters.take());
             let mut errors = Vec::new();
             if let Err(e) = parts.source.finish() {
                 errors.push(e.to_string());
             }
-            let mut notes = Vec::new();
+            let mut notes: Vec<String> = parts.source.note().into_iter().collect();
             for s in &mut parts.sinks {
                 if let Err(e) = s.finish() {
                     errors.push(e.to_string());
@@ -253,6 +286,7 @@ pub fn run_with(
                 timing,
                 notes,
                 errors,
+                hardware_counters,
             })
         })
         .map_err(|e| RtError::Thread(format!("could not start the loop thread: {e}")))?;

@@ -42,7 +42,7 @@ use crate::sys::Mapping;
 /// "ECHOSRT\0" read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ECHOSRT\0");
 /// Bumped on any change of the word layout below.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 pub const SHM_DIR: &str = "/dev/shm";
 /// Words of a ring record before the outputs: step, time_ns.
 pub const RECORD_FIXED_WORDS: usize = 2;
@@ -122,9 +122,17 @@ pub struct SnapshotHead {
     pub target: f64,
     /// The scoring sink's running NRMSE so far (NaN: no scoring sink, or nothing scored yet).
     pub running_nrmse: f64,
+    /// The loop thread's user-space cycles per step (`perf_event_open`), refreshed with the
+    /// histograms; 0: not counted (no PMU, or a writer without counters).
+    pub hw_cycles_per_step: f64,
+    /// 1 − cache misses / cache references over the run so far (meaningful only when
+    /// `hw_cycles_per_step` is not 0).
+    pub hw_cache_hit_rate: f64,
+    /// Room for later fields without a new layout version.
+    pub reserved: [u64; 2],
 }
 
-pub const SNAPSHOT_HEAD_WORDS: usize = 16;
+pub const SNAPSHOT_HEAD_WORDS: usize = 20;
 const _: () = assert!(size_of::<SnapshotHead>() == SNAPSHOT_HEAD_WORDS * 8);
 
 /// The trajectory ring of the snapshot: the kernel's introspection shape (echos-abi), the last
@@ -738,6 +746,10 @@ fn snapshot_head_words(h: &SnapshotHead) -> [u64; SNAPSHOT_HEAD_WORDS] {
         h.leak_rate.to_bits(),
         h.target.to_bits(),
         h.running_nrmse.to_bits(),
+        h.hw_cycles_per_step.to_bits(),
+        h.hw_cache_hit_rate.to_bits(),
+        h.reserved[0],
+        h.reserved[1],
     ]
 }
 
@@ -760,6 +772,9 @@ fn snapshot_head_from(w: &[u64]) -> SnapshotHead {
         leak_rate: f64::from_bits(g(13)),
         target: f64::from_bits(g(14)),
         running_nrmse: f64::from_bits(g(15)),
+        hw_cycles_per_step: f64::from_bits(g(16)),
+        hw_cache_hit_rate: f64::from_bits(g(17)),
+        reserved: [g(18), g(19)],
     }
 }
 

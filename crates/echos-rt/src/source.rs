@@ -4,9 +4,9 @@
 //! the input, says it has none yet, or says it has ended; it must not allocate, lock or block.
 //! Anything slow — reading a file, parsing stdin — happens before the loop (a series is loaded
 //! whole) or on a thread of the source's own that hands rows over through `rtrb`, the
-//! wait-free in-process ring. An event-recording source fits the same trait: it replays
-//! events whose timestamps are at most `(tick.now_ns − tick.start_ns) × speed` through the
-//! temporal event queue into its encoder, and writes the encoded frame into `u`.
+//! wait-free in-process ring. The event-recording source (`crate::event_source`) is one
+//! more: a reader thread replays the file's events through the engine's event queue, and
+//! `poll` encodes the bin that ended into `u`.
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -57,6 +57,8 @@ pub enum SourceError {
     Line { line: u64, reason: String },
     #[error("standard input: {0}")]
     Io(std::io::Error),
+    #[error("source.path: {what}: {reason}")]
+    Events { what: String, reason: String },
 }
 
 pub trait Source: Send {
@@ -67,6 +69,10 @@ pub trait Source: Send {
     fn poll(&mut self, tick: &Tick, u: &mut [f64]) -> Poll;
     /// Words for reports ("series x.npy (500 rows)").
     fn describe(&self) -> String;
+    /// Words for the final report (events replayed, dropped), if any.
+    fn note(&self) -> Option<String> {
+        None
+    }
     /// After the loop: an error the source met (a bad stdin line), if any.
     fn finish(&mut self) -> Result<(), SourceError> {
         Ok(())

@@ -1,5 +1,6 @@
 //! The runtime's only `unsafe`: the Linux calls `rustix` does not wrap (scheduling policy,
-//! SCHED_DEADLINE's `sched_setattr`, NUMA memory policy) and the shared mapping of a region.
+//! SCHED_DEADLINE's `sched_setattr`, NUMA memory policy, `perf_event_open`) and the shared
+//! mapping of a region.
 //! Everything else — mlockall, affinity, clocks, shm_open, ftruncate — goes through rustix's
 //! safe API. Each function here is a thin wrapper whose safety argument fits in its comment.
 #![allow(unsafe_code)]
@@ -188,9 +189,106 @@ impl Drop for Mapping {
     }
 }
 
+/// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER5` (112 bytes; the kernel accepts any
+/// published size and zero-fills the rest). Only the fields set here are named.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    /// Bit 0 disabled, 1 inherit, 2 pinned, 3 exclusive, 4 exclude_user, 5 exclude_kernel,
+    /// 6 exclude_hv, …
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+    branch_sample_type: u64,
+    sample_regs_user: u64,
+    sample_stack_user: u32,
+    clockid: i32,
+    sample_regs_intr: u64,
+    aux_watermark: u32,
+    sample_max_stack: u16,
+    reserved_2: u16,
+}
+
+pub const PERF_TYPE_HARDWARE: u32 = 0;
+#[cfg(test)]
+pub const PERF_TYPE_SOFTWARE: u32 = 1;
+pub const PERF_FORMAT_GROUP: u64 = 1 << 3;
+const FLAG_DISABLED: u64 = 1 << 0;
+const FLAG_EXCLUDE_KERNEL: u64 = 1 << 5;
+const FLAG_EXCLUDE_HV: u64 = 1 << 6;
+// <linux/perf_event.h> values libc does not carry.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `_IO('$', 0)` and `_IO('$', 1)`.
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
+const PERF_IOC_FLAG_GROUP: libc::c_ulong = 1;
+
+/// Opens a counter (`type_` `PERF_TYPE_HARDWARE` with `config` = `PERF_COUNT_HW_*`, or
+/// `PERF_TYPE_SOFTWARE` with `PERF_COUNT_SW_*`) for the
+/// calling thread, user space only, on any CPU; `group` the leader's fd (-1: a new group, read
+/// with `PERF_FORMAT_GROUP`, created disabled). Returns the owned descriptor.
+pub fn perf_counter_open(type_: u32, config: u64, group: i32) -> io::Result<std::os::fd::OwnedFd> {
+    let leader = group < 0;
+    let attr = PerfEventAttr {
+        type_,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config,
+        read_format: PERF_FORMAT_GROUP,
+        flags: FLAG_EXCLUDE_KERNEL | FLAG_EXCLUDE_HV | if leader { FLAG_DISABLED } else { 0 },
+        ..PerfEventAttr::default()
+    };
+    // SAFETY: `attr` is a valid, initialised perf_event_attr of the size it declares and
+    // outlives the call, which only reads it; pid 0 / cpu -1 is the calling thread on any CPU.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            0 as libc::pid_t,
+            -1 as libc::c_int,
+            group as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    check(fd)?;
+    // SAFETY: the call returned a new descriptor that nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// `PERF_EVENT_IOC_ENABLE`/`DISABLE` on a group leader and all its members.
+pub fn perf_group_enable(leader: BorrowedFd<'_>, enable: bool) -> io::Result<()> {
+    let req = if enable {
+        PERF_EVENT_IOC_ENABLE
+    } else {
+        PERF_EVENT_IOC_DISABLE
+    };
+    // SAFETY: no pointer argument (PERF_IOC_FLAG_GROUP is a plain integer); `leader` is a
+    // valid perf descriptor for the call's duration.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&leader),
+            req as _,
+            PERF_IOC_FLAG_GROUP,
+        )
+    };
+    check(r.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_attr_is_the_kernels_version_5_size() {
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 112);
+    }
 
     #[test]
     fn sched_attr_is_the_kernels_version_0_size() {

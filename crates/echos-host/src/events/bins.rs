@@ -66,7 +66,9 @@ pub struct Binned {
     pub ignored: u64,
 }
 
-fn encoder(spec: &BinSpec) -> Result<Box<dyn EventEncoder>, BinError> {
+/// The engine encoder `spec` names (the one `encode` runs per bin; the hosted runtime's
+/// event source runs it per period).
+pub fn encoder(spec: &BinSpec) -> Result<Box<dyn EventEncoder + Send>, BinError> {
     let grid = Grid::new(spec.width, spec.height, spec.grid.0, spec.grid.1)?;
     Ok(match spec.representation {
         Representation::Counts => Box::new(EventCounts::new(grid, spec.merge_polarity)),
