@@ -327,6 +327,14 @@ impl Records<2> for Evt3Decoder {
                             j += 3 + has_high as usize;
                             continue;
                         }
+                        // the sensor's OTHERS + CONTINUED_12 × 2 + CONTINUED_4 records: skipped
+                        if (v & 0xF000_F000_F000_F000) == 0x7000_F000_F000_E000 {
+                            seen[0xE] += 1;
+                            seen[0xF] += 2;
+                            seen[0x7] += 1;
+                            j += 4;
+                            continue;
+                        }
                     }
                     let w = u16::from_le_bytes(recs[j]);
                     let ty = (w >> 12) as usize;
@@ -822,6 +830,7 @@ mod tests {
                         ws.extend([0x6000 | (r >> 44) as u16 & 0xFFF, y, 0x2000 | p << 11 | x]);
                     }
                     9 => ws.push(0x8000 | (r >> 8) as u16 & 0xFFF),
+                    15 => ws.extend([0xE000 | (r >> 8) as u16 & 0xFFF, 0xF123, 0xF456, 0x7001]),
                     10 => ws.push(0x8000 | high),
                     _ => ws.push((r >> 16) as u16),
                 }
