@@ -4,8 +4,10 @@ Whole file -> arrays holding t, x, y, p for every event, on the shared recording
 (../shared/data/events): EVT 3.0 and EVT 2.0 against faery and expelliarmus, AEDAT 4.0 against
 aedat and faery. Every (file, reader) pair is timed once per round, the pairs shuffled anew each
 round with a fixed seed, for --reps rounds (>= 5): load from other processes falls on every
-side alike. Reports the median events/s per pair and the ratio of echos to each peer, as a
-table and as JSON (--json FILE also writes it).
+side alike. Each call is timed by the wall clock and by the process's CPU time (all threads,
+so a multi-threaded peer pays for every core it uses; on a machine shared with other jobs the
+CPU time is the steadier figure). Reports the median events/s per pair and the ratio of echos
+to each peer, as two tables and as JSON (--json FILE also writes it).
 
 Equivalent work: every side opens the file, decodes it completely and returns NumPy
 structured array(s) with t, x, y and polarity for every event: echos one 16-byte-record array
@@ -120,51 +122,60 @@ def main():
             pairs.append((fmt, name, fn, path))
 
     times = {(f, n): [] for f, n, _, _ in pairs}
+    cpu = {(f, n): [] for f, n, _, _ in pairs}
     rng = random.Random(12)
     for _ in range(args.reps):
         order = pairs[:]
         rng.shuffle(order)
         for fmt, name, fn, path in order:
             gc.collect()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             out = fn(path)
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             del out
             times[(fmt, name)].append(dt)
+            cpu[(fmt, name)].append(dc)
 
     result = {
         "reps": args.reps,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "versions": versions(),
-        "formats": {},
+        "wall": table(times, counts, lines := []),
+        "cpu": table(cpu, counts, lines_cpu := []),
     }
-    lines = [
-        f"{'format':<10} {'reader':<13} {'events':>10} {'median s':>10} {'M ev/s':>9} {'echos ×':>8}"
-    ]
-    for fmt, (_fname, peers) in FILES.items():
-        n = counts[fmt]
-        med = {name: statistics.median(times[(fmt, name)]) for name in ["echos", *peers]}
-        rate = {k: n / v for k, v in med.items()}
-        entry = {
-            "events": n,
-            "median_seconds": med,
-            "events_per_second": rate,
-            "echos_ratio": {k: rate["echos"] / rate[k] for k in peers},
-            "all_seconds": {k: times[(fmt, k)] for k in med},
-        }
-        result["formats"][fmt] = entry
-        for k in med:
-            ratio = "" if k == "echos" else f"{rate['echos'] / rate[k]:8.2f}"
-            lines.append(
-                f"{fmt:<10} {k:<13} {n:>10} {med[k]:>10.5f} {rate[k] / 1e6:>9.1f} {ratio:>8}"
-            )
+    lines = ["wall-clock time (perf_counter):", *lines, "", "process CPU time, all threads (process_time):", *lines_cpu]
     print("\n".join(lines))
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
         pathlib.Path(args.json).write_text(text)
     del echos
+
+
+def table(times, counts, lines):
+    """Medians, rates and echos' ratios per format from `times`; appends the table's rows."""
+    out = {}
+    lines.append(
+        f"{'format':<10} {'reader':<13} {'events':>10} {'median s':>10} {'M ev/s':>9} {'echos ×':>8}"
+    )
+    for fmt, (_fname, peers) in FILES.items():
+        n = counts[fmt]
+        med = {name: statistics.median(times[(fmt, name)]) for name in ["echos", *peers]}
+        rate = {k: n / v for k, v in med.items()}
+        out[fmt] = {
+            "events": n,
+            "median_seconds": med,
+            "events_per_second": rate,
+            "echos_ratio": {k: rate["echos"] / rate[k] for k in peers},
+            "all_seconds": {k: times[(fmt, k)] for k in med},
+        }
+        for k in med:
+            ratio = "" if k == "echos" else f"{rate['echos'] / rate[k]:8.2f}"
+            lines.append(
+                f"{fmt:<10} {k:<13} {n:>10} {med[k]:>10.5f} {rate[k] / 1e6:>9.1f} {ratio:>8}"
+            )
+    return out
 
 
 def versions():
