@@ -21,6 +21,7 @@ use super::{
 };
 use alloc::string::String;
 use core::fmt::Write as _;
+use core::hint::select_unpredictable;
 
 const ADDR_Y: u16 = 0x0;
 const ADDR_X: u16 = 0x2;
@@ -30,6 +31,30 @@ const VECT_8: u16 = 0x5;
 const TIME_LOW: u16 = 0x6;
 const TIME_HIGH: u16 = 0x8;
 const EXT_TRIGGER: u16 = 0xA;
+
+/// The fast loop's packed state: time low in bits 0..12, time high in 12..24, y in 32..43.
+/// Per word type: the state bits kept, the word's value bits and where they go.
+const HIGH_BITS: u64 = 0xFFF << 12;
+const FAST_KEEP: [u64; 16] = {
+    let mut k = [u64::MAX; 16];
+    k[ADDR_Y as usize] = !(0x7FF << 32);
+    k[TIME_LOW as usize] = !0xFFF;
+    k[TIME_HIGH as usize] = !HIGH_BITS;
+    k
+};
+const FAST_VALUE: [u64; 16] = {
+    let mut v = [0; 16];
+    v[ADDR_Y as usize] = 0x7FF;
+    v[TIME_LOW as usize] = 0xFFF;
+    v[TIME_HIGH as usize] = 0xFFF;
+    v
+};
+const FAST_SHIFT: [u32; 16] = {
+    let mut s = [0; 16];
+    s[ADDR_Y as usize] = 32;
+    s[TIME_HIGH as usize] = 12;
+    s
+};
 
 /// Largest coordinate range EVT 3.0 addresses (11-bit x and y).
 pub const MAX_SIZE: u16 = 2048;
@@ -235,6 +260,135 @@ impl Records<2> for Evt3Decoder {
         nt: &mut usize,
     ) -> Step {
         self.word(u16::from_le_bytes(*rec), off, events, n, triggers, nt)
+    }
+
+    /// The common words (ADDR_Y, an in-bounds ADDR_X, TIME_LOW, a forward TIME_HIGH and the
+    /// skipped types) in a branch-light loop once the time base is known: the state updates
+    /// are selects, every word stores a candidate event at `events[*n]` and only an ADDR_X
+    /// advances `n`. Every other word (vectors, triggers, a TIME_HIGH that steps back, an
+    /// ADDR_X outside the sensor) and a full output go through [`Self::word`], so the results
+    /// are those of the word-by-word loop.
+    #[inline(always)]
+    fn records(
+        &mut self,
+        recs: &[[u8; 2]],
+        base: u64,
+        events: &mut [DvsEvent],
+        n: &mut usize,
+        triggers: &mut [TriggerEvent],
+        nt: &mut usize,
+    ) -> (usize, Step) {
+        // types handled only by `word`: VECT_BASE_X, VECT_12, VECT_8, EXT_TRIGGER
+        const SLOW: u32 = 1 << VECT_BASE_X | 1 << VECT_12 | 1 << VECT_8 | 1 << EXT_TRIGGER;
+        const SKIPPED: u32 =
+            !(1 << ADDR_Y | 1 << ADDR_X | 1 << TIME_LOW | 1 << TIME_HIGH | SLOW) & 0xFFFF;
+        let (width, height) = (self.width, self.height);
+        let mut i = 0;
+        while i < recs.len() {
+            if self.have_high && *n < events.len() {
+                let t_base = self.t_offset.wrapping_add(self.wraps << 24);
+                // y, the time high and the time low packed in one register (see `FAST_*`)
+                let mut st = (self.y as u64) << 32 | (self.high as u64) << 12 | self.low as u64;
+                let mut seen = [0u32; 16];
+                let out = &mut events[*n..];
+                // each word of this loop stores at most one event
+                let end = i + (recs.len() - i).min(out.len());
+                let mut k = 0;
+                let mut stop = end;
+                let mut j = i;
+                while j < end {
+                    // The common shape of a recording: TIME_LOW, ADDR_Y, ADDR_X per event,
+                    // sometimes after a TIME_HIGH. Taken whole: one test, one event.
+                    if j + 4 <= end {
+                        let v = recs[j..j + 4]
+                            .iter()
+                            .rev()
+                            .fold(0u64, |a, r| a << 16 | u16::from_le_bytes(*r) as u64);
+                        let has_high = (v & 0xF000) == 0x8000;
+                        let new_high = v & 0xFFF;
+                        let cur_high = (st >> 12) & 0xFFF;
+                        let u = v >> (16 * has_high as u32);
+                        let x = ((u >> 32) & 0x7FF) as u16;
+                        let y = ((u >> 16) & 0x7FF) as u16;
+                        if (u & 0xF000_F000_F000) == 0x2000_0000_6000
+                            && !(has_high & (new_high < cur_high))
+                            && (x < width) & (y < height)
+                        {
+                            let high = select_unpredictable(has_high, new_high, cur_high);
+                            st = (y as u64) << 32 | high << 12 | (u & 0xFFF);
+                            out[k] = DvsEvent {
+                                t: t_base.wrapping_add(st & 0xFF_FFFF),
+                                x,
+                                y,
+                                p: ((u >> 43) & 1) as u8,
+                            };
+                            k += 1;
+                            seen[TIME_HIGH as usize] += has_high as u32;
+                            j += 3 + has_high as usize;
+                            continue;
+                        }
+                        // the sensor's OTHERS + CONTINUED_12 × 2 + CONTINUED_4 records: skipped
+                        if (v & 0xF000_F000_F000_F000) == 0x7000_F000_F000_E000 {
+                            seen[0xE] += 1;
+                            seen[0xF] += 2;
+                            seen[0x7] += 1;
+                            j += 4;
+                            continue;
+                        }
+                    }
+                    let w = u16::from_le_bytes(recs[j]);
+                    let ty = (w >> 12) as usize;
+                    let x = w & 0x7FF;
+                    let y = (st >> 32) as u16;
+                    // the word types come in no predictable order: the state update is a
+                    // table lookup and masks, not a branch per type
+                    let next =
+                        (st & FAST_KEEP[ty]) | ((w as u64 & FAST_VALUE[ty]) << FAST_SHIFT[ty]);
+                    let is_x = ty == ADDR_X as usize;
+                    // rare words, a TIME_HIGH that steps back and an ADDR_X outside the sensor
+                    // leave for `word`
+                    let rare = ((SLOW >> ty) & 1 != 0)
+                        | ((next & HIGH_BITS) < (st & HIGH_BITS))
+                        | (is_x & ((x >= width) | (y >= height)));
+                    if rare {
+                        stop = j;
+                        break;
+                    }
+                    st = next;
+                    out[k] = DvsEvent {
+                        t: t_base.wrapping_add(st & 0xFF_FFFF),
+                        x,
+                        y,
+                        p: ((w >> 11) & 1) as u8,
+                    };
+                    k += is_x as usize;
+                    seen[ty] += 1;
+                    j += 1;
+                }
+                i = stop;
+                *n += k;
+                let stats = &mut self.stream.stats;
+                for (ty, c) in seen.iter().enumerate() {
+                    if (SKIPPED >> ty) & 1 != 0 {
+                        stats.skipped_words[ty] += *c as u64;
+                    }
+                }
+                self.y = (st >> 32) as u16;
+                self.high = ((st >> 12) & 0xFFF) as u16;
+                self.low = (st & 0xFFF) as u16;
+                self.update_time();
+                if i >= recs.len() {
+                    break;
+                }
+            }
+            let w = u16::from_le_bytes(recs[i]);
+            match self.word(w, base + 2 * i as u64, events, n, triggers, nt) {
+                Step::Done => i += 1,
+                Step::Blocked => return (i, Step::Blocked),
+                Step::Filled => return (i + 1, Step::Filled),
+            }
+        }
+        (recs.len(), Step::Done)
     }
 
     fn pending(&self) -> usize {
@@ -623,6 +777,87 @@ mod tests {
         assert_eq!(st.skipped_words[0x1], 1);
         assert_eq!(st.events, 5);
         assert_eq!(st.bytes, bytes.len() as u64);
+    }
+
+    /// The plain loop the fast one must match: every word through `word`, output never full.
+    fn reference(
+        words: &[u16],
+        width: u16,
+        height: u16,
+    ) -> (Vec<DvsEvent>, Vec<TriggerEvent>, Stats) {
+        let mut d = Evt3Decoder::new(width, height);
+        let mut ev = vec![DvsEvent::default(); words.len() * 12 + 1];
+        let mut tr = vec![TriggerEvent::default(); words.len() + 1];
+        let (mut n, mut nt) = (0, 0);
+        for (i, &w) in words.iter().enumerate() {
+            let step = d.word(w, 2 * i as u64, &mut ev, &mut n, &mut tr, &mut nt);
+            assert_eq!(step, Step::Done);
+        }
+        d.stream.stats.events = n as u64;
+        d.stream.stats.triggers = nt as u64;
+        d.stream.stats.bytes = 2 * words.len() as u64;
+        ev.truncate(n);
+        tr.truncate(nt);
+        (ev, tr, d.stream.stats)
+    }
+
+    #[test]
+    fn fast_loop_matches_word_by_word() {
+        // streams in the shape of real recordings (TIME_LOW, ADDR_Y, ADDR_X runs, TIME_HIGH
+        // steps) mixed with every other type, backward TIME_HIGHs, coordinates beyond the
+        // sensor; decoded whole and through small output buffers
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..200 {
+            let mut ws = Vec::new();
+            let mut high = 0u16;
+            for _ in 0..(50 + round * 5) {
+                let r = next();
+                match r % 16 {
+                    0..=8 => {
+                        if r % 7 == 0 {
+                            high = (high + 1) & 0xFFF;
+                            ws.push(0x8000 | high);
+                        }
+                        let x = (r >> 8) as u16 % 70;
+                        let y = (r >> 20) as u16 % 40;
+                        let p = ((r >> 40) & 1) as u16;
+                        ws.extend([0x6000 | (r >> 44) as u16 & 0xFFF, y, 0x2000 | p << 11 | x]);
+                    }
+                    9 => ws.push(0x8000 | (r >> 8) as u16 & 0xFFF),
+                    15 => ws.extend([0xE000 | (r >> 8) as u16 & 0xFFF, 0xF123, 0xF456, 0x7001]),
+                    10 => ws.push(0x8000 | high),
+                    _ => ws.push((r >> 16) as u16),
+                }
+            }
+            let want = reference(&ws, 64, 32);
+            let bytes = words(&ws);
+            for chunk_events in [1usize, 3, 7, 1 << 14] {
+                let mut d = Evt3Decoder::new(64, 32);
+                let mut ev = vec![DvsEvent::default(); chunk_events];
+                let mut tr = vec![TriggerEvent::default(); 2];
+                let (mut got, mut trig) = (Vec::new(), Vec::new());
+                let mut rest = &bytes[..];
+                loop {
+                    let p = d.decode(rest, &mut ev, &mut tr).unwrap();
+                    got.extend_from_slice(&ev[..p.events]);
+                    trig.extend_from_slice(&tr[..p.triggers]);
+                    rest = &rest[p.consumed..];
+                    if rest.is_empty() && !p.output_full {
+                        break;
+                    }
+                }
+                let st = d.finish().unwrap();
+                assert_eq!(got, want.0, "round {round}, {chunk_events}-event buffer");
+                assert_eq!(trig, want.1, "round {round}, {chunk_events}-event buffer");
+                assert_eq!(st, want.2, "round {round}, {chunk_events}-event buffer");
+            }
+        }
     }
 
     #[test]

@@ -334,6 +334,30 @@ pub(crate) trait Records<const N: usize> {
         triggers: &mut [TriggerEvent],
         nt: &mut usize,
     ) -> Step;
+    /// Decode whole records from `recs`, the first at stream offset `base`: how many were
+    /// consumed, and [`Step::Done`] when all were, else the step of the last one tried (a
+    /// blocked record is not consumed, a filled one is). Decoders with a faster loop for their
+    /// common records override it; it must behave as this record-by-record loop does.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn records(
+        &mut self,
+        recs: &[[u8; N]],
+        base: u64,
+        events: &mut [DvsEvent],
+        n: &mut usize,
+        triggers: &mut [TriggerEvent],
+        nt: &mut usize,
+    ) -> (usize, Step) {
+        for (i, rec) in recs.iter().enumerate() {
+            match self.record(rec, base + (i * N) as u64, events, n, triggers, nt) {
+                Step::Done => {}
+                Step::Blocked => return (i, Step::Blocked),
+                Step::Filled => return (i + 1, Step::Filled),
+            }
+        }
+        (recs.len(), Step::Done)
+    }
     /// Events of a vector record still waiting for room.
     fn pending(&self) -> usize {
         0
@@ -391,28 +415,8 @@ pub(crate) fn drive<const N: usize, D: Records<N>>(
         let body = &input[pos..];
         let (records, tail) = body.as_chunks::<N>();
         let base = d.stream().offset + pos as u64;
-        let mut i = 0;
-        for rec in records {
-            match d.record(
-                rec,
-                base + (i * N) as u64,
-                events,
-                &mut n,
-                triggers,
-                &mut nt,
-            ) {
-                Step::Done => i += 1,
-                Step::Blocked => {
-                    full = true;
-                    break;
-                }
-                Step::Filled => {
-                    i += 1;
-                    full = true;
-                    break;
-                }
-            }
-        }
+        let (i, step) = d.records(records, base, events, &mut n, triggers, &mut nt);
+        full = step != Step::Done;
         if full {
             pos += i * N;
         } else {

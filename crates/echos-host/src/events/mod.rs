@@ -605,6 +605,49 @@ impl EventReader {
         Ok(filled)
     }
 
+    /// Decode the next events straight into `out` (filled up to its length unless the file
+    /// ends first); `Ok(0)` once the file is exhausted and its end checked. For callers that
+    /// keep one cache-sized buffer and move each batch on (Python's `echos.events.read`).
+    pub fn read_into(&mut self, out: &mut [DvsEvent]) -> Result<usize, EventsError> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        self.decode_into(out, 0)
+    }
+
+    /// Events the rest of the file likely holds, to reserve output space up front: an upper
+    /// bound where the format has one (EVT 2.0 at most one event per 4-byte word, DAT one per
+    /// 8-byte record, N-MNIST one per 5 bytes, `.npy` its record count), a typical density
+    /// for EVT 3.0 (8 bytes per event; vector words can pack more, then the output grows), and
+    /// 0 where the file's size says little (AEDAT, EVT 2.1, CSV).
+    pub fn events_hint(&self) -> usize {
+        let left = self.file_len.saturating_sub(self.position());
+        let per_event = match self.info.format {
+            EventFormat::Evt2 => 4,
+            EventFormat::Evt3 | EventFormat::Dat => 8,
+            EventFormat::Nmnist => 5,
+            EventFormat::Npy => self.npy_record_len().unwrap_or(0),
+            _ => 0,
+        };
+        if per_event == 0 {
+            return 0;
+        }
+        usize::try_from(left / per_event as u64).unwrap_or(usize::MAX)
+    }
+
+    fn npy_record_len(&self) -> Option<usize> {
+        let records: u64 = self
+            .info
+            .entries
+            .iter()
+            .find(|(k, _)| k == "records")?
+            .1
+            .parse()
+            .ok()?;
+        let data = self.file_len.saturating_sub(self.info.len as u64);
+        (records > 0).then(|| (data / records) as usize)
+    }
+
     /// Replace `out` with the next chunk of events (up to the chunk size); `Ok(0)` once the
     /// file is exhausted and its end checked. The decoder writes straight into `out`.
     pub fn next_chunk(&mut self, out: &mut Vec<DvsEvent>) -> Result<usize, EventsError> {
@@ -624,11 +667,12 @@ impl EventReader {
 
     /// Decode the rest of the file into one vector.
     pub fn read_all(mut self) -> Result<Recording, EventsError> {
-        let mut events: Vec<DvsEvent> = Vec::new();
+        // Reserve from the hint (capped at 2^26 events, 1 GiB) and grow the initialised part
+        // one chunk at a time, so each chunk is zeroed and then decoded while in cache.
+        let mut events: Vec<DvsEvent> = Vec::with_capacity(self.events_hint().min(1 << 26));
         let mut filled = 0;
         while self.finished.is_none() {
-            let grow = events.len().clamp(DEFAULT_CHUNK_EVENTS, 1 << 24);
-            events.resize(filled + grow, DvsEvent::default());
+            events.resize(filled + DEFAULT_CHUNK_EVENTS, DvsEvent::default());
             filled = self.decode_into(&mut events, filled)?;
         }
         events.truncate(filled);
