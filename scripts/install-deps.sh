@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+# libFuzzer (the fuzz suite) is C++, built from source by the libfuzzer-sys crate.
+command -v c++ >/dev/null || need_apt+=(g++)
 command -v curl >/dev/null || need_apt+=(curl ca-certificates)
 # The kernel: QEMU boots it (cargo xtask run/test); GRUB + xorriso + mtools build its boot ISO.
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
@@ -28,3 +30,6 @@ fi
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-none >/dev/null
+# The fuzz suite's driver (scripts/fuzz.sh installs it too when missing); its -Z flags are
+# accepted by the pinned stable toolchain through RUSTC_BOOTSTRAP, which fuzz.sh sets.
+cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet

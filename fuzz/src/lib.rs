@@ -336,7 +336,11 @@ pub fn aedat4_header(compression: i32, description: &str) -> Vec<u8> {
 pub fn aedat4_compress(compression: i32, data: &[u8]) -> Vec<u8> {
     match compression {
         1 | 2 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            // 64 KiB blocks: the decoder's buffers follow the frame's block size (4 MiB by
+            // default), which would make every run allocate megabytes
+            let info =
+                lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
             e.write_all(data).expect("in-memory write");
             e.finish().expect("in-memory write")
         }

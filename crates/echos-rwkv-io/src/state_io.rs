@@ -24,11 +24,65 @@ pub enum StateFileError {
     },
 }
 
-/// Writes to a temporary file beside `path`, then renames: readers never see half a file.
+/// Writes to a temporary file beside `path` (`<stem>.tmp<pid>`), fsyncs it, renames it over
+/// `path` and fsyncs the directory: readers, and a machine that loses power, see the old file
+/// or the whole new one. Temp files left by writers that were killed (their pid is gone) are
+/// removed first. (echos-host's `atomic` module is the same contract for the ESN side; this
+/// crate does not depend on echos-host.)
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    remove_stale_temps(path);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Directory fsync is advisory on some filesystems; the data itself is already synced.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes `path`'s temp files (`<stem>.tmp<pid>`) whose writer process no longer exists
+/// (Linux: no `/proc/PID`); a live writer's file is never touched. Best effort.
+fn remove_stale_temps(path: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Some(prefix) = path
+        .with_extension("tmp")
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn shape_tag(model: &Model) -> String {

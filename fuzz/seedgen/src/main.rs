@@ -1091,7 +1091,9 @@ fn aedat4_seeds(out: &mut Out, bytes: &[u8]) {
     let mut plain = framing::aedat4_header(0, &h.description);
     let mut pos = h.len;
     let mut kept = 0;
-    while kept < 12 && pos + 8 <= bytes.len() {
+    // a few small packets: every LZ4 packet of the recording declares 4 MiB blocks, which the
+    // decoder allocates per packet, so more of them only slow each run down
+    while kept < 4 && pos + 8 <= bytes.len() {
         let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
         let Some(body) = bytes.get(pos + 8..pos + 8 + size) else {
             break;
@@ -1100,9 +1102,9 @@ fn aedat4_seeds(out: &mut Out, bytes: &[u8]) {
         std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut dec)
             .unwrap();
         if size <= 6000
-            && dec.len() <= 12_000
-            && raw.len() + 8 + size < 40_000
-            && plain.len() + 8 + dec.len() < 40_000
+            && dec.len() <= 8_000
+            && raw.len() + 8 + size < 20_000
+            && plain.len() + 8 + dec.len() < 20_000
         {
             raw.extend_from_slice(&bytes[pos..pos + 8 + size]);
             plain.extend_from_slice(&bytes[pos..pos + 4]);
