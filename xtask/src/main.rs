@@ -92,8 +92,8 @@ fn run_host(rest: &[String]) -> Result<bool, String> {
 /// The suites of `cargo xtask test`, in the order they run.
 const SUITES: [&str; 6] = ["host", "kernel", "iso", "python", "fuzz", "lint"];
 
-/// Suites that run only when named. None: the fuzz smoke run costs about three minutes on a
-/// cold target directory (docs/fuzzing.md has the measurement), small beside the whole run.
+/// Suites that run only when named. None: the fuzz smoke run costs about 3.7 CPU-minutes from
+/// a cold target directory (docs/fuzzing.md has the measurements), small beside the whole run.
 const OPT_IN: [&str; 0] = [];
 
 /// `test` with no arguments runs every suite; `test SUITE...` runs the named ones (any order,
