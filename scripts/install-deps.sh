@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+# libFuzzer (the fuzz suite) is C++, built from source by the libfuzzer-sys crate.
+command -v c++ >/dev/null || need_apt+=(g++)
 command -v curl >/dev/null || need_apt+=(curl ca-certificates)
 # The kernel: QEMU boots it (cargo xtask run/test); GRUB + xorriso + mtools build its boot ISO.
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
@@ -34,3 +36,6 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-none >/dev/null
 # playwright-core for the dashboard's browser test (pinned by its package-lock.json).
 [ -d crates/echos-dash/browser/node_modules/playwright-core ] || npm ci --no-audit --no-fund --prefix crates/echos-dash/browser >/dev/null
+# The fuzz suite's driver (scripts/fuzz.sh installs it too when missing); its -Z flags are
+# accepted by the pinned stable toolchain through RUSTC_BOOTSTRAP, which fuzz.sh sets.
+cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet

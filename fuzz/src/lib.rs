@@ -151,3 +151,223 @@ pub fn timed(run: impl FnOnce()) {
         }
     }
 }
+
+// ------------------------------------------------------------------ event decoders
+
+use echos_core::events::{DecodeError, DvsEvent, EventDecoder, Stats, TriggerEvent};
+
+/// Bytes in front of an event-decoder target's payload: `[config][split seed: u16 LE][room]`.
+/// `config` picks the decoder's options, the split seed where the payload is cut into chunks,
+/// `room` the size of the output buffers (so decoders also stop and resume on full output).
+pub const EVENT_PREFIX: usize = 4;
+
+/// An event-decoder target's input, split into its framing and payload (missing framing bytes
+/// read as zero).
+#[derive(Clone, Copy, Debug)]
+pub struct EventInput<'a> {
+    pub config: u8,
+    pub seed: u16,
+    pub room: u8,
+    pub payload: &'a [u8],
+}
+
+pub fn event_input(data: &[u8]) -> EventInput<'_> {
+    let b = |i: usize| data.get(i).copied().unwrap_or(0);
+    EventInput {
+        config: b(0),
+        seed: u16::from_le_bytes([b(1), b(2)]),
+        room: b(3),
+        payload: data.get(EVENT_PREFIX..).unwrap_or(&[]),
+    }
+}
+
+/// The inverse of [`event_input`], for seeds.
+pub fn event_input_bytes(config: u8, seed: u16, room: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![config];
+    out.extend_from_slice(&seed.to_le_bytes());
+    out.push(room);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Everything a decoder made of one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub events: Vec<DvsEvent>,
+    pub triggers: Vec<TriggerEvent>,
+    pub stats: Stats,
+}
+
+/// The whole payload in one call sequence, with large buffers (`decode_all`).
+pub fn decode_whole<D: EventDecoder + ?Sized>(
+    d: &mut D,
+    payload: &[u8],
+) -> Result<Decoded, DecodeError> {
+    echos_core::events::decode_all(d, payload).map(|(events, triggers, stats)| Decoded {
+        events,
+        triggers,
+        stats,
+    })
+}
+
+/// The payload cut into chunks of pseudo-random sizes (0 bytes to a few records, from `seed`)
+/// and decoded into output buffers of 1–64 events and 1–4 triggers (from `room`). Checks the
+/// streaming contract on the way: a call consumes no more than it was given, and all of it
+/// unless an output buffer was full; a call after a full buffer makes progress.
+pub fn decode_chunked<D: EventDecoder + ?Sized>(
+    d: &mut D,
+    payload: &[u8],
+    seed: u16,
+    room: u8,
+) -> Result<Decoded, DecodeError> {
+    let mut ev_buf = vec![DvsEvent::default(); 1 + (room % 64) as usize];
+    let mut tr_buf = vec![TriggerEvent::default(); 1 + (room >> 6) as usize];
+    let mut out = Decoded {
+        events: Vec::new(),
+        triggers: Vec::new(),
+        stats: Stats::default(),
+    };
+    // xorshift32: a reproducible sequence of cut points for each seed
+    let mut x = u32::from(seed) << 8 | 0x9E;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut rest = payload;
+    loop {
+        let r = next();
+        let len = match r % 4 {
+            0 => (r >> 8) % 4,
+            1 => (r >> 8) % 17,
+            _ => (r >> 8) % 200,
+        } as usize;
+        let (mut chunk, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        let mut idle = 0;
+        loop {
+            let p = d.decode(chunk, &mut ev_buf, &mut tr_buf)?;
+            assert!(
+                p.consumed <= chunk.len(),
+                "consumed {} of {}",
+                p.consumed,
+                chunk.len()
+            );
+            assert!(p.events <= ev_buf.len() && p.triggers <= tr_buf.len());
+            out.events.extend_from_slice(&ev_buf[..p.events]);
+            out.triggers.extend_from_slice(&tr_buf[..p.triggers]);
+            chunk = &chunk[p.consumed..];
+            if !p.output_full {
+                assert!(
+                    chunk.is_empty(),
+                    "{} input bytes left without a full output buffer",
+                    chunk.len()
+                );
+                break;
+            }
+            idle = if p.consumed == 0 && p.events == 0 && p.triggers == 0 {
+                idle + 1
+            } else {
+                0
+            };
+            assert!(idle < 3, "a full-output call made no progress");
+        }
+        if rest.is_empty() {
+            break;
+        }
+    }
+    out.stats = d.finish()?;
+    Ok(out)
+}
+
+/// The checks every event-decoder target makes: whole and chunked decoding give the same
+/// events, triggers, counters or error; the counters agree with the output; and, for formats
+/// whose every record carries its full time (`monotonic`), a stream without a counted jump
+/// back has non-decreasing event times.
+pub fn check_decoder<D: EventDecoder>(
+    make: impl Fn() -> D,
+    payload: &[u8],
+    inp: &EventInput,
+    monotonic: bool,
+) {
+    let whole = decode_whole(&mut make(), payload);
+    let chunked = decode_chunked(&mut make(), payload, inp.seed, inp.room);
+    assert_eq!(whole, chunked, "chunking changed the decoded stream");
+    if let Ok(d) = &whole {
+        assert_eq!(d.stats.events, d.events.len() as u64, "stats.events");
+        assert_eq!(d.stats.triggers, d.triggers.len() as u64, "stats.triggers");
+        assert!(d.stats.bytes <= payload.len() as u64, "stats.bytes");
+        if monotonic && d.stats.time_jumps_back == 0 {
+            if let Some(w) = d.events.windows(2).find(|w| w[1].t < w[0].t) {
+                panic!("time went back without a counted jump: {:?}", w);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ AEDAT 4 framing
+
+/// An AEDAT 4 file header: the magic, the IOHeader FlatBuffer's length and the FlatBuffer
+/// (`IOHE`: compression, no data table, `description` as its info node), laid out by hand.
+pub fn aedat4_header(compression: i32, description: &str) -> Vec<u8> {
+    let mut fb = Vec::new();
+    fb.extend_from_slice(&16u32.to_le_bytes()); // root table at 16
+    fb.extend_from_slice(b"IOHE");
+    // vtable at 8: its size, the table's size, field offsets (compression 4, table pos absent,
+    // info node 8)
+    for v in [10u16, 12, 4, 0, 8] {
+        fb.extend_from_slice(&v.to_le_bytes());
+    }
+    fb.resize(16, 0);
+    fb.extend_from_slice(&8i32.to_le_bytes()); // table → vtable: 16 - 8
+    fb.extend_from_slice(&compression.to_le_bytes());
+    fb.extend_from_slice(&4u32.to_le_bytes()); // string at 24 + 4
+    fb.extend_from_slice(&(description.len() as u32).to_le_bytes());
+    fb.extend_from_slice(description.as_bytes());
+    fb.push(0);
+    let mut out = b"#!AER-DAT4.0\r\n".to_vec();
+    out.extend_from_slice(&(fb.len() as u32).to_le_bytes());
+    out.extend_from_slice(&fb);
+    out
+}
+
+/// Packet bodies compressed as AEDAT 4 `compression` names (0 none, 1–2 LZ4 frame, 3–4 Zstd).
+pub fn aedat4_compress(compression: i32, data: &[u8]) -> Vec<u8> {
+    match compression {
+        1 | 2 => {
+            // 64 KiB blocks: the decoder's buffers follow the frame's block size (4 MiB by
+            // default), which would make every run allocate megabytes
+            let info =
+                lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            e.write_all(data).expect("in-memory write");
+            e.finish().expect("in-memory write")
+        }
+        3 | 4 => {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        }
+        _ => data.to_vec(),
+    }
+}
+
+/// Re-frames the packets of an uncompressed AEDAT 4 stream (`[i32 stream][u32 size][body]`
+/// each) with their bodies compressed: what lets mutations of the FlatBuffers inside reach
+/// the decoder through a valid LZ4 or Zstd frame. A cut last packet is kept as it is.
+pub fn aedat4_recompress(packets: &[u8], compression: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = packets;
+    while rest.len() >= 8 {
+        let size = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        let Some(body) = rest.get(8..8 + size) else {
+            break;
+        };
+        let packed = aedat4_compress(compression, body);
+        out.extend_from_slice(&rest[..4]);
+        out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        out.extend_from_slice(&packed);
+        rest = &rest[8 + size..];
+    }
+    out.extend_from_slice(rest);
+    out
+}

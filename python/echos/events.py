@@ -143,12 +143,30 @@ def info(path: _PathLike) -> Dict[str, Any]:
     return _echos._events_info(os.fspath(path))
 
 
+def _int(name: str, v: Any, lo: int, hi: int) -> int:
+    """`v` as an int in lo..=hi: a ValueError naming `name` when it is out of range or not
+    finite (``int(inf)`` would be an OverflowError), a TypeError when it is not a number."""
+    try:
+        n = int(v)
+    except OverflowError:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an integer, got {v!r}") from None
+    if not lo <= n <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}")
+    return n
+
+
 def _encode(events, repr_, bin_us, grid, width, height, merge_polarity, tau_us, bins):
     words = _as_event_words(events)
     w, h = _size(words, width, height)
-    if int(bin_us) < 1:
-        raise ValueError(f"bin_us must be at least 1, got {bin_us}")
-    gx, gy = (int(g) for g in grid)
+    bin_us = _int("bin_us", bin_us, 1, 2**63 - 1)
+    try:
+        gx, gy = (_int("grid", g, -(2**63), 2**63) for g in grid)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, TypeError) and "grid" not in str(e):
+            raise TypeError(f"grid must be a pair of integers, got {grid!r}") from None
+        raise
     if not (1 <= gx <= w and 1 <= gy <= h):
         raise ValueError(f"grid {gx}x{gy} must be between 1x1 and the {w}x{h} sensor")
     return _echos._events_encode(
@@ -200,6 +218,5 @@ def voxel(
 ) -> np.ndarray:
     """Each `bin_us` bin as a voxel grid of `bins` sub-bins per cell, polarity ±1 spread
     bilinearly in time: float64 (time bins, bins·gx·gy). Matches tonic's ``ToVoxelGrid``."""
-    if not 1 <= int(bins) <= 1024:
-        raise ValueError(f"bins must be between 1 and 1024, got {bins}")
+    bins = _int("bins", bins, 1, 1024)
     return _encode(events, "voxel", bin_us, grid, width, height, False, 1.0, bins)

@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 
 use crate::suite::Tally;
 
-/// Packages the suite needs inside the venv (from PyPI): the build backend and the test runner.
-const TOOLS: &[&str] = &["maturin>=1.8,<2", "numpy", "pytest"];
+/// Packages the suite needs inside the venv (from PyPI): the build backend, the test runner and
+/// hypothesis (python/tests/test_properties.py).
+const TOOLS: &[&str] = &["maturin>=1.8,<2", "numpy", "pytest", "hypothesis"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,7 +66,7 @@ fn prepare(root: &Path, venv: &Path, python: &Path) -> Result<(), String> {
         )?;
     }
     let have_tools = Command::new(python)
-        .args(["-c", "import maturin, numpy, pytest"])
+        .args(["-c", "import maturin, numpy, pytest, hypothesis"])
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
@@ -81,7 +82,7 @@ fn prepare(root: &Path, venv: &Path, python: &Path) -> Result<(), String> {
                     "--disable-pip-version-check",
                 ])
                 .args(TOOLS),
-            "pip install maturin numpy pytest",
+            "pip install maturin numpy pytest hypothesis",
         )?;
     }
     // No build isolation: reuse the venv's maturin instead of fetching one per run; the cargo

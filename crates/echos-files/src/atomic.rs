@@ -26,8 +26,9 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let dir = dir_of(path);
+        remove_stale_temps(dir);
         let tmp = tempfile::Builder::new()
-            .prefix(".echos-tmp-")
+            .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
             .tempfile_in(dir)
             .map_err(|e| {
                 // tempfile appends ` at path "<random temp name>"`; the directory says more.
@@ -70,6 +71,36 @@ impl Write for AtomicFile {
 impl Seek for AtomicFile {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.tmp.seek(pos)
+    }
+}
+
+/// Temp files are `.echos-tmp-<pid>-<random>`: the writer's pid lets a later save tell the
+/// leftovers of a killed writer (SIGKILL, power loss: no destructor ran) from a live writer's.
+const TEMP_PREFIX: &str = ".echos-tmp-";
+
+/// Removes temp files in `dir` whose writer process no longer exists (Linux: no `/proc/PID`).
+/// A live writer's temp file is never touched; a reused pid only leaves a file for later.
+/// Best effort: an error here never fails the save.
+fn remove_stale_temps(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

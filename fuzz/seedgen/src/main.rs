@@ -61,6 +61,8 @@ fn main() {
     tokenizer(&mut out);
     elf(&mut out);
     abi(&mut out);
+    events(&mut out, &shared.join("events"));
+    rt(&mut out);
     if shared.join("rwkv").is_dir() {
         rwkv(&mut out, &shared.join("rwkv"));
     } else {
@@ -788,4 +790,436 @@ fn rwkv(out: &mut Out, dir: &Path) {
         }
     }
     std::fs::remove_dir_all(&tmp).ok();
+}
+
+// ------------------------------------------------------------------ event streams
+
+/// Seeds of the event targets: streams made by the project's writers, hand-made records of the
+/// formats it has no writer for, and short prefixes of the shared recordings (a few KiB each,
+/// cut at a record or packet boundary) when `../shared/data/events` is there.
+fn events(out: &mut Out, shared: &Path) {
+    use echos_core::events::{
+        DatRecordKind, DatVersion, DatWriter, DvsEvent, Evt2Writer, Evt3Writer, Header,
+        TriggerEvent,
+    };
+    use framing::event_input_bytes as framed;
+    let evs: Vec<DvsEvent> = (0..300u64)
+        .map(|i| {
+            DvsEvent::new(
+                i * 37 + (i % 7) * 3,
+                (i * 13 % 640) as u16,
+                (i * 7 % 480) as u16,
+                (i % 2) as u8,
+            )
+        })
+        .collect();
+    let trs = vec![
+        TriggerEvent {
+            t: 5520,
+            channel: 0,
+            value: 1,
+        },
+        TriggerEvent {
+            t: 5530,
+            channel: 1,
+            value: 0,
+        },
+    ];
+    let mut evt2 = Vec::new();
+    let mut w = Evt2Writer::new(640, 480).unwrap().without_header();
+    w.write_events(&evs[..150], &mut evt2).unwrap();
+    w.write_triggers(&trs, &mut evt2).unwrap();
+    w.write_events(&evs[150..], &mut evt2).unwrap();
+    w.finish(&mut evt2);
+    let mut evt3 = Vec::new();
+    let mut w = Evt3Writer::new(640, 480).unwrap().without_header();
+    w.write_events(&evs[..150], &mut evt3).unwrap();
+    w.write_triggers(&trs, &mut evt3).unwrap();
+    w.write_events(&evs[150..], &mut evt3).unwrap();
+    w.finish(&mut evt3);
+    let mut dat = Vec::new();
+    let mut w = DatWriter::new(DatVersion::V2, DatRecordKind::Cd, 640, 480)
+        .unwrap()
+        .without_header();
+    w.write_events(&evs, &mut dat).unwrap();
+    w.finish(&mut dat);
+    for (cfg, room) in [(0u8, 255u8), (1, 3), (6, 64)] {
+        out.put(
+            "fuzz_evt2",
+            &format!("writer-{cfg}"),
+            &framed(cfg, 7 + cfg as u16, room, &evt2),
+        );
+        out.put(
+            "fuzz_evt3",
+            &format!("writer-{cfg}"),
+            &framed(cfg, 11 + cfg as u16, room, &evt3),
+        );
+        out.put(
+            "fuzz_dat",
+            &format!("writer-{cfg}"),
+            &framed(cfg, 5 + cfg as u16, room, &dat),
+        );
+    }
+    // EVT 2.1: TIME_HIGH, vectors of both polarities, a trigger, OTHERS, a wrap and a jump back
+    let words: Vec<u64> = vec![
+        (0x8 << 60) | (7 << 32),
+        (0x1 << 60) | (3 << 54) | (32 << 43) | (9 << 32) | 0x8000_0005,
+        (5 << 32) | 0xFFFF_FFFF,
+        (0xA << 60) | (1 << 54) | (2 << 40) | (1 << 32),
+        0xE000_0000_0000_0000,
+        (0x8 << 60) | (0x0FFF_FFFF << 32),
+        (0x8 << 60) | (1 << 32),
+        (0x1 << 60) | (6 << 32) | 0x3,
+        (0x8 << 60),
+    ];
+    let mut le = Vec::new();
+    let mut legacy = Vec::new();
+    for w in &words {
+        le.extend_from_slice(&w.to_le_bytes());
+        legacy.extend_from_slice(&((w >> 32) as u32).to_le_bytes());
+        legacy.extend_from_slice(&(*w as u32).to_le_bytes());
+    }
+    out.put("fuzz_evt21", "words", &framed(0, 3, 255, &le));
+    out.put("fuzz_evt21", "words-small-room", &framed(1, 9, 2, &le));
+    out.put("fuzz_evt21", "legacy", &framed(8, 4, 255, &legacy));
+    // N-MNIST: events, an overflow marker (y == 240), a record cut short
+    let mut nm = Vec::new();
+    for i in 0..40u32 {
+        let t = i * 1000;
+        nm.extend_from_slice(&[
+            (i % 34) as u8,
+            (i * 3 % 34) as u8,
+            ((i % 2) << 7) as u8 | (t >> 16) as u8,
+            (t >> 8) as u8,
+            t as u8,
+        ]);
+        if i == 20 {
+            nm.extend_from_slice(&[0, 240, 0, 0, 0]);
+        }
+    }
+    out.put("fuzz_nmnist", "records", &framed(0, 1, 255, &nm));
+    out.put(
+        "fuzz_nmnist",
+        "small",
+        &framed(1, 2, 4, &nm[..nm.len() - 2]),
+    );
+    // AEDAT 2.0 (big-endian address, timestamp) and 3.1 (a polarity packet, a special packet)
+    let mut a2 = Vec::new();
+    for i in 0..40u32 {
+        let addr = (i % 128) << 8 | (i * 5 % 128) << 1 | (i % 2);
+        a2.extend_from_slice(&addr.to_be_bytes());
+        a2.extend_from_slice(&(i * 100 + if i == 30 { 1 << 31 } else { 0 }).to_be_bytes());
+    }
+    out.put("fuzz_aedat", "dvs128", &framed(0, 1, 255, &a2));
+    out.put("fuzz_aedat", "davis", &framed(1, 2, 5, &a2));
+    let packet31 = |kind: i16, overflow: i32, records: &[(u32, i32)]| {
+        let n = records.len() as i32;
+        let mut p = Vec::new();
+        p.extend_from_slice(&kind.to_le_bytes());
+        p.extend_from_slice(&1i16.to_le_bytes());
+        for v in [8i32, 4, overflow, n, n, n] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        for &(d, t) in records {
+            p.extend_from_slice(&d.to_le_bytes());
+            p.extend_from_slice(&t.to_le_bytes());
+        }
+        p
+    };
+    let pol = |x: u32, y: u32, on: bool| (x << 17) | (y << 2) | ((on as u32) << 1) | 1;
+    let mut a31 = packet31(
+        1,
+        0,
+        &(0..30)
+            .map(|i| (pol(i * 11 % 346, i * 7 % 260, i % 2 == 0), i as i32 * 50))
+            .collect::<Vec<_>>(),
+    );
+    a31.extend_from_slice(&packet31(0, 0, &[(1 << 1 | 1, 1600)]));
+    a31.extend_from_slice(&packet31(1, 1, &[(pol(3, 4, true), 10)]));
+    out.put("fuzz_aedat", "aedat31", &framed(2, 3, 255, &a31));
+    out.put("fuzz_aedat", "aedat31-small", &framed(3, 4, 1, &a31));
+    // tables: a structured .npy as the writer makes it, and CSV
+    let dir = tempfile::tempdir().unwrap();
+    let opts = echos_host::events::WriteOptions {
+        width: 640,
+        height: 480,
+        raw: Default::default(),
+    };
+    let mut files = Vec::new();
+    for ext in ["npy", "csv", "raw", "dat"] {
+        let p = dir.path().join(format!("s.{ext}"));
+        echos_host::events::write_events(&p, &evs[..60], &trs, opts).unwrap();
+        files.push((ext, std::fs::read(&p).unwrap()));
+    }
+    let evt2_opts = echos_host::events::WriteOptions {
+        raw: echos_host::events::RawEncoding::Evt2,
+        ..opts
+    };
+    let p = dir.path().join("e2.raw");
+    echos_host::events::write_events(&p, &evs[..60], &trs, evt2_opts).unwrap();
+    files.push(("raw", std::fs::read(&p).unwrap()));
+    let file_of = |ext: &str| files.iter().find(|f| f.0 == ext).unwrap().1.clone();
+    out.put(
+        "fuzz_event_tables",
+        "npy",
+        &framed(0, 1, 255, &file_of("npy")),
+    );
+    out.put(
+        "fuzz_event_tables",
+        "npy-small-room",
+        &framed(0, 77, 2, &file_of("npy")),
+    );
+    out.put(
+        "fuzz_event_tables",
+        "csv",
+        &framed(1, 2, 255, &file_of("csv")),
+    );
+    out.put(
+        "fuzz_event_tables",
+        "csv-header",
+        &framed(1, 3, 3, b"x, y ,p,t\r\n1,2,1,5\n3,4,0,2\n\n-1,2,0,9\n"),
+    );
+    // whole files: the header target and the reader (its first byte picks the extension:
+    // raw dat bin aedat aedat4 npy csv evt)
+    let ext_byte = |ext: &str| {
+        ["raw", "dat", "bin", "aedat", "aedat4", "npy", "csv", "evt"]
+            .iter()
+            .position(|e| *e == ext)
+            .unwrap() as u8
+    };
+    for (i, (ext, bytes)) in files.iter().enumerate() {
+        out.put("fuzz_event_header", &format!("{i}.{ext}"), bytes);
+        let mut f = vec![ext_byte(ext) | 8 * (i as u8 % 4)];
+        f.extend_from_slice(bytes);
+        out.put("fuzz_event_file", &format!("{i}.{ext}"), &f);
+    }
+    let mut f = vec![ext_byte("bin")];
+    f.extend_from_slice(&nm);
+    out.put("fuzz_event_file", "nmnist.bin", &f);
+    let mut a2file =
+        b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n# AEChip: DVS128\r\n".to_vec();
+    a2file.extend_from_slice(&a2);
+    out.put(
+        "fuzz_event_file",
+        "dvs128.aedat",
+        &[&[ext_byte("aedat")][..], &a2file].concat(),
+    );
+    out.put("fuzz_event_header", "dvs128.aedat", &a2file);
+    let mut a31file = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DAVIS346\r\n#Start-Time: 2020-01-01\r\n#!END-HEADER\r\n".to_vec();
+    a31file.extend_from_slice(&a31);
+    out.put(
+        "fuzz_event_file",
+        "davis.aedat",
+        &[&[ext_byte("aedat")][..], &a31file].concat(),
+    );
+    out.put("fuzz_event_header", "davis.aedat", &a31file);
+
+    if !shared.is_dir() {
+        eprintln!(
+            "seedgen: no shared data at {}: event recording seeds not written",
+            shared.display()
+        );
+        return;
+    }
+    let read = |name: &str| std::fs::read(shared.join(name)).ok();
+    for (name, target, rec, cfgs) in [
+        ("evt2.raw", "fuzz_evt2", 4usize, [0u8, 2]),
+        ("evt3.raw", "fuzz_evt3", 2, [0, 1]),
+    ] {
+        let Some(bytes) = read(name) else { continue };
+        let h = Header::parse(&bytes[..bytes.len().min(1 << 16)]).unwrap();
+        out.put(
+            "fuzz_event_header",
+            &format!("shared-{name}"),
+            &bytes[..(h.len + 2048).min(bytes.len())],
+        );
+        let mut f = vec![ext_byte("raw")];
+        f.extend_from_slice(&bytes[..(h.len + 8192).min(bytes.len())]);
+        out.put("fuzz_event_file", &format!("shared-{name}"), &f);
+        for (k, off) in [0usize, 100_000, 1_000_000].into_iter().enumerate() {
+            let start = h.len + off / rec * rec;
+            if start + 4096 <= bytes.len() {
+                let cfg = cfgs[k % 2];
+                out.put(
+                    target,
+                    &format!("shared-{name}-{off}"),
+                    &framed(
+                        cfg,
+                        31 * k as u16 + 1,
+                        [255, 7, 64][k],
+                        &bytes[start..start + 4096],
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(bytes) = read("sample_nmnist.bin") {
+        out.put(
+            "fuzz_nmnist",
+            "shared-sample",
+            &framed(0, 5, 255, &bytes[..bytes.len().min(5 * 800)]),
+        );
+        out.put(
+            "fuzz_event_header",
+            "shared-nmnist",
+            &bytes[..bytes.len().min(1000)],
+        );
+        out.put(
+            "fuzz_event_file",
+            "shared-nmnist.bin",
+            &[&[ext_byte("bin")][..], &bytes].concat(),
+        );
+    }
+    if let Some(bytes) = read("davis346.aedat4") {
+        aedat4_seeds(out, &bytes);
+    }
+}
+
+/// AEDAT 4 seeds from the shared DAVIS346 recording (LZ4 packets): its header and first small
+/// packets as they are, and the same packets decompressed under a header naming no
+/// compression (plain, and to be re-compressed by the target as each of the five kinds).
+fn aedat4_seeds(out: &mut Out, bytes: &[u8]) {
+    use echos_host::events::Aedat4Header;
+    use framing::event_input_bytes as framed;
+    let h = Aedat4Header::parse(&bytes[..bytes.len().min(1 << 20)]).unwrap();
+    out.put(
+        "fuzz_event_header",
+        "shared-davis346.aedat4",
+        &bytes[..(h.len + 1024).min(bytes.len())],
+    );
+    let mut raw = bytes[..h.len].to_vec();
+    let mut plain = framing::aedat4_header(0, &h.description);
+    let mut pos = h.len;
+    let mut kept = 0;
+    // a few small packets: every LZ4 packet of the recording declares 4 MiB blocks, which the
+    // decoder allocates per packet, so more of them only slow each run down
+    while kept < 4 && pos + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let Some(body) = bytes.get(pos + 8..pos + 8 + size) else {
+            break;
+        };
+        let mut dec = Vec::new();
+        std::io::Read::read_to_end(&mut lz4_flex::frame::FrameDecoder::new(body), &mut dec)
+            .unwrap();
+        if size <= 6000
+            && dec.len() <= 8_000
+            && raw.len() + 8 + size < 20_000
+            && plain.len() + 8 + dec.len() < 20_000
+        {
+            raw.extend_from_slice(&bytes[pos..pos + 8 + size]);
+            plain.extend_from_slice(&bytes[pos..pos + 4]);
+            plain.extend_from_slice(&(dec.len() as u32).to_le_bytes());
+            plain.extend_from_slice(&dec);
+            kept += 1;
+        }
+        pos += 8 + size;
+    }
+    out.put("fuzz_aedat4", "shared-lz4", &framed(0, 1, 255, &raw));
+    out.put("fuzz_aedat4", "shared-plain", &framed(0, 2, 9, &plain));
+    for c in 0..5u8 {
+        out.put(
+            "fuzz_aedat4",
+            &format!("shared-recompress-{c}"),
+            &framed(
+                1 | c << 1,
+                3 + c as u16,
+                [255, 1, 64, 17, 200][c as usize],
+                &plain,
+            ),
+        );
+    }
+    out.put(
+        "fuzz_event_file",
+        "shared-davis346.aedat4",
+        &[&[4u8][..], &raw].concat(),
+    );
+}
+
+// ------------------------------------------------------------------ hosted runtime
+
+/// The runtime's config (the documented example, and smaller ones) and shared-region files
+/// (a real region of a small shape, whole and as the target's overlay framing).
+fn rt(out: &mut Out) {
+    let full = r#"[model]
+path = "m.safetensors"
+
+[loop]
+period_us = 1000
+deadline_us = 1000
+budget_us = 500
+periods = 10000
+
+[sched]
+policy = "fifo"
+priority = 80
+cpu = 1
+lock_memory = true
+prefault_stack_kib = 256
+numa = true
+
+[source]
+kind = "series"
+path = "x.npy"
+repeat = false
+
+[sink]
+file = "y.npy"
+ring = true
+
+[shm]
+name = "demo"
+ring_capacity = 1024
+snapshot_every = 1
+stats_every = 100
+"#;
+    // the queue target: [config][ops...] (push 0/1 with a signed time step, pop 2, pop_into 3,
+    // pop_until 4, peek and re-split 5)
+    for (name, bytes) in [
+        (
+            "fill-drain",
+            &[
+                0x03u8, 0, 5, 1, 5, 0, 5, 0, 5, 0, 5, 0, 5, 2, 3, 4, 5, 4, 10, 2,
+            ][..],
+        ),
+        (
+            "late-clamp",
+            &[0x21, 0, 50, 0, 0xF0, 8, 3, 5, 4, 0x80, 3, 20][..],
+        ),
+        ("refuse", &[0x10, 0, 1, 0, 1, 0, 1, 5, 2, 0, 1, 4, 0x7F][..]),
+    ] {
+        out.put("fuzz_event_queue", name, bytes);
+    }
+    out.put("fuzz_rt_config", "full.toml", full.as_bytes());
+    out.put(
+        "fuzz_rt_config",
+        "minimal.toml",
+        b"[model]\npath = \"m.safetensors\"\n[loop]\nperiod_us = 100\n[source]\nkind = \"stdin\"\n",
+    );
+    out.put("fuzz_rt_config", "deadline.toml", b"[model]\npath = \"/abs/m.safetensors\"\n[loop]\nperiod_us = 10\nbudget_us = 1\n[sched]\npolicy = \"deadline\"\n[source]\nkind = \"series\"\npath = \"x.csv\"\n");
+    let name = format!("seedgen-{}", std::process::id());
+    let shape = echos_rt::shm::Shape {
+        units: 5,
+        inputs: 1,
+        outputs: 2,
+        ring_capacity: 4,
+        period_ns: 1_000_000,
+    };
+    let mut region = echos_rt::shm::Region::create(&name, &shape, true).unwrap();
+    region.push_output(1, 1000, &[0.5, -0.5]);
+    region.push_output(2, 2000, &[1.5, 2.5]);
+    let bytes = std::fs::read(region.path()).unwrap();
+    drop(region);
+    out.put("fuzz_rt_shm", "region", &[&[0u8][..], &bytes].concat());
+    out.put(
+        "fuzz_rt_shm",
+        "overlay-header",
+        &[1u8, 4, 0, 1, 3, 24, 0, 9, 9, 9, 9],
+    );
+    out.put(
+        "fuzz_rt_shm",
+        "overlay-ring",
+        &[
+            1u8, 15, 3, 3, 7, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F,
+        ],
+    );
 }

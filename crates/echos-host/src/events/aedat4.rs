@@ -471,12 +471,17 @@ impl Aedat4Decoder {
         match c.action {
             Action::Events => {
                 let (w, h) = self.event_size;
-                let room = events.len() - *n;
-                let take = room.min(c.len - c.next);
                 let base = c.start + 16 * c.next;
                 // the vector was checked to lie inside the packet: these slices exist
-                let elems = &self.packet[base..base + 16 * take];
+                let elems = &self.packet[base..c.start + 16 * c.len];
+                // elements are taken until the output is full: dropped (out-of-bounds) ones
+                // take no room, so a call never reports a full buffer it did not fill
+                let mut took = 0;
                 for (k, e) in elems.chunks_exact(16).enumerate() {
+                    if *n == events.len() {
+                        break;
+                    }
+                    took += 1;
                     let t = i64::from_le_bytes(e[0..8].try_into().unwrap_or([0; 8]));
                     let x = i16::from_le_bytes([e[8], e[9]]);
                     let y = i16::from_le_bytes([e[10], e[11]]);
@@ -507,7 +512,7 @@ impl Aedat4Decoder {
                     };
                     *n += 1;
                 }
-                c.next += take;
+                c.next += took;
             }
             Action::Triggers => {
                 let t = flatbuf::root(&self.packet, None, true).map_err(|e| corrupt(e.what))?;
@@ -1176,5 +1181,39 @@ mod tests {
                 let _ = decode(&mut d, &good[h.len..cut], 17, 5);
             }
         }
+    }
+
+    /// Found by fuzz_aedat4: a packet whose events lay outside the sensor made every call
+    /// report a full output buffer without writing an event (out-of-bounds events took room),
+    /// so a caller got `output_full` with nothing in the buffer, call after call. Dropped
+    /// events must take no room: a call that reports a full buffer has filled it.
+    #[test]
+    fn dropped_events_take_no_output_room() {
+        let mut ev: Vec<(i64, i16, i16, bool)> = (0..40).map(|i| (i, 100, 100, true)).collect();
+        ev.extend((40..45).map(|i| (i, 1, 1, false)));
+        let mut file = header(0, None, XML);
+        let hlen = file.len();
+        file.extend(packet(0, 0, &events(&ev)));
+        let h = Aedat4Header::parse(&file).unwrap();
+        assert_eq!(h.len, hlen);
+        let mut d = Aedat4Decoder::new(&h, None);
+        let mut buf = [DvsEvent::default(); 3];
+        let mut rest = &file[h.len..];
+        let mut got = Vec::new();
+        loop {
+            let p = d.decode(rest, &mut buf, &mut []).unwrap();
+            if p.output_full {
+                assert_eq!(p.events, buf.len(), "a full buffer was reported with {p:?}");
+            }
+            got.extend_from_slice(&buf[..p.events]);
+            rest = &rest[p.consumed..];
+            if rest.is_empty() && !p.output_full {
+                break;
+            }
+        }
+        let st = d.finish().unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(st.out_of_bounds, 40);
+        assert_eq!(got[0], DvsEvent::new(40, 1, 1, 0));
     }
 }
