@@ -299,11 +299,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let terminal = crate::output::stdout_is_terminal();
     // Flushed per piece so the text streams. A closed pipe (`| head`) ends the run here,
     // quietly (see `main`), and without --state-out: the run was cut short.
-    let emit = |text: &str| -> anyhow::Result<()> {
-        out.write_all(crate::output::for_terminal(text, terminal).as_bytes())?;
-        out.flush()?;
-        Ok(())
-    };
+    let emit = streamer(&mut out, terminal);
     generate::generate(
         &model,
         &mut state,
@@ -320,6 +316,18 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     writeln!(out)?;
     out.flush()?;
     save_state(&a.model, &model, &state)
+}
+
+/// Generated text to stdout as it streams: escaped for a terminal, flushed per piece.
+fn streamer(
+    out: &mut crate::output::Stdout,
+    terminal: bool,
+) -> impl FnMut(&str) -> anyhow::Result<()> + '_ {
+    move |text| {
+        out.write_all(crate::output::for_terminal(text, terminal).as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// One turn in ChatRWKV's format; the reply ends at the blank line the model writes.
@@ -387,11 +395,7 @@ fn chat(a: ChatArgs) -> anyhow::Result<()> {
             .encode_bytes(context.as_bytes())
             .context("tokenizing the message")?;
         context.clear();
-        let emit = |text: &str| -> anyhow::Result<()> {
-            out.write_all(crate::output::for_terminal(text, terminal).as_bytes())?;
-            out.flush()?;
-            Ok(())
-        };
+        let emit = streamer(&mut out, terminal);
         let reply = generate::generate(
             &model,
             &mut state,
